@@ -1,0 +1,163 @@
+/**
+ * Configuration: the zod schema is the single source of truth for the config file. Objects are
+ * strict (an unknown key is an error: a typo in security config must never silently mean
+ * "default"), types are inferred from it, and cross-field rules name the keys they concern.
+ * config/gateway.schema.json is generated from it (`mtls-gateway config schema`) and checked for
+ * drift by a test.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+const filePath = z.string().min(1, 'must be a file path');
+
+/** A duration string ("250ms", "5s", "1m30s"), parsed to milliseconds. */
+export const duration = (opts: { min?: number; max?: number } = {}) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration (write e.g. 250ms, 5s, 1m, 2h)` });
+      return z.NEVER;
+    }
+    if (opts.min !== undefined && ms < opts.min) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is shorter than the minimum of ${opts.min}ms` });
+      return z.NEVER;
+    }
+    if (opts.max !== undefined && ms > opts.max) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is longer than the maximum of ${opts.max}ms` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const nonEmpty = z.string().min(1, 'must not be empty');
+const dnMatcher = z.record(z.string().regex(/^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$/, 'must be a DN attribute name (CN, OU, O, ...) or a dotted OID'), nonEmpty);
+
+/** A principal selector: its fields are ANDed; entries of allow/deny are ORed. */
+export const selectorSchema = z
+  .strictObject({
+    subject: dnMatcher.optional(),
+    issuer: dnMatcher.optional(),
+    spiffe: nonEmpty.optional(),
+    uri: nonEmpty.optional(),
+    dns: nonEmpty.optional(),
+    email: nonEmpty.optional(),
+    ip: nonEmpty.optional(),
+    fingerprint: nonEmpty.optional(),
+    serial: nonEmpty.optional(),
+  })
+  .refine((s) => Object.values(s).some((v) => v !== undefined), {
+    message: 'a selector needs at least one field (subject, issuer, spiffe, uri, dns, email, ip, fingerprint, serial)',
+  });
+
+const httpMethod = z
+  .string()
+  .regex(/^[A-Za-z]+$/, 'must be an HTTP method name')
+  .transform((m) => m.toUpperCase());
+
+const routeSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 characters of letters, digits, ".", "_" or "-"'),
+    match: z
+      .strictObject({
+        host: nonEmpty.optional(),
+        path: z.string().startsWith('/', 'must start with "/"').optional(),
+        pathPrefix: z.string().startsWith('/', 'must start with "/"').optional(),
+        methods: z.array(httpMethod).min(1).optional(),
+      })
+      .refine((m) => (m.path === undefined) !== (m.pathPrefix === undefined), {
+        message: 'set exactly one of "path" or "pathPrefix"',
+      }),
+    upstream: nonEmpty,
+    allow: z.array(selectorSchema).default([]),
+    deny: z.array(selectorSchema).default([]),
+  });
+
+const upstreamSchema = z.strictObject({
+  url: z
+    .string()
+    .url()
+    .refine((u) => {
+      const url = new URL(u);
+      return url.protocol === 'https:' && (url.pathname === '/' || url.pathname === '') && !url.search && !url.hash && !url.username;
+    }, 'must be an https:// origin (scheme, host and optional port, no path, query or credentials): upstream TLS is always on'),
+  tls: z.strictObject({
+    cert: filePath.describe("the gateway's own client certificate (chain allowed)"),
+    key: filePath,
+    ca: filePath.describe("trust for the upstream's server certificate"),
+    servername: nonEmpty.describe('SNI, and the name the upstream certificate must carry'),
+    crl: z.array(filePath).optional().describe('CRL files for the upstream chain'),
+    expect: z
+      .strictObject({
+        spiffe: nonEmpty.optional(),
+        uri: nonEmpty.optional(),
+        dns: nonEmpty.optional(),
+        fingerprint: nonEmpty.optional(),
+      })
+      .optional()
+      .describe('pins the upstream certificate further; every field given must match'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+  }),
+  timeouts: z
+    .strictObject({
+      connect: duration({ min: 1 }).default(5_000),
+      response: duration({ min: 1 }).default(30_000),
+      idle: duration({ min: 1 }).default(60_000),
+    })
+    .prefault({}),
+  connections: z.number().int().min(1).max(10_000).default(256).describe('maximum open connections to this upstream'),
+});
+
+export const configSchema = z
+  .strictObject({
+    listen: z.strictObject({
+      host: nonEmpty.default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535),
+    }),
+    tls: z.strictObject({
+      cert: filePath.describe('server certificate (chain allowed)'),
+      key: filePath,
+      clientCA: filePath.describe('trusted roots and intermediates for client certificates'),
+      crl: z.array(filePath).optional().describe('CRL files; each file may hold several PEM CRLs'),
+      minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+      verifyDepth: z.number().int().min(1).max(10).default(3).describe('maximum number of CA certificates above the client certificate'),
+      handshakeTimeout: duration({ min: 100 }).default(10_000),
+    }),
+    upstreams: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'upstream names are 1-64 letters, digits, ".", "_" or "-"'), upstreamSchema),
+    routes: z.array(routeSchema),
+    server: z
+      .strictObject({
+        keepAliveTimeout: duration({ min: 1 }).default(65_000),
+        requestTimeout: duration({ min: 0 }).default(0).describe('whole-request limit; 0 leaves long transfers alone'),
+        headersTimeout: duration({ min: 1 }).default(30_000),
+        maxHeaderSize: z.number().int().min(1024).max(1_048_576).default(16_384),
+        trustProxyHeaders: z.literal(false).default(false).describe('client-sent X-Forwarded-* headers are always replaced'),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .prefault({}),
+  })
+  .superRefine((cfg, ctx) => {
+    const names = new Map<string, number>();
+    cfg.routes.forEach((route, i) => {
+      if (!Object.hasOwn(cfg.upstreams, route.upstream)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', i, 'upstream'],
+          message: `unknown upstream "${route.upstream}" (defined: ${Object.keys(cfg.upstreams).join(', ') || 'none'})`,
+        });
+      }
+      const seen = names.get(route.name);
+      if (seen !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `duplicate route name "${route.name}" (also routes[${seen}])` });
+      } else names.set(route.name, i);
+    });
+  });
+
+export type GatewayConfigInput = z.input<typeof configSchema>;
+export type GatewayConfig = z.output<typeof configSchema>;
+export type RouteConfig = GatewayConfig['routes'][number];
+export type SelectorConfig = RouteConfig['allow'][number];
+export type UpstreamConfig = GatewayConfig['upstreams'][string];
