@@ -1,0 +1,151 @@
+/**
+ * Connection authentication: turns a TLS socket into either a verified PeerIdentity or a refusal
+ * with a stable code. The handshake is accepted whatever the client presents (the server runs with
+ * requestCert and without rejectUnauthorized) because Node would otherwise drop a bad client with a
+ * bare TCP reset and lose the reason (see ../shared/TLS-FACTS.md); every request on a connection
+ * that is not `authorized` is refused here with 401 and the connection is closed.
+ *
+ * The verdict is computed once per connection and cached on it; what can change while a
+ * connection lives (the validity window passing) is re-checked per request by `checkStillValid`.
+ */
+import type { TLSSocket, DetailedPeerCertificate } from 'node:tls';
+import type { ErrorCode } from '../errors/registry.js';
+import { identityFromDer } from './identity-from-certificate.js';
+import type { PeerIdentity } from './peer-identity.js';
+
+export type ConnectionVerdict =
+  | { readonly ok: true; readonly identity: PeerIdentity; readonly chainDepth: number; readonly resumed: boolean }
+  | {
+      readonly ok: false;
+      readonly code: ErrorCode;
+      /** OpenSSL's reason or the gateway's own, for the log. */
+      readonly reason: string;
+      /** Subject of what the peer presented, for the log (null when nothing was presented). */
+      readonly peerSubject: string | null;
+      readonly peerSerial: string | null;
+    };
+
+const OPENSSL_TO_CODE: Readonly<Record<string, ErrorCode>> = {
+  CERT_HAS_EXPIRED: 'GW_ERR_CLIENT_CERT_EXPIRED',
+  CERT_NOT_YET_VALID: 'GW_ERR_CLIENT_CERT_NOT_YET_VALID',
+  CERT_REVOKED: 'GW_ERR_CLIENT_CERT_REVOKED',
+  UNABLE_TO_GET_ISSUER_CERT: 'GW_ERR_CLIENT_CERT_UNTRUSTED',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'GW_ERR_CLIENT_CERT_UNTRUSTED',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'GW_ERR_CLIENT_CERT_UNTRUSTED',
+  SELF_SIGNED_CERT_IN_CHAIN: 'GW_ERR_CLIENT_CERT_UNTRUSTED',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'GW_ERR_CLIENT_CERT_UNTRUSTED',
+  CERT_UNTRUSTED: 'GW_ERR_CLIENT_CERT_UNTRUSTED',
+  CERT_REJECTED: 'GW_ERR_CLIENT_CERT_UNTRUSTED',
+  CERT_SIGNATURE_FAILURE: 'GW_ERR_CLIENT_CERT_UNTRUSTED',
+  INVALID_PURPOSE: 'GW_ERR_CLIENT_CERT_USAGE',
+  INVALID_CA: 'GW_ERR_CLIENT_CERT_USAGE',
+  UNABLE_TO_GET_CRL: 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN',
+  CRL_HAS_EXPIRED: 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN',
+  CRL_NOT_YET_VALID: 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN',
+  CRL_SIGNATURE_FAILURE: 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN',
+  UNABLE_TO_DECRYPT_CRL_SIGNATURE: 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN',
+};
+
+const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const EKU_ANY = '2.5.29.37.0';
+
+export interface AuthenticatorOptions {
+  /** Maximum number of CA certificates above the client certificate. */
+  readonly verifyDepth: number;
+  readonly now: () => number;
+}
+
+/** Per-server authenticator; the per-connection cache lives in a WeakMap owned by this instance. */
+export class ConnectionAuthenticator {
+  readonly #verdicts = new WeakMap<TLSSocket, ConnectionVerdict>();
+  readonly #opts: AuthenticatorOptions;
+
+  constructor(opts: AuthenticatorOptions) {
+    this.#opts = opts;
+  }
+
+  /** The cached verdict for this connection, computing it on first use. */
+  verdict(socket: TLSSocket): ConnectionVerdict {
+    let v = this.#verdicts.get(socket);
+    if (v === undefined) {
+      v = this.#compute(socket);
+      this.#verdicts.set(socket, v);
+    }
+    return v;
+  }
+
+  /** Per-request re-check of what time can change on a live connection. Null when still valid. */
+  checkStillValid(identity: PeerIdentity): ErrorCode | null {
+    const now = this.#opts.now();
+    if (now > identity.notAfter.getTime()) return 'GW_ERR_CLIENT_CERT_EXPIRED';
+    if (now < identity.notBefore.getTime()) return 'GW_ERR_CLIENT_CERT_NOT_YET_VALID';
+    return null;
+  }
+
+  #compute(socket: TLSSocket): ConnectionVerdict {
+    const peer = socket.getPeerCertificate(true) as DetailedPeerCertificate | null;
+    if (!peer || !peer.raw) {
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_MISSING', reason: 'no client certificate presented', peerSubject: null, peerSerial: null };
+    }
+    const peerSubject = subjectLine(peer);
+    const peerSerial = peer.serialNumber ?? null;
+    if (!socket.authorized) {
+      const reason = String(socket.authorizationError ?? 'UNKNOWN');
+      return { ok: false, code: OPENSSL_TO_CODE[reason] ?? 'GW_ERR_CLIENT_CERT_INVALID', reason, peerSubject, peerSerial };
+    }
+    // OpenSSL already enforces purpose (EKU) for ssl clients; these checks are defence in depth and
+    // they also cover a CA certificate without KeyUsage, which OpenSSL's purpose check lets through.
+    const leaf = socket.getPeerX509Certificate();
+    if (!leaf) {
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_MISSING', reason: 'no client certificate presented', peerSubject, peerSerial };
+    }
+    if (leaf.ca) {
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'CA certificate presented as a client certificate', peerSubject, peerSerial };
+    }
+    const eku = leaf.keyUsage as string[] | undefined;
+    if (eku && eku.length > 0 && !eku.includes(EKU_CLIENT_AUTH) && !eku.includes(EKU_ANY)) {
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'certificate lacks the clientAuth extended key usage', peerSubject, peerSerial };
+    }
+    const depth = caDepth(peer);
+    if (depth > this.#opts.verifyDepth) {
+      return {
+        ok: false,
+        code: 'GW_ERR_CLIENT_CERT_INVALID',
+        reason: `chain has ${depth} CA certificates above the client certificate (tls.verifyDepth is ${this.#opts.verifyDepth})`,
+        peerSubject,
+        peerSerial,
+      };
+    }
+    let identity: PeerIdentity;
+    try {
+      identity = identityFromDer(leaf.raw);
+    } catch (err) {
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject, peerSerial };
+    }
+    return { ok: true, identity, chainDepth: depth, resumed: socket.isSessionReused() };
+  }
+}
+
+/**
+ * Number of CA certificates above the leaf. Node completes the peer chain from the trust store up
+ * to the root, whose issuerCertificate is itself; an authorized chain always ends there.
+ */
+function caDepth(leaf: DetailedPeerCertificate): number {
+  let depth = 0;
+  let cur = leaf;
+  const seen = new Set<string>([leaf.fingerprint256]);
+  while (cur.issuerCertificate && !seen.has(cur.issuerCertificate.fingerprint256) && depth <= 32) {
+    cur = cur.issuerCertificate;
+    seen.add(cur.fingerprint256);
+    depth++;
+  }
+  return depth;
+}
+
+function subjectLine(peer: DetailedPeerCertificate): string {
+  const s = peer.subject as unknown as Record<string, string | string[]> | undefined;
+  if (!s) return '';
+  return Object.entries(s)
+    .map(([k, v]) => (Array.isArray(v) ? v.map((x) => `${k}=${x}`).join(',') : `${k}=${v}`))
+    .join(',');
+}
