@@ -1,0 +1,146 @@
+/**
+ * `mtls-gateway start`: loads the config, builds the gateway and runs it in the foreground until
+ * SIGTERM or SIGINT, then drains in-flight requests (bounded) and exits. With --workers N > 1 the
+ * primary forks N node:cluster workers that share the listening port; each worker is an ordinary
+ * single-process gateway, and replicas stay stateless.
+ */
+import cluster from 'node:cluster';
+import { pino, type Logger } from 'pino';
+import { ConfigError, loadConfig, resolveConfigPath } from '../config/load-config.js';
+import { buildGateway } from '../http/build-gateway.js';
+
+const DRAIN_TIMEOUT_MS = 25_000;
+
+function makeLogger(level: string): Logger {
+  // An async destination keeps logging off the request's critical path; it is flushed on exit.
+  return pino(
+    { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
+    pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+  );
+}
+
+export async function runStart(opts: { configFlag: string | undefined; workers: string | undefined }): Promise<number> {
+  const file = resolveConfigPath(opts.configFlag, process.env, process.cwd());
+  if (file === null) {
+    process.stderr.write('mtls-gateway start: no config file (pass --config FILE or set MTLS_GATEWAY_CONFIG)\n');
+    return 2;
+  }
+  const workers = opts.workers === undefined ? 1 : Number(opts.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+    process.stderr.write(`mtls-gateway start: --workers must be a whole number from 1 to 64 (got "${opts.workers}")\n`);
+    return 2;
+  }
+  let loaded;
+  try {
+    loaded = await loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.file}: invalid configuration\n`);
+      for (const i of err.issues) process.stderr.write(`  ${i.path || '(document)'}: ${i.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const logger = makeLogger(loaded.config.log.level);
+  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, logger);
+  return runWorker(loaded.config, file, logger);
+}
+
+async function runWorker(config: Awaited<ReturnType<typeof loadConfig>>['config'], file: string, logger: Logger): Promise<number> {
+  let gateway;
+  try {
+    gateway = await buildGateway({ config, logger });
+  } catch (err) {
+    const e = err as { code?: string; message?: string; issues?: { path: string; message: string }[] };
+    logger.fatal({ code: e.code, issues: e.issues }, `startup failed: ${e.message}`);
+    logger.flush();
+    process.stderr.write(`mtls-gateway: ${e.message}\n`);
+    if (e.issues) for (const i of e.issues) process.stderr.write(`  ${i.path}: ${i.message}\n`);
+    return 1;
+  }
+  const address = await gateway.listen();
+  logger.info({ event: 'listening', address: address.address, port: address.port, config: file, routes: config.routes.length, upstreams: Object.keys(config.upstreams) }, 'gateway listening');
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ event: 'draining', signal }, 'stopping: refusing new connections, draining in-flight requests');
+      const force = setTimeout(() => {
+        logger.warn({ event: 'drain-timeout', afterMs: DRAIN_TIMEOUT_MS }, 'drain timed out; closing remaining connections');
+        gateway.app.server.closeAllConnections();
+      }, DRAIN_TIMEOUT_MS);
+      force.unref();
+      gateway.close().then(
+        () => {
+          clearTimeout(force);
+          logger.info({ event: 'stopped' }, 'gateway stopped');
+          logger.flush();
+          resolve(0);
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'error while stopping');
+          logger.flush();
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      // Without a handler SIGHUP would kill the process. Live reload arrives with the revocation
+      // engine (certificates, CAs, CRLs and policy); until then a restart applies changes.
+      logger.warn({ event: 'reload-unsupported' }, 'SIGHUP received: live reload is not implemented yet; restart to apply changes');
+    });
+  });
+}
+
+function runPrimary(workers: number, logger: Logger): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const restarts: number[] = [];
+    const fork = () => cluster.fork();
+    for (let i = 0; i < workers; i++) fork();
+    logger.info({ event: 'primary-started', workers }, 'started workers');
+    cluster.on('exit', (worker, code, signal) => {
+      if (stopping) {
+        if (Object.keys(cluster.workers ?? {}).length === 0) {
+          logger.flush();
+          resolve(0);
+        }
+        return;
+      }
+      logger.error({ event: 'worker-exited', worker: worker.process.pid, code, signal }, 'worker exited');
+      const now = Date.now();
+      restarts.push(now);
+      while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
+      if (code === 1 && restarts.length >= workers) {
+        // Workers that fail at startup (bad config or files) will keep failing: stop instead of looping.
+        logger.fatal({ event: 'workers-failing' }, 'workers keep failing at startup; stopping');
+        stopping = true;
+        for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGTERM');
+        if (Object.keys(cluster.workers ?? {}).length === 0) resolve(1);
+        return;
+      }
+      if (restarts.length > workers * 5) {
+        logger.fatal({ event: 'crash-loop' }, 'workers crash repeatedly; stopping');
+        stopping = true;
+        for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGTERM');
+        return;
+      }
+      setTimeout(fork, 250).unref();
+    });
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ event: 'draining', signal }, 'stopping workers');
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+    });
+  });
+}

@@ -1,0 +1,265 @@
+/**
+ * The HTTP layer: assembles the gateway (TLS listener, client authentication, path normalization,
+ * policy, forwarding, access log) without listening, so that tests and the CLI share one wiring.
+ * One request's path: authenticate the connection -> re-check validity -> normalize the target ->
+ * decide by policy -> forward to the upstream pool -> one access-log record.
+ */
+import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import fastifyHelmet from '@fastify/helmet';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.js';
+import { GatewayError, type ErrorCode } from '../errors/registry.js';
+import { ConnectionAuthenticator, type ConnectionVerdict } from '../identity/authenticate-connection.js';
+import type { PeerIdentity } from '../identity/peer-identity.js';
+import { formatXfcc } from '../identity/xfcc.js';
+import { compilePolicy } from '../policy/compile-policy.js';
+import { decide } from '../policy/decide.js';
+import { explain } from '../policy/explain.js';
+import { loadGatewayMaterial } from '../pki/gateway-material.js';
+import { readFileFromDisk, type ReadFileFn } from '../pki/tls-material.js';
+import { buildUpstreamRequestHeaders } from '../proxy/forward-headers.js';
+import { ForwardError, forwardRequest } from '../proxy/forward-request.js';
+import { translateUpstreamError } from '../proxy/upstream-errors.js';
+import { createUpstream, type Upstream } from '../proxy/upstream-pool.js';
+import { hostForRouting } from './host-header.js';
+import { normalizeTarget } from './normalize-path.js';
+import { sendError } from './reply-error.js';
+import { requestIdFor } from './request-id.js';
+
+export interface GatewayDeps {
+  readonly config: GatewayConfig;
+  readonly logger: Logger;
+  /** Wall clock in ms; injectable so validity re-checks can be tested. */
+  readonly now?: () => number;
+  readonly readFile?: ReadFileFn;
+}
+
+export interface Gateway {
+  readonly app: FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, Logger>;
+  /** Starts listening on config.listen; resolves with the bound address. */
+  listen(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  if (te !== undefined) return true;
+  const cl = req.headers['content-length'];
+  return cl !== undefined && cl !== '0';
+}
+
+function identityLog(id: PeerIdentity) {
+  return {
+    subject: id.subject.rfc4514,
+    issuer: id.issuer.rfc4514,
+    serial: id.serial,
+    fingerprint: id.fingerprint256,
+    spiffe: id.spiffe?.uri,
+    ...(id.san.dns.length > 0 ? { dns: id.san.dns } : {}),
+  };
+}
+
+export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
+  const { config, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const read = deps.readFile ?? readFileFromDisk;
+  const nowDate = new Date(now());
+
+  // Load and check everything before anything listens: a bad file stops startup, naming its key.
+  const material = await loadGatewayMaterial(config, read, nowDate);
+  const { server, clientCA, crl } = material;
+  const policy = compilePolicy(config.routes);
+  const upstreams = new Map<string, Upstream>();
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    upstreams.set(name, createUpstream(name, u, material.upstreams.get(name)!));
+  }
+  const byUri = server.leaf.subjectAltName?.match(/URI:(spiffe:\/\/[^,\s]+)/)?.[1] ?? null;
+  const auth = new ConnectionAuthenticator({ verifyDepth: config.tls.verifyDepth, now });
+
+  const app: FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, Logger> = Fastify<HttpsServer, IncomingMessage, ServerResponse, Logger>({
+    loggerInstance: logger,
+    // The gateway writes its own access record per request; Fastify's request lines and per-request
+    // child loggers would only duplicate it and cost time on the hot path.
+    logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: (parent) => parent,
+    genReqId: requestIdFor,
+    requestIdHeader: false,
+    https: {
+      key: server.keyPem,
+      cert: server.pem,
+      ca: [...clientCA.pems],
+      ...(crl.length > 0 ? { crl: [...crl] } : {}),
+      // Client certificates are requested and verified by OpenSSL, but a failed verification does
+      // not abort the handshake: the HTTP layer refuses every request on such a connection with 401
+      // and a code naming the reason, then closes it. With rejectUnauthorized: true Node would cut
+      // the connection with a bare reset and the reason would be lost (TLS-FACTS.md). The
+      // test/security suite pins that no unverified connection ever reaches routing.
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: config.tls.minVersion,
+      handshakeTimeout: config.tls.handshakeTimeout,
+      maxHeaderSize: config.server.maxHeaderSize,
+    },
+    keepAliveTimeout: config.server.keepAliveTimeout,
+    requestTimeout: config.server.requestTimeout,
+    return503OnClosing: true,
+    routerOptions: { ignoreDuplicateSlashes: false, ignoreTrailingSlash: false, maxParamLength: 8192 },
+    frameworkErrors: (err, request, reply) => {
+      const verdict = auth.verdict(request.raw.socket as TLSSocket);
+      if (!verdict.ok) return refuseConnection(request, reply, verdict);
+      logger.info({ reqId: request.id, code: 'GW_ERR_PATH_INVALID', reason: err.code, method: request.raw.method }, 'request refused');
+      return sendError(reply, 'GW_ERR_PATH_INVALID', request.id);
+    },
+  });
+  app.server.headersTimeout = config.server.headersTimeout;
+
+  await app.register(fastifyHelmet, { global: false });
+
+  // Every TLS connection is judged once, when the handshake completes, so a refusal is logged
+  // even if the client never sends a request.
+  app.server.on('secureConnection', (socket: TLSSocket) => {
+    const verdict = auth.verdict(socket);
+    if (!verdict.ok) {
+      logger.warn(
+        { event: 'client-rejected', code: verdict.code, reason: verdict.reason, peer: { address: socket.remoteAddress, port: socket.remotePort, subject: verdict.peerSubject, serial: verdict.peerSerial } },
+        'client certificate refused',
+      );
+    } else {
+      logger.debug({ event: 'client-connected', peer: { address: socket.remoteAddress, port: socket.remotePort }, identity: identityLog(verdict.identity), resumed: verdict.resumed }, 'client connected');
+    }
+  });
+  app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    logger.info({ event: 'tls-handshake-failed', reason: err.code ?? err.message, peer: { address: socket.remoteAddress, port: socket.remotePort } }, 'TLS handshake failed');
+  });
+
+  function refuseConnection(request: FastifyRequest, reply: FastifyReply, verdict: Extract<ConnectionVerdict, { ok: false }>) {
+    logger.info(
+      { reqId: request.id, method: request.raw.method, status: 401, code: verdict.code, reason: verdict.reason, peer: { address: request.raw.socket.remoteAddress, subject: verdict.peerSubject, serial: verdict.peerSerial } },
+      'request refused',
+    );
+    return sendError(reply, verdict.code, request.id, { close: true });
+  }
+
+  function refuse(request: FastifyRequest, reply: FastifyReply, code: ErrorCode, fields: Record<string, unknown>, started: bigint) {
+    const status = sendError(reply, code, request.id, { close: code.startsWith('GW_ERR_CLIENT_CERT') }).statusCode;
+    logger.info({ reqId: request.id, method: request.raw.method, status, code, durationMs: elapsedMs(started), ...fields }, 'request refused');
+  }
+
+  /**
+   * The whole data-plane pipeline runs in the catch-all route's onRequest hook: Fastify's body
+   * parsing (which would reject or buffer unknown content types) must never see proxied bodies.
+   */
+  async function gatewayPipeline(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const started = process.hrtime.bigint();
+    const raw = request.raw;
+    const verdict = auth.verdict(raw.socket as TLSSocket);
+    if (!verdict.ok) {
+      refuseConnection(request, reply, verdict);
+      return;
+    }
+    const identity = verdict.identity;
+    const expired = auth.checkStillValid(identity);
+    if (expired !== null) return refuse(request, reply, expired, { client: identityLog(identity) }, started);
+
+    const target = normalizeTarget(raw.url ?? '');
+    if (!target.ok) return refuse(request, reply, 'GW_ERR_PATH_INVALID', { reason: target.reason, client: identityLog(identity) }, started);
+    const host = hostForRouting(raw.headers.host);
+    if (host === undefined) return refuse(request, reply, 'GW_ERR_HOST_INVALID', { client: identityLog(identity) }, started);
+
+    const method = raw.method ?? 'GET';
+    const attrs = { method, host, path: target.path };
+    const decision = decide(policy, identity, attrs);
+    if (decision.kind === 'no-route') {
+      return refuse(request, reply, 'GW_ERR_ROUTE_NOT_FOUND', { path: target.path, decision: 'no-route', client: identityLog(identity) }, started);
+    }
+    if (decision.kind === 'deny') {
+      return refuse(
+        request,
+        reply,
+        'GW_ERR_POLICY_DENIED',
+        { path: target.path, route: decision.route.name, decision: 'deny', rule: decision.rule, reason: decision.reason, policy: explain(policy, identity, attrs), client: identityLog(identity) },
+        started,
+      );
+    }
+
+    const upstream = upstreams.get(decision.route.upstream);
+    if (upstream === undefined) throw new GatewayError('GW_ERR_INTERNAL', { detail: { why: 'route names an unknown upstream' } });
+    const headers = buildUpstreamRequestHeaders(raw.rawHeaders, {
+      clientAddress: raw.socket.remoteAddress ?? '',
+      originalHost: raw.headers.host ?? null,
+      requestId: request.id,
+      xfcc: formatXfcc(identity, { by: byUri }),
+    });
+    const access = { reqId: request.id, method, path: target.path, route: decision.route.name, rule: decision.rule, upstream: upstream.name, client: identityLog(identity) };
+    try {
+      const result = await forwardRequest(upstream.pool, {
+        method,
+        path: target.path + target.query,
+        headers,
+        body: hasBody(raw) ? raw : null,
+        res: reply.raw,
+        requestId: request.id,
+        onResponseStart: () => reply.hijack(),
+      });
+      logger.info(
+        { ...access, decision: 'allow', status: result.status, bytesOut: result.bytesOut, durationMs: elapsedMs(started), ...(result.error ? { cut: result.error.message, clientAborted: result.clientAborted } : {}) },
+        'request',
+      );
+    } catch (err) {
+      if (err instanceof ForwardError && err.clientAborted) {
+        reply.hijack();
+        raw.socket.destroy();
+        logger.info({ ...access, decision: 'allow', status: 499, clientAborted: true, durationMs: elapsedMs(started) }, 'request');
+        return;
+      }
+      const gwErr = translateUpstreamError(err instanceof ForwardError ? err.cause : err, upstream.name);
+      const cause = gwErr.cause as { code?: unknown; message?: unknown } | undefined;
+      logger.warn({ ...access, decision: 'allow', code: gwErr.code, upstreamError: cause?.code, upstreamMessage: cause?.message, durationMs: elapsedMs(started) }, 'upstream failed');
+      sendError(reply, gwErr.code, request.id);
+    }
+  }
+
+  app.setErrorHandler((err, request, reply) => {
+    const code: ErrorCode =
+      err instanceof GatewayError ? err.code : (err as { statusCode?: number }).statusCode && (err as { statusCode: number }).statusCode < 500 ? 'GW_ERR_PATH_INVALID' : 'GW_ERR_INTERNAL';
+    logger.error({ reqId: request.id, code, err }, 'request failed');
+    if (reply.sent || reply.raw.headersSent) {
+      reply.raw.destroy();
+      return;
+    }
+    return sendError(reply, code, request.id);
+  });
+
+  // Methods Fastify does not know (WebDAV and other extensions) reach the not-found handler with
+  // their body untouched; they go through the same pipeline and the routes' method lists decide.
+  app.setNotFoundHandler(gatewayPipeline);
+  app.route({
+    method: app.supportedMethods,
+    url: '*',
+    onRequest: gatewayPipeline,
+    handler: async () => {
+      // Unreachable: the pipeline always answers or hijacks. Fail closed if that ever changes.
+      throw new GatewayError('GW_ERR_INTERNAL', { detail: { why: 'pipeline fell through' } });
+    },
+  });
+
+  return {
+    app,
+    async listen() {
+      await app.listen({ host: config.listen.host, port: config.listen.port });
+      return app.server.address() as AddressInfo;
+    },
+    async close() {
+      await app.close();
+      await Promise.all([...upstreams.values()].map((u) => u.close()));
+    },
+  };
+}
+
+function elapsedMs(started: bigint): number {
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}

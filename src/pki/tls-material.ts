@@ -1,0 +1,102 @@
+/**
+ * PKI material: loads and checks the certificates, keys, CA bundles and CRL files the config names,
+ * before anything listens. Every failure names the config key and the file, so a wrong path or a
+ * key that does not belong to its certificate stops startup (or a reload) with a clear message.
+ */
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { GatewayError } from '../errors/registry.js';
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+const PEM_CRL = /-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g;
+
+export type ReadFileFn = (file: string) => Promise<Buffer>;
+export const readFileFromDisk: ReadFileFn = (file) => readFile(file);
+
+export interface CertificateChain {
+  /** PEM of the leaf followed by any intermediates, as read. */
+  readonly pem: string;
+  readonly leaf: X509Certificate;
+  readonly chain: readonly X509Certificate[];
+}
+
+export interface KeyPairMaterial extends CertificateChain {
+  readonly keyPem: string;
+  readonly key: KeyObject;
+}
+
+export interface TrustBundle {
+  /** One PEM string per certificate (Node's `ca` option takes them best this way). */
+  readonly pems: readonly string[];
+  readonly certs: readonly X509Certificate[];
+}
+
+function materialError(key: string, file: string, why: string, cause?: unknown): GatewayError {
+  return new GatewayError('GW_ERR_TLS_MATERIAL', { message: `${key}: ${why} (${file})`, detail: { key, file }, cause });
+}
+
+async function readText(read: ReadFileFn, key: string, file: string): Promise<string> {
+  try {
+    return (await read(file)).toString('utf8');
+  } catch (err) {
+    throw materialError(key, file, `cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, err);
+  }
+}
+
+function parseCerts(text: string, key: string, file: string): { pems: string[]; certs: X509Certificate[] } {
+  const pems = text.match(PEM_CERT) ?? [];
+  if (pems.length === 0) throw materialError(key, file, 'no PEM certificate found');
+  const certs = pems.map((pem, i) => {
+    try {
+      return new X509Certificate(pem);
+    } catch (err) {
+      throw materialError(key, file, `certificate #${i + 1} does not parse`, err);
+    }
+  });
+  return { pems, certs };
+}
+
+export async function loadKeyPair(
+  read: ReadFileFn,
+  keys: { cert: string; key: string },
+  files: { cert: string; key: string },
+  now: Date,
+): Promise<KeyPairMaterial> {
+  const certText = await readText(read, keys.cert, files.cert);
+  const { pems, certs } = parseCerts(certText, keys.cert, files.cert);
+  const keyPem = await readText(read, keys.key, files.key);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (err) {
+    throw materialError(keys.key, files.key, 'not a readable private key (PEM, unencrypted)', err);
+  }
+  const leaf = certs[0]!;
+  if (!leaf.checkPrivateKey(key)) {
+    throw materialError(keys.key, files.key, `private key does not belong to the certificate in ${files.cert}`);
+  }
+  const notAfter = new Date(leaf.validTo);
+  if (notAfter.getTime() <= now.getTime()) {
+    throw materialError(keys.cert, files.cert, `certificate expired at ${notAfter.toISOString()}`);
+  }
+  return { pem: pems.join('\n') + '\n', leaf, chain: certs, keyPem, key };
+}
+
+export async function loadTrustBundle(read: ReadFileFn, key: string, file: string): Promise<TrustBundle> {
+  const { pems, certs } = parseCerts(await readText(read, key, file), key, file);
+  const nonCa = certs.findIndex((c) => !c.ca);
+  if (nonCa >= 0) throw materialError(key, file, `certificate #${nonCa + 1} (${certs[nonCa]!.subject.replace(/\n/g, ', ')}) is not a CA certificate`);
+  return { pems, certs };
+}
+
+/** Reads CRL files and returns one PEM per CRL (Node loads only the first CRL of a PEM string). */
+export async function loadCrlPems(read: ReadFileFn, key: string, files: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const [i, file] of files.entries()) {
+    const text = await readText(read, `${key}[${i}]`, file);
+    const pems = text.match(PEM_CRL);
+    if (!pems) throw materialError(`${key}[${i}]`, file, 'no PEM CRL ("-----BEGIN X509 CRL-----") found');
+    out.push(...pems);
+  }
+  return out;
+}

@@ -1,0 +1,97 @@
+/**
+ * Header rewriting on both legs. Hop-by-hop headers never cross the gateway, and the headers that
+ * carry identity or client address upstream are always the gateway's own: whatever the client sent
+ * under those names is removed before the gateway's values are added.
+ */
+
+/** Request headers the client may never pass upstream (lower-case). */
+const DROP_ON_REQUEST = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'expect',
+  'http2-settings',
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-client-cert',
+  'x-request-id',
+]);
+
+const DROP_ON_RESPONSE = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+export interface ForwardContext {
+  readonly clientAddress: string;
+  readonly originalHost: string | null;
+  readonly requestId: string;
+  readonly xfcc: string;
+}
+
+/** Names listed in a Connection header are hop-by-hop too (RFC 9110 7.6.1). */
+function connectionTokens(rawHeaders: readonly string[]): Set<string> | null {
+  let tokens: Set<string> | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === 10 && rawHeaders[i]!.toLowerCase() === 'connection') {
+      for (const t of rawHeaders[i + 1]!.split(',')) {
+        const name = t.trim().toLowerCase();
+        if (name) (tokens ??= new Set()).add(name);
+      }
+    }
+  }
+  return tokens;
+}
+
+/** Builds the flat [name, value, ...] header list for the upstream request. */
+export function buildUpstreamRequestHeaders(rawHeaders: readonly string[], ctx: ForwardContext): string[] {
+  const extra = connectionTokens(rawHeaders);
+  const out: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const lower = name.toLowerCase();
+    if (DROP_ON_REQUEST.has(lower) || (extra !== null && extra.has(lower))) continue;
+    out.push(name, rawHeaders[i + 1]!);
+  }
+  out.push('x-forwarded-for', ctx.clientAddress, 'x-forwarded-proto', 'https');
+  if (ctx.originalHost !== null) out.push('x-forwarded-host', ctx.originalHost);
+  out.push('x-request-id', ctx.requestId, 'x-forwarded-client-cert', ctx.xfcc);
+  return out;
+}
+
+/** Builds the client response header list from undici's raw (Buffer) headers. */
+export function buildClientResponseHeaders(rawHeaders: readonly Buffer[], requestId: string): string[] {
+  let extra: Set<string> | null = null;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === 10 && rawHeaders[i]!.toString('latin1').toLowerCase() === 'connection') {
+      for (const t of rawHeaders[i + 1]!.toString('latin1').split(',')) {
+        const name = t.trim().toLowerCase();
+        if (name) (extra ??= new Set()).add(name);
+      }
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (DROP_ON_RESPONSE.has(lower) || lower === 'x-request-id' || (extra !== null && extra.has(lower))) continue;
+    out.push(name, rawHeaders[i + 1]!.toString('latin1'));
+  }
+  out.push('x-request-id', requestId);
+  return out;
+}

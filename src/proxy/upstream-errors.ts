@@ -1,0 +1,67 @@
+/**
+ * Upstream error translation: the one place where undici's and OpenSSL's errors on the upstream
+ * leg become gateway error codes. The original error stays as `cause`, for the log only.
+ * An upstream's fault is never a 500.
+ */
+import { GatewayError, type ErrorCode } from '../errors/registry.js';
+
+export const UPSTREAM_PIN_MISMATCH = 'GW_UPSTREAM_PIN_MISMATCH';
+
+const BY_CODE: Readonly<Record<string, ErrorCode>> = {
+  ECONNREFUSED: 'GW_ERR_UPSTREAM_UNREACHABLE',
+  EHOSTUNREACH: 'GW_ERR_UPSTREAM_UNREACHABLE',
+  ENETUNREACH: 'GW_ERR_UPSTREAM_UNREACHABLE',
+  ENOTFOUND: 'GW_ERR_UPSTREAM_UNREACHABLE',
+  EAI_AGAIN: 'GW_ERR_UPSTREAM_UNREACHABLE',
+  EADDRNOTAVAIL: 'GW_ERR_UPSTREAM_UNREACHABLE',
+  ECONNRESET: 'GW_ERR_UPSTREAM_RESET',
+  EPIPE: 'GW_ERR_UPSTREAM_RESET',
+  UND_ERR_SOCKET: 'GW_ERR_UPSTREAM_RESET',
+  UND_ERR_CLOSED: 'GW_ERR_UPSTREAM_RESET',
+  UND_ERR_DESTROYED: 'GW_ERR_UPSTREAM_RESET',
+  UND_ERR_CONNECT_TIMEOUT: 'GW_ERR_UPSTREAM_TIMEOUT',
+  UND_ERR_HEADERS_TIMEOUT: 'GW_ERR_UPSTREAM_TIMEOUT',
+  UND_ERR_BODY_TIMEOUT: 'GW_ERR_UPSTREAM_TIMEOUT',
+  ETIMEDOUT: 'GW_ERR_UPSTREAM_TIMEOUT',
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'GW_ERR_UPSTREAM_PROTOCOL',
+  UND_ERR_RES_EXCEEDED_MAX_SIZE: 'GW_ERR_UPSTREAM_PROTOCOL',
+  UND_ERR_INFO: 'GW_ERR_UPSTREAM_PROTOCOL',
+  HPE_INVALID_CONSTANT: 'GW_ERR_UPSTREAM_PROTOCOL',
+  // TLS: the upstream's certificate, judged as strictly as a client's.
+  UNABLE_TO_GET_ISSUER_CERT: 'GW_ERR_UPSTREAM_CERT_UNTRUSTED',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'GW_ERR_UPSTREAM_CERT_UNTRUSTED',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'GW_ERR_UPSTREAM_CERT_UNTRUSTED',
+  SELF_SIGNED_CERT_IN_CHAIN: 'GW_ERR_UPSTREAM_CERT_UNTRUSTED',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'GW_ERR_UPSTREAM_CERT_UNTRUSTED',
+  CERT_UNTRUSTED: 'GW_ERR_UPSTREAM_CERT_UNTRUSTED',
+  CERT_SIGNATURE_FAILURE: 'GW_ERR_UPSTREAM_CERT_UNTRUSTED',
+  INVALID_PURPOSE: 'GW_ERR_UPSTREAM_CERT_UNTRUSTED',
+  INVALID_CA: 'GW_ERR_UPSTREAM_CERT_UNTRUSTED',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'GW_ERR_UPSTREAM_CERT_NAME_MISMATCH',
+  CERT_HAS_EXPIRED: 'GW_ERR_UPSTREAM_CERT_EXPIRED',
+  CERT_NOT_YET_VALID: 'GW_ERR_UPSTREAM_CERT_EXPIRED',
+  CERT_REVOKED: 'GW_ERR_UPSTREAM_CERT_REVOKED',
+  UNABLE_TO_GET_CRL: 'GW_ERR_UPSTREAM_TLS',
+  CRL_HAS_EXPIRED: 'GW_ERR_UPSTREAM_TLS',
+  [UPSTREAM_PIN_MISMATCH]: 'GW_ERR_UPSTREAM_IDENTITY_MISMATCH',
+};
+
+/** Maps an error from the upstream leg to a GatewayError (502 or 504). */
+export function translateUpstreamError(err: unknown, upstream: string): GatewayError {
+  if (err instanceof GatewayError) return err;
+  let code: ErrorCode | undefined;
+  let cur: unknown = err;
+  // undici sometimes wraps the socket or TLS error; look one or two causes deep.
+  for (let i = 0; i < 3 && cur && code === undefined; i++) {
+    const c = (cur as { code?: unknown }).code;
+    if (typeof c === 'string') {
+      code = BY_CODE[c] ?? (c.startsWith('HPE_') ? 'GW_ERR_UPSTREAM_PROTOCOL' : c.startsWith('ERR_SSL_') || c.startsWith('ERR_TLS_') ? 'GW_ERR_UPSTREAM_TLS' : undefined);
+    }
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  const e = err as { code?: unknown; message?: unknown };
+  return new GatewayError(code ?? 'GW_ERR_UPSTREAM_UNREACHABLE', {
+    cause: err,
+    detail: { upstream, upstreamError: typeof e?.code === 'string' ? e.code : undefined, upstreamMessage: typeof e?.message === 'string' ? e.message : String(err) },
+  });
+}

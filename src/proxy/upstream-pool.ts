@@ -1,0 +1,87 @@
+/**
+ * Upstream pools: one undici Pool per configured upstream, speaking mTLS with the gateway's own
+ * client certificate. The TLS context is built once per pool (not per connection: with a large CRL
+ * that costs tens of milliseconds each time). Verification is always on: the chain must verify
+ * against the upstream's `ca`, the certificate must carry `servername`, and `expect` pins it
+ * further. TLS session resumption is disabled on the upstream leg because Node skips
+ * checkServerIdentity on a resumed session (../shared/TLS-FACTS.md): every new upstream connection
+ * is fully verified, and kept-alive connections make that cost rare.
+ */
+import { createSecureContext, checkServerIdentity, type PeerCertificate, type SecureContext } from 'node:tls';
+import { Pool } from 'undici';
+import type { UpstreamConfig } from '../config/schema.js';
+import { identityFromDer } from '../identity/identity-from-certificate.js';
+import { normalizeFingerprint, type PeerIdentity } from '../identity/peer-identity.js';
+import type { UpstreamTlsMaterial } from '../pki/gateway-material.js';
+import { UPSTREAM_PIN_MISMATCH } from './upstream-errors.js';
+
+export interface Upstream {
+  readonly name: string;
+  readonly origin: string;
+  readonly pool: Pool;
+  close(): Promise<void>;
+}
+
+type Expect = NonNullable<UpstreamConfig['tls']['expect']>;
+
+/** Returns the reason the identity fails the pin, or null when it matches every pinned field. */
+export function pinMismatch(identity: PeerIdentity, expect: Expect): string | null {
+  if (expect.spiffe !== undefined && identity.spiffe?.uri !== expect.spiffe) {
+    return `SPIFFE ID ${identity.spiffe?.uri ?? '(none)'} is not ${expect.spiffe}`;
+  }
+  if (expect.uri !== undefined && !identity.san.uri.includes(expect.uri)) return `no URI SAN ${expect.uri}`;
+  if (expect.dns !== undefined && !identity.san.dns.some((d) => d.toLowerCase() === expect.dns!.toLowerCase())) {
+    return `no DNS SAN ${expect.dns}`;
+  }
+  if (expect.fingerprint !== undefined && identity.fingerprint256 !== normalizeFingerprint(expect.fingerprint)) {
+    return `fingerprint ${identity.fingerprint256} is not the pinned one`;
+  }
+  return null;
+}
+
+export function buildUpstreamSecureContext(cfg: UpstreamConfig, material: UpstreamTlsMaterial): SecureContext {
+  return createSecureContext({
+    cert: material.client.pem,
+    key: material.client.keyPem,
+    ca: [...material.ca.pems],
+    ...(material.crl.length > 0 ? { crl: [...material.crl] } : {}),
+    minVersion: cfg.tls.minVersion,
+  });
+}
+
+export function createUpstream(name: string, cfg: UpstreamConfig, material: UpstreamTlsMaterial): Upstream {
+  const origin = new URL(cfg.url).origin;
+  const servername = cfg.tls.servername;
+  const expect = cfg.tls.expect;
+  const secureContext = buildUpstreamSecureContext(cfg, material);
+  const verifyIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
+    const nameErr = checkServerIdentity(servername, cert);
+    if (nameErr) return nameErr;
+    if (expect) {
+      let why: string | null;
+      try {
+        why = pinMismatch(identityFromDer(cert.raw), expect);
+      } catch (err) {
+        why = `certificate could not be parsed: ${(err as Error).message}`;
+      }
+      if (why !== null) return Object.assign(new Error(`upstream ${name}: ${why}`), { code: UPSTREAM_PIN_MISMATCH });
+    }
+    return undefined;
+  };
+  const pool = new Pool(origin, {
+    connections: cfg.connections,
+    pipelining: 1,
+    headersTimeout: cfg.timeouts.response,
+    bodyTimeout: cfg.timeouts.idle,
+    keepAliveTimeout: 4_000,
+    connect: {
+      secureContext,
+      servername,
+      rejectUnauthorized: true,
+      checkServerIdentity: verifyIdentity,
+      maxCachedSessions: 0,
+      timeout: cfg.timeouts.connect,
+    },
+  });
+  return { name, origin, pool, close: () => pool.close() };
+}
