@@ -15,7 +15,7 @@ function makeLogger(level: string): Logger {
   // An async destination keeps logging off the request's critical path; it is flushed on exit.
   return pino(
     { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
-    pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+    pino.destination({ dest: 1, sync: false }),
   );
 }
 
@@ -77,6 +77,8 @@ async function runWorker(config: Awaited<ReturnType<typeof loadConfig>>['config'
           clearTimeout(force);
           logger.info({ event: 'stopped' }, 'gateway stopped');
           logger.flush();
+          // A cluster worker's IPC channel would keep it alive after the server closed.
+          if (cluster.isWorker) process.disconnect();
           resolve(0);
         },
         (err: unknown) => {
