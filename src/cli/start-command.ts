@@ -91,9 +91,9 @@ async function runWorker(config: Awaited<ReturnType<typeof loadConfig>>['config'
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
-      // Without a handler SIGHUP would kill the process. Live reload arrives with the revocation
-      // engine (certificates, CAs, CRLs and policy); until then a restart applies changes.
-      logger.warn({ event: 'reload-unsupported' }, 'SIGHUP received: live reload is not implemented yet; restart to apply changes');
+      // CRLs reload now; certificates, CAs and policy still need a restart.
+      logger.info({ event: 'reload', signal: 'SIGHUP' }, 'SIGHUP: re-reading every CRL source (certificates, CAs and policy need a restart)');
+      gateway.reload('SIGHUP').catch((err: unknown) => logger.error({ err }, 'reload failed; the last good state stays in force'));
     });
   });
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { GatewayError } from '../errors/registry.js';
-import { configSchema, type GatewayConfig } from './schema.js';
+import { configSchema, type CrlSourceConfig, type GatewayConfig } from './schema.js';
 
 export interface ConfigIssue {
   /** Key path, e.g. `routes[1].allow[0].spiffe` ("" for the whole document). */
@@ -91,8 +91,16 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
   return { config: parseConfigText(text, file), file };
 }
 
+const URL_RE = /^https?:\/\//i;
+
 function resolvePaths(cfg: GatewayConfig, baseDir: string): GatewayConfig {
   const abs = (p: string) => path.resolve(baseDir, p);
+  const crlSource = (s: CrlSourceConfig): CrlSourceConfig => {
+    if (typeof s === 'string') return URL_RE.test(s) ? s : abs(s);
+    if ('file' in s) return { file: abs(s.file) };
+    if ('dir' in s) return { dir: abs(s.dir) };
+    return { ...s, ...(s.cache !== undefined ? { cache: abs(s.cache) } : {}) };
+  };
   const upstreams: GatewayConfig['upstreams'] = {};
   for (const [name, u] of Object.entries(cfg.upstreams)) {
     upstreams[name] = {
@@ -102,7 +110,7 @@ function resolvePaths(cfg: GatewayConfig, baseDir: string): GatewayConfig {
         cert: abs(u.tls.cert),
         key: abs(u.tls.key),
         ca: abs(u.tls.ca),
-        ...(u.tls.crl ? { crl: u.tls.crl.map(abs) } : {}),
+        ...(u.tls.crl ? { crl: u.tls.crl.map(crlSource) } : {}),
       },
     };
   }
@@ -113,7 +121,7 @@ function resolvePaths(cfg: GatewayConfig, baseDir: string): GatewayConfig {
       cert: abs(cfg.tls.cert),
       key: abs(cfg.tls.key),
       clientCA: abs(cfg.tls.clientCA),
-      ...(cfg.tls.crl ? { crl: cfg.tls.crl.map(abs) } : {}),
+      ...(cfg.tls.crl ? { crl: cfg.tls.crl.map(crlSource) } : {}),
     },
     upstreams,
   };

@@ -30,6 +30,39 @@ export const duration = (opts: { min?: number; max?: number } = {}) =>
   });
 
 const nonEmpty = z.string().min(1, 'must not be empty');
+
+/**
+ * Where CRLs come from. A bare string is a file (PEM with one or many CRLs, or DER), a directory
+ * (every *.pem, *.crl, *.der in it; dot-files such as Kubernetes' ..data are skipped) or an
+ * http(s):// URL; the object forms spell the kind out and carry the URL settings.
+ */
+const crlUrl = z.string().regex(/^https?:\/\/[^\s]+$/i, 'must be an http:// or https:// URL');
+export const crlSourceSchema = z.union([
+  nonEmpty,
+  z.strictObject({ file: filePath }),
+  z.strictObject({ dir: filePath }),
+  z.strictObject({
+    url: crlUrl,
+    refresh: duration({ min: 1000 }).default(300_000).describe('how often the URL is fetched again (conditional GET)'),
+    timeout: duration({ min: 100 }).default(10_000),
+    maxBytes: z.number().int().min(1024).max(1_073_741_824).default(67_108_864),
+    cache: filePath.optional().describe('last good copy on disk, used when the URL cannot be reached'),
+  }),
+]);
+
+/** How revocation is enforced for one trust domain (inbound clients, or one upstream). */
+export const revocationSchema = z
+  .strictObject({
+    scope: z.enum(['chain', 'leaf']).default('chain').describe('chain: every certificate of the presented chain is checked against its issuer\'s CRL; leaf: only the end-entity certificate'),
+    missing: z.enum(['deny', 'allow']).default('deny').describe('what to do when an issuer in scope has no CRL at all'),
+    stale: z.enum(['deny', 'grace', 'allow']).default('deny').describe('what to do after a CRL\'s nextUpdate has passed'),
+    grace: duration({ min: 0 }).optional().describe('with stale: grace, how long a CRL past its nextUpdate is still honoured'),
+    warnBefore: duration({ min: 0 }).default(86_400_000).describe('log a warning this long before a CRL\'s nextUpdate'),
+    pollInterval: duration({ min: 100 }).default(10_000).describe('how often CRL files and directories are checked for changes (file watches also trigger a reload)'),
+  })
+  .refine((r) => (r.stale === 'grace') === (r.grace !== undefined), {
+    message: 'set "grace" (a duration) exactly when stale is "grace"',
+  });
 const dnMatcher = z.record(z.string().regex(/^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$/, 'must be a DN attribute name (CN, OU, O, ...) or a dotted OID'), nonEmpty);
 
 /** A principal selector: its fields are ANDed; entries of allow/deny are ORed. */
@@ -85,7 +118,8 @@ const upstreamSchema = z.strictObject({
     key: filePath,
     ca: filePath.describe("trust for the upstream's server certificate"),
     servername: nonEmpty.describe('SNI, and the name the upstream certificate must carry'),
-    crl: z.array(filePath).optional().describe('CRL files for the upstream chain'),
+    crl: z.array(crlSourceSchema).optional().describe('CRL sources for the upstream certificate chain (files, directories, URLs)'),
+    revocation: revocationSchema.prefault({}),
     expect: z
       .strictObject({
         spiffe: nonEmpty.optional(),
@@ -117,7 +151,8 @@ export const configSchema = z
       cert: filePath.describe('server certificate (chain allowed)'),
       key: filePath,
       clientCA: filePath.describe('trusted roots and intermediates for client certificates'),
-      crl: z.array(filePath).optional().describe('CRL files; each file may hold several PEM CRLs'),
+      crl: z.array(crlSourceSchema).optional().describe('CRL sources (files, directories, URLs); revocation is enforced in process when any is set'),
+      revocation: revocationSchema.prefault({}),
       minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
       verifyDepth: z.number().int().min(1).max(10).default(3).describe('maximum number of CA certificates above the client certificate'),
       handshakeTimeout: duration({ min: 100 }).default(10_000),
@@ -161,3 +196,5 @@ export type GatewayConfig = z.output<typeof configSchema>;
 export type RouteConfig = GatewayConfig['routes'][number];
 export type SelectorConfig = RouteConfig['allow'][number];
 export type UpstreamConfig = GatewayConfig['upstreams'][string];
+export type CrlSourceConfig = z.output<typeof crlSourceSchema>;
+export type RevocationConfig = z.output<typeof revocationSchema>;

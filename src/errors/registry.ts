@@ -30,6 +30,7 @@ export const ERRORS = {
   GW_ERR_UPSTREAM_CERT_NAME_MISMATCH: { status: 502, message: 'The upstream certificate does not carry the expected name.' },
   GW_ERR_UPSTREAM_CERT_EXPIRED: { status: 502, message: 'The upstream certificate has expired or is not yet valid.' },
   GW_ERR_UPSTREAM_CERT_REVOKED: { status: 502, message: 'The upstream certificate has been revoked.' },
+  GW_ERR_UPSTREAM_CERT_REVOCATION_UNKNOWN: { status: 502, message: 'The revocation status of the upstream certificate could not be established.' },
   GW_ERR_UPSTREAM_IDENTITY_MISMATCH: { status: 502, message: 'The upstream certificate does not match the pinned identity.' },
   GW_ERR_UPSTREAM_TLS: { status: 502, message: 'The TLS handshake with the upstream failed.' },
   GW_ERR_UPSTREAM_PROTOCOL: { status: 502, message: 'The upstream sent an invalid response.' },

@@ -20,11 +20,16 @@ import { compilePolicy } from '../policy/compile-policy.js';
 import { decide } from '../policy/decide.js';
 import { explain } from '../policy/explain.js';
 import { loadGatewayMaterial } from '../pki/gateway-material.js';
-import { readFileFromDisk, type ReadFileFn } from '../pki/tls-material.js';
+import { readFileFromDisk, type ReadFileFn, type TrustBundle } from '../pki/tls-material.js';
 import { buildUpstreamRequestHeaders } from '../proxy/forward-headers.js';
 import { ForwardError, forwardRequest } from '../proxy/forward-request.js';
 import { translateUpstreamError } from '../proxy/upstream-errors.js';
 import { createUpstream, type Upstream } from '../proxy/upstream-pool.js';
+import type { RevocationConfig } from '../config/schema.js';
+import { normalizeCrlSources } from '../revocation/crl-sources.js';
+import { parseCrlFileOffThread } from '../revocation/parse-off-thread.js';
+import type { RevocationSettings, RevocationVerdict } from '../revocation/revocation-policy.js';
+import { RevocationStore, type ParseCrlsFn } from '../revocation/revocation-store.js';
 import { hostForRouting } from './host-header.js';
 import { normalizeTarget } from './normalize-path.js';
 import { sendError } from './reply-error.js';
@@ -36,14 +41,27 @@ export interface GatewayDeps {
   /** Wall clock in ms; injectable so validity re-checks can be tested. */
   readonly now?: () => number;
   readonly readFile?: ReadFileFn;
+  /** CRL file parser; the default parses big files off the event loop. */
+  readonly parseCrls?: ParseCrlsFn;
 }
 
 export interface Gateway {
   readonly app: FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, Logger>;
+  /** Revocation stores: `clients` and one per upstream that has CRL sources. */
+  readonly revocation: ReadonlyMap<string, RevocationStore>;
   /** Starts listening on config.listen; resolves with the bound address. */
   listen(): Promise<AddressInfo>;
+  /** Re-reads every CRL source now (SIGHUP); a bad file keeps the last good state. */
+  reload(reason: string): Promise<void>;
   close(): Promise<void>;
 }
+
+function revocationSettings(r: RevocationConfig): RevocationSettings {
+  return { scope: r.scope, missing: r.missing, stale: r.stale, graceMs: r.grace ?? 0 };
+}
+
+/** Big CRLs (over 1 MiB) are parsed in a worker thread so a reload never stalls traffic. */
+const parseDefault: ParseCrlsFn = (bytes) => parseCrlFileOffThread(bytes);
 
 function hasBody(req: IncomingMessage): boolean {
   const te = req.headers['transfer-encoding'];
@@ -71,14 +89,66 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
 
   // Load and check everything before anything listens: a bad file stops startup, naming its key.
   const material = await loadGatewayMaterial(config, read, nowDate);
-  const { server, clientCA, crl } = material;
+  const { server, clientCA } = material;
   const policy = compilePolicy(config.routes);
+  const parse = deps.parseCrls ?? parseDefault;
+  const stores = new Map<string, RevocationStore>();
+  const liveSockets = new Set<TLSSocket>();
+  const makeStore = (domain: string, key: string, sources: GatewayConfig['tls']['crl'], rev: RevocationConfig, trust: TrustBundle['certs'], onChange?: () => void) =>
+    new RevocationStore({
+      domain,
+      sources: normalizeCrlSources(sources, key),
+      trust,
+      logger,
+      now,
+      parse,
+      warnBeforeMs: rev.warnBefore,
+      pollIntervalMs: rev.pollInterval,
+      ...(onChange ? { onChange } : {}),
+    });
+  const clientStore = config.tls.crl && config.tls.crl.length > 0 ? makeStore('clients', 'tls.crl', config.tls.crl, config.tls.revocation, clientCA.certs, () => sweepLiveConnections()) : null;
+  if (clientStore) stores.set('clients', clientStore);
+  else logger.warn({ event: 'revocation-off', domain: 'clients' }, 'tls.crl is not set: client certificates are not checked for revocation');
   const upstreams = new Map<string, Upstream>();
   for (const [name, u] of Object.entries(config.upstreams)) {
-    upstreams.set(name, createUpstream(name, u, material.upstreams.get(name)!));
+    let store: RevocationStore | null = null;
+    if (u.tls.crl && u.tls.crl.length > 0) {
+      store = makeStore(`upstream ${name}`, `upstreams.${name}.tls.crl`, u.tls.crl, u.tls.revocation, material.upstreams.get(name)!.ca.certs, () => upstreams.get(name)?.renew());
+      stores.set(`upstream ${name}`, store);
+    }
+    upstreams.set(name, createUpstream(name, u, material.upstreams.get(name)!, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null));
   }
+  for (const store of stores.values()) await store.loadInitial();
   const byUri = server.leaf.subjectAltName?.match(/URI:(spiffe:\/\/[^,\s]+)/)?.[1] ?? null;
-  const auth = new ConnectionAuthenticator({ verifyDepth: config.tls.verifyDepth, now });
+  const auth = new ConnectionAuthenticator({
+    verifyDepth: config.tls.verifyDepth,
+    now,
+    trust: clientCA.certs,
+    revocation: clientStore ? { store: clientStore, settings: revocationSettings(config.tls.revocation) } : null,
+  });
+
+  function revocationLog(v: Extract<RevocationVerdict, { ok: false }>) {
+    return { serial: v.serial, subject: v.subject, issuer: v.issuer, reason: v.reason, revokedAt: v.revokedAt?.toISOString() ?? null, crlNumber: v.crlNumber };
+  }
+
+  /**
+   * After the client index changed, every live connection is judged again; those whose chain is
+   * now revoked (or whose revocation status can no longer be established) are closed. Unaffected
+   * connections and their in-flight requests carry on untouched.
+   */
+  function sweepLiveConnections(): void {
+    for (const socket of liveSockets) {
+      const v = auth.peek(socket);
+      if (v === undefined || !v.ok) continue;
+      const r = auth.revocation(socket, v);
+      if (r.ok) continue;
+      logger.warn(
+        { event: 'client-revoked', code: r.revoked ? 'GW_ERR_CLIENT_CERT_REVOKED' : 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN', when: 'live-connection', peer: { address: socket.remoteAddress, port: socket.remotePort }, ...revocationLog(r) },
+        'closing a live connection after a CRL update',
+      );
+      socket.destroy();
+    }
+  }
 
   const app: FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, Logger> = Fastify<HttpsServer, IncomingMessage, ServerResponse, Logger>({
     loggerInstance: logger,
@@ -92,7 +162,6 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       key: server.keyPem,
       cert: server.pem,
       ca: [...clientCA.pems],
-      ...(crl.length > 0 ? { crl: [...crl] } : {}),
       // Client certificates are requested and verified by OpenSSL, but a failed verification does
       // not abort the handshake: the HTTP layer refuses every request on such a connection with 401
       // and a code naming the reason, then closes it. With rejectUnauthorized: true Node would cut
@@ -122,12 +191,25 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   // Every TLS connection is judged once, when the handshake completes, so a refusal is logged
   // even if the client never sends a request.
   app.server.on('secureConnection', (socket: TLSSocket) => {
+    liveSockets.add(socket);
+    socket.once('close', () => liveSockets.delete(socket));
     const verdict = auth.verdict(socket);
     if (!verdict.ok) {
       logger.warn(
         { event: 'client-rejected', code: verdict.code, reason: verdict.reason, peer: { address: socket.remoteAddress, port: socket.remotePort, subject: verdict.peerSubject, serial: verdict.peerSerial } },
         'client certificate refused',
       );
+    } else if (clientStore) {
+      const r = auth.revocation(socket, verdict);
+      if (!r.ok) {
+        logger.warn(
+          { event: 'client-revoked', code: r.revoked ? 'GW_ERR_CLIENT_CERT_REVOKED' : 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN', when: 'handshake', resumed: verdict.resumed, peer: { address: socket.remoteAddress, port: socket.remotePort }, ...revocationLog(r) },
+          'client certificate refused by revocation',
+        );
+      } else if (r.failOpen) {
+        logger.warn({ event: 'revocation-fail-open', reason: r.failOpen, peer: { address: socket.remoteAddress, port: socket.remotePort }, identity: identityLog(verdict.identity) }, 'client admitted without a current revocation status');
+      }
+      logger.debug({ event: 'client-connected', peer: { address: socket.remoteAddress, port: socket.remotePort }, identity: identityLog(verdict.identity), resumed: verdict.resumed }, 'client connected');
     } else {
       logger.debug({ event: 'client-connected', peer: { address: socket.remoteAddress, port: socket.remotePort }, identity: identityLog(verdict.identity), resumed: verdict.resumed }, 'client connected');
     }
@@ -164,6 +246,14 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     const identity = verdict.identity;
     const expired = auth.checkStillValid(identity);
     if (expired !== null) return refuse(request, reply, expired, { client: identityLog(identity) }, started);
+    // Per request, against the index in force: a session resumed after a revocation, or a
+    // keep-alive connection opened before it, gets no further than this.
+    const rev = auth.revocation(raw.socket as TLSSocket, verdict);
+    if (!rev.ok) {
+      const code = rev.revoked ? 'GW_ERR_CLIENT_CERT_REVOKED' : 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN';
+      logger.warn({ event: 'client-revoked', code, when: 'request', reqId: request.id, resumed: verdict.resumed, peer: { address: raw.socket.remoteAddress }, ...revocationLog(rev) }, 'request refused by revocation');
+      return refuse(request, reply, code, { client: identityLog(identity), resumed: verdict.resumed }, started);
+    }
 
     const target = normalizeTarget(raw.url ?? '');
     if (!target.ok) return refuse(request, reply, 'GW_ERR_PATH_INVALID', { reason: target.reason, client: identityLog(identity) }, started);
@@ -247,13 +337,20 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     },
   });
 
+  for (const store of stores.values()) store.start();
+
   return {
     app,
+    revocation: stores,
     async listen() {
       await app.listen({ host: config.listen.host, port: config.listen.port });
       return app.server.address() as AddressInfo;
     },
+    async reload(reason: string) {
+      await Promise.all([...stores.values()].map((s) => s.reload(reason)));
+    },
     async close() {
+      await Promise.all([...stores.values()].map((s) => s.stop()));
       await app.close();
       await Promise.all([...upstreams.values()].map((u) => u.close()));
     },

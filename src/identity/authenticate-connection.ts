@@ -8,13 +8,24 @@
  * The verdict is computed once per connection and cached on it; what can change while a
  * connection lives (the validity window passing) is re-checked per request by `checkStillValid`.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket, DetailedPeerCertificate } from 'node:tls';
 import type { ErrorCode } from '../errors/registry.js';
+import type { RevocationStore } from '../revocation/revocation-store.js';
+import { ChainLinker, peerSubjectLine } from '../revocation/chain-links.js';
+import { checkChain, type ChainLink, type RevocationSettings, type RevocationVerdict } from '../revocation/revocation-policy.js';
 import { identityFromDer } from './identity-from-certificate.js';
 import type { PeerIdentity } from './peer-identity.js';
 
 export type ConnectionVerdict =
-  | { readonly ok: true; readonly identity: PeerIdentity; readonly chainDepth: number; readonly resumed: boolean }
+  | {
+      readonly ok: true;
+      readonly identity: PeerIdentity;
+      readonly chainDepth: number;
+      readonly resumed: boolean;
+      /** The presented chain up to (not including) the trust anchor, each with its issuer. */
+      readonly links: readonly ChainLink[];
+    }
   | {
       readonly ok: false;
       readonly code: ErrorCode;
@@ -53,15 +64,52 @@ export interface AuthenticatorOptions {
   /** Maximum number of CA certificates above the client certificate. */
   readonly verifyDepth: number;
   readonly now: () => number;
+  /** The clientCA bundle; chain certificates are matched to these objects by fingerprint. */
+  readonly trust: readonly X509Certificate[];
+  /** In-process revocation for client chains; null when no CRL source is configured. */
+  readonly revocation: { readonly store: RevocationStore; readonly settings: RevocationSettings } | null;
 }
+
+interface CachedRevocation {
+  readonly generation: number;
+  readonly validUntil: number;
+  readonly verdict: RevocationVerdict;
+}
+
+const OK_NO_REVOCATION: RevocationVerdict = Object.freeze({ ok: true, validUntil: Number.POSITIVE_INFINITY, failOpen: null });
 
 /** Per-server authenticator; the per-connection cache lives in a WeakMap owned by this instance. */
 export class ConnectionAuthenticator {
   readonly #verdicts = new WeakMap<TLSSocket, ConnectionVerdict>();
+  readonly #revocation = new WeakMap<TLSSocket, CachedRevocation>();
   readonly #opts: AuthenticatorOptions;
+  readonly #linker: ChainLinker;
 
   constructor(opts: AuthenticatorOptions) {
     this.#opts = opts;
+    this.#linker = new ChainLinker(opts.trust);
+  }
+
+  /** The cached verdict, if this connection was judged already (no computation). */
+  peek(socket: TLSSocket): ConnectionVerdict | undefined {
+    return this.#verdicts.get(socket);
+  }
+
+  /**
+   * Revocation status of an authenticated connection against the index in force now. Cached per
+   * connection and recomputed when the index generation changes or a CRL it relied on goes stale,
+   * so resumed TLS sessions and long-lived keep-alive connections cannot outlive a revocation.
+   */
+  revocation(socket: TLSSocket, verdict: Extract<ConnectionVerdict, { ok: true }>): RevocationVerdict {
+    const rev = this.#opts.revocation;
+    if (rev === null) return OK_NO_REVOCATION;
+    const index = rev.store.index;
+    const now = this.#opts.now();
+    const cached = this.#revocation.get(socket);
+    if (cached !== undefined && cached.generation === index.generation && now < cached.validUntil) return cached.verdict;
+    const result = checkChain(index, verdict.links, rev.settings, now);
+    this.#revocation.set(socket, { generation: index.generation, validUntil: result.validUntil, verdict: result });
+    return result;
   }
 
   /** The cached verdict for this connection, computing it on first use. */
@@ -87,7 +135,7 @@ export class ConnectionAuthenticator {
     if (!peer || !peer.raw) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_MISSING', reason: 'no client certificate presented', peerSubject: null, peerSerial: null };
     }
-    const peerSubject = subjectLine(peer);
+    const peerSubject = peerSubjectLine(peer);
     const peerSerial = peer.serialNumber ?? null;
     if (!socket.authorized) {
       const reason = String(socket.authorizationError ?? 'UNKNOWN');
@@ -122,7 +170,7 @@ export class ConnectionAuthenticator {
     } catch (err) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject, peerSerial };
     }
-    return { ok: true, identity, chainDepth: depth, resumed: socket.isSessionReused() };
+    return { ok: true, identity, chainDepth: depth, resumed: socket.isSessionReused(), links: this.#linker.links(peer) };
   }
 }
 
@@ -140,12 +188,4 @@ function caDepth(leaf: DetailedPeerCertificate): number {
     depth++;
   }
   return depth;
-}
-
-function subjectLine(peer: DetailedPeerCertificate): string {
-  const s = peer.subject as unknown as Record<string, string | string[]> | undefined;
-  if (!s) return '';
-  return Object.entries(s)
-    .map(([k, v]) => (Array.isArray(v) ? v.map((x) => `${k}=${x}`).join(',') : `${k}=${v}`))
-    .join(',');
 }

@@ -8,7 +8,6 @@ import { readFile } from 'node:fs/promises';
 import { GatewayError } from '../errors/registry.js';
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-const PEM_CRL = /-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g;
 
 export type ReadFileFn = (file: string) => Promise<Buffer>;
 export const readFileFromDisk: ReadFileFn = (file) => readFile(file);
@@ -87,16 +86,4 @@ export async function loadTrustBundle(read: ReadFileFn, key: string, file: strin
   const nonCa = certs.findIndex((c) => !c.ca);
   if (nonCa >= 0) throw materialError(key, file, `certificate #${nonCa + 1} (${certs[nonCa]!.subject.replace(/\n/g, ', ')}) is not a CA certificate`);
   return { pems, certs };
-}
-
-/** Reads CRL files and returns one PEM per CRL (Node loads only the first CRL of a PEM string). */
-export async function loadCrlPems(read: ReadFileFn, key: string, files: readonly string[]): Promise<string[]> {
-  const out: string[] = [];
-  for (const [i, file] of files.entries()) {
-    const text = await readText(read, `${key}[${i}]`, file);
-    const pems = text.match(PEM_CRL);
-    if (!pems) throw materialError(`${key}[${i}]`, file, 'no PEM CRL ("-----BEGIN X509 CRL-----") found');
-    out.push(...pems);
-  }
-  return out;
 }

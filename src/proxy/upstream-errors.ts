@@ -6,6 +6,8 @@
 import { GatewayError, type ErrorCode } from '../errors/registry.js';
 
 export const UPSTREAM_PIN_MISMATCH = 'GW_UPSTREAM_PIN_MISMATCH';
+export const UPSTREAM_REVOKED = 'GW_UPSTREAM_REVOKED';
+export const UPSTREAM_REVOCATION_UNKNOWN = 'GW_UPSTREAM_REVOCATION_UNKNOWN';
 
 const BY_CODE: Readonly<Record<string, ErrorCode>> = {
   ECONNREFUSED: 'GW_ERR_UPSTREAM_UNREACHABLE',
@@ -44,6 +46,8 @@ const BY_CODE: Readonly<Record<string, ErrorCode>> = {
   UNABLE_TO_GET_CRL: 'GW_ERR_UPSTREAM_TLS',
   CRL_HAS_EXPIRED: 'GW_ERR_UPSTREAM_TLS',
   [UPSTREAM_PIN_MISMATCH]: 'GW_ERR_UPSTREAM_IDENTITY_MISMATCH',
+  [UPSTREAM_REVOKED]: 'GW_ERR_UPSTREAM_CERT_REVOKED',
+  [UPSTREAM_REVOCATION_UNKNOWN]: 'GW_ERR_UPSTREAM_CERT_REVOCATION_UNKNOWN',
 };
 
 /** Maps an error from the upstream leg to a GatewayError (502 or 504). */

@@ -7,19 +7,34 @@
  * checkServerIdentity on a resumed session (../shared/TLS-FACTS.md): every new upstream connection
  * is fully verified, and kept-alive connections make that cost rare.
  */
-import { createSecureContext, checkServerIdentity, type PeerCertificate, type SecureContext } from 'node:tls';
+import { createSecureContext, checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 import { identityFromDer } from '../identity/identity-from-certificate.js';
 import { normalizeFingerprint, type PeerIdentity } from '../identity/peer-identity.js';
 import type { UpstreamTlsMaterial } from '../pki/gateway-material.js';
-import { UPSTREAM_PIN_MISMATCH } from './upstream-errors.js';
+import { ChainLinker } from '../revocation/chain-links.js';
+import { checkChain, type RevocationSettings } from '../revocation/revocation-policy.js';
+import type { RevocationStore } from '../revocation/revocation-store.js';
+import { UPSTREAM_PIN_MISMATCH, UPSTREAM_REVOCATION_UNKNOWN, UPSTREAM_REVOKED } from './upstream-errors.js';
 
 export interface Upstream {
   readonly name: string;
   readonly origin: string;
+  /** The pool in force; replaced (the old one drained) when the upstream's CRLs change. */
   readonly pool: Pool;
+  /**
+   * Starts a new pool and drains the old one, so every later request runs on a connection whose
+   * certificate was verified against the current CRLs. In-flight requests finish on the old pool.
+   */
+  renew(): void;
   close(): Promise<void>;
+}
+
+export interface UpstreamRevocation {
+  readonly store: RevocationStore;
+  readonly settings: RevocationSettings;
+  readonly now: () => number;
 }
 
 type Expect = NonNullable<UpstreamConfig['tls']['expect']>;
@@ -44,19 +59,30 @@ export function buildUpstreamSecureContext(cfg: UpstreamConfig, material: Upstre
     cert: material.client.pem,
     key: material.client.keyPem,
     ca: [...material.ca.pems],
-    ...(material.crl.length > 0 ? { crl: [...material.crl] } : {}),
     minVersion: cfg.tls.minVersion,
   });
 }
 
-export function createUpstream(name: string, cfg: UpstreamConfig, material: UpstreamTlsMaterial): Upstream {
+export function createUpstream(name: string, cfg: UpstreamConfig, material: UpstreamTlsMaterial, revocation: UpstreamRevocation | null): Upstream {
   const origin = new URL(cfg.url).origin;
   const servername = cfg.tls.servername;
   const expect = cfg.tls.expect;
   const secureContext = buildUpstreamSecureContext(cfg, material);
+  const linker = new ChainLinker(material.ca.certs);
   const verifyIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
     const nameErr = checkServerIdentity(servername, cert);
     if (nameErr) return nameErr;
+    if (revocation) {
+      // OpenSSL's own CRL check is not used (it demands a CRL for every CA, hard-fails on
+      // nextUpdate and costs a full CRL verification per handshake); the gateway's index decides.
+      const verdict = checkChain(revocation.store.index, linker.links(cert as DetailedPeerCertificate), revocation.settings, revocation.now());
+      if (!verdict.ok) {
+        return Object.assign(new Error(`upstream ${name}: certificate ${verdict.serial} of ${verdict.subject} ${verdict.revoked ? `revoked (${verdict.reason})` : `has no usable revocation status: ${verdict.reason}`}`), {
+          code: verdict.revoked ? UPSTREAM_REVOKED : UPSTREAM_REVOCATION_UNKNOWN,
+          revocation: verdict,
+        });
+      }
+    }
     if (expect) {
       let why: string | null;
       try {
@@ -68,7 +94,7 @@ export function createUpstream(name: string, cfg: UpstreamConfig, material: Upst
     }
     return undefined;
   };
-  const pool = new Pool(origin, {
+  const newPool = () => new Pool(origin, {
     connections: cfg.connections,
     pipelining: 1,
     headersTimeout: cfg.timeouts.response,
@@ -83,5 +109,23 @@ export function createUpstream(name: string, cfg: UpstreamConfig, material: Upst
       timeout: cfg.timeouts.connect,
     },
   });
-  return { name, origin, pool, close: () => pool.close() };
+  let pool = newPool();
+  const draining = new Set<Promise<void>>();
+  return {
+    name,
+    origin,
+    get pool() {
+      return pool;
+    },
+    renew() {
+      const old = pool;
+      pool = newPool();
+      const p = old.close().catch(() => undefined);
+      draining.add(p);
+      void p.finally(() => draining.delete(p));
+    },
+    async close() {
+      await Promise.all([pool.close(), ...draining]);
+    },
+  };
 }

@@ -167,6 +167,19 @@ export class RevokedSerialsBuilder {
   }
 }
 
+/**
+ * The typed arrays behind a RevokedSerials, so a table built on a worker thread can be moved to
+ * another thread by transferring their buffers instead of copying them.
+ */
+export interface RevokedSerialsTransfer {
+  readonly slots: Uint32Array;
+  readonly mask: number;
+  readonly serialOff: Uint32Array;
+  readonly serialLen: Uint8Array;
+  readonly entryOff: Uint32Array;
+  readonly size: number;
+}
+
 export class RevokedSerials {
   /** Distinct serials. */
   readonly size: number;
@@ -189,6 +202,27 @@ export class RevokedSerials {
     this.serialLen = serialLen;
     this.entryOff = entryOff;
     this.size = size;
+  }
+
+  /**
+   * Rebuilds a table from toTransferable() output and the DER it indexes. Only the shape is checked
+   * (a mismatch means a bug on the sending side); the contents are trusted as the builder's own.
+   */
+  static fromTransferable(der: Buffer, t: RevokedSerialsTransfer): RevokedSerials {
+    const n = t.entryOff.length;
+    const shapeOk = Number.isInteger(t.mask) && t.mask >= 0 && ((t.mask + 1) & t.mask) === 0 &&
+      t.slots.length === (t.mask + 1) * 2 && t.serialOff.length === n && t.serialLen.length === n &&
+      Number.isInteger(t.size) && t.size >= 0 && t.size <= n;
+    if (!shapeOk) throw new RangeError('RevokedSerials.fromTransferable: inconsistent table');
+    return new RevokedSerials(der, t.slots, t.mask, t.serialOff, t.serialLen, t.entryOff, t.size);
+  }
+
+  /**
+   * The arrays themselves, not copies: list their buffers in a postMessage transfer list to move
+   * them. Once transferred, this instance is unusable (its arrays are detached).
+   */
+  toTransferable(): RevokedSerialsTransfer {
+    return { slots: this.slots, mask: this.mask, serialOff: this.serialOff, serialLen: this.serialLen, entryOff: this.entryOff, size: this.size };
   }
 
   /** Bytes held by the index itself (the DER it points into is accounted separately). */

@@ -161,14 +161,14 @@ routes:
       - subject: { CN: ops-admin, OU: sre }
 `;
 
-export function gatewayYaml(opts: { upstreamPort: number; routes?: string; crl?: boolean; upstreamExtra?: string; servername?: string; extra?: string }): string {
+export function gatewayYaml(opts: { upstreamPort: number; routes?: string; crl?: boolean; crlYaml?: string; upstreamExtra?: string; servername?: string; extra?: string }): string {
   return `
 listen: { host: 127.0.0.1, port: 0 }
 tls:
   cert: ./gateway.crt
   key: ./gateway.key
   clientCA: ./ca-bundle.pem
-${opts.crl === false ? '' : '  crl: [./root.crl.pem, ./intermediate.crl.pem]'}
+${opts.crlYaml ?? (opts.crl === false ? '' : '  crl: [./root.crl.pem, ./intermediate.crl.pem]')}
 upstreams:
   orders:
     url: https://127.0.0.1:${opts.upstreamPort}
@@ -209,8 +209,8 @@ export function request(
   port: number,
   client: Issued | null,
   ca: string,
-  opts: { method?: string; path?: string; headers?: Record<string, string>; body?: string | Buffer; servername?: string } = {},
-): Promise<ClientResponse> {
+  opts: { method?: string; path?: string; headers?: Record<string, string>; body?: string | Buffer; servername?: string; agent?: https.Agent } = {},
+): Promise<ClientResponse & { socket: TLSSocket }> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
@@ -220,11 +220,10 @@ export function request(
         method: opts.method ?? 'GET',
         path: opts.path ?? '/',
         headers: opts.headers ?? {},
-        ca,
-        agent: false,
-        ...(client ? { cert: client.chainPem, key: client.keyPem } : {}),
+        ...(opts.agent ? { agent: opts.agent } : { agent: false, ca, ...(client ? { cert: client.chainPem, key: client.keyPem } : {}) }),
       },
       (res) => {
+        const socket = res.socket as TLSSocket;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
@@ -235,7 +234,7 @@ export function request(
           } catch {
             /* not JSON */
           }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json });
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json, socket });
         });
         res.on('error', reject);
       },
@@ -247,14 +246,15 @@ export function request(
 }
 
 /** The full stack for one test file: PKI, upstream, gateway; close() tears it all down. */
-export async function startStack(opts: { routes?: string; upstreamHandler?: UpstreamHandler; extra?: string; upstreamExtra?: string; crl?: boolean } = {}) {
-  const pki = await makeTestPki();
+export async function startStack(opts: { routes?: string; upstreamHandler?: UpstreamHandler; extra?: string; upstreamExtra?: string; crl?: boolean; crlYaml?: string; pki?: TestPki; beforeStart?: (dir: string) => Promise<void> } = {}) {
+  const pki = opts.pki ?? (await makeTestPki());
   const { dir, cleanup } = await tempDir();
   await writePkiFiles(pki, dir);
+  await opts.beforeStart?.(dir);
   const upstream = await startUpstream({ server: pki.upstreams['orders']!, ca: pki.caBundlePem, ...(opts.upstreamHandler ? { handler: opts.upstreamHandler } : {}) });
   const gw = await startGateway({
     dir,
-    yaml: gatewayYaml({ upstreamPort: upstream.port, ...(opts.routes ? { routes: opts.routes } : {}), ...(opts.extra ? { extra: opts.extra } : {}), ...(opts.upstreamExtra ? { upstreamExtra: opts.upstreamExtra } : {}), ...(opts.crl === false ? { crl: false } : {}) }),
+    yaml: gatewayYaml({ upstreamPort: upstream.port, ...(opts.routes ? { routes: opts.routes } : {}), ...(opts.extra ? { extra: opts.extra } : {}), ...(opts.upstreamExtra ? { upstreamExtra: opts.upstreamExtra } : {}), ...(opts.crl === false ? { crl: false } : {}), ...(opts.crlYaml ? { crlYaml: opts.crlYaml } : {}) }),
   }).catch(async (err: unknown) => {
     await upstream.close();
     await cleanup();

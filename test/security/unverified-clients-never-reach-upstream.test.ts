@@ -26,8 +26,13 @@ t.test('unverified clients get 401 and never reach the upstream', async (t) => {
   }
   t.equal(s.upstream.seen.length, 0, 'the upstream saw no request at all');
 
-  const rejected = s.gw.logs.filter((l) => l['event'] === 'client-rejected');
+  const rejected = s.gw.logs.filter((l) => l['event'] === 'client-rejected' || (l['event'] === 'client-revoked' && l['when'] === 'handshake'));
   t.equal(rejected.length, cases.length, 'each refused connection is logged once at connection time');
+  t.match(
+    rejected.find((l) => l['event'] === 'client-revoked'),
+    { code: 'GW_ERR_CLIENT_CERT_REVOKED', serial: s.pki.clients['revoked']!.serial, issuer: /Example Dev Intermediate CA/, peer: { address: '127.0.0.1' } },
+    'a revocation is logged with serial and issuer',
+  );
   const expiredLog = rejected.find((l) => l['code'] === 'GW_ERR_CLIENT_CERT_EXPIRED');
   t.match(expiredLog, { reason: 'CERT_HAS_EXPIRED', peer: { address: '127.0.0.1', subject: /CN=billing/ } });
 });

@@ -1,6 +1,7 @@
 // Config errors name the key path they concern; the minimal config from the issue is accepted as
 // written; unknown keys are errors; durations parse one way everywhere.
 import t from 'tap';
+import { parse } from 'yaml';
 import { ConfigError, parseConfigText } from '../../src/config/load-config.js';
 import { parseDuration } from '../../src/config/duration.js';
 
@@ -50,8 +51,8 @@ t.test('the minimal config from the issue is accepted, paths resolve against the
 });
 
 t.test('JSON is accepted too', async (t) => {
-  const json = JSON.stringify(parseConfigText(MINIMAL, '/x/g.yaml'));
-  t.doesNotThrow(() => parseConfigText(json.replace(/"(connect|response|idle|keepAliveTimeout|requestTimeout|headersTimeout|handshakeTimeout)":(\d+)/g, '"$1":"$2ms"'), '/x/g.json'));
+  const json = JSON.stringify(parse(MINIMAL));
+  t.same(parseConfigText(json, '/x/g.json'), parseConfigText(MINIMAL, '/x/g.yaml'));
 });
 
 t.test('errors name their key path', async (t) => {
