@@ -16,6 +16,7 @@ import { GatewayError, type ErrorCode } from '../errors/registry.js';
 import { ConnectionAuthenticator, type ConnectionVerdict } from '../identity/authenticate-connection.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { formatXfcc } from '../identity/xfcc.js';
+import { identityFromDer } from '../identity/identity-from-certificate.js';
 import { compilePolicy } from '../policy/compile-policy.js';
 import { decide } from '../policy/decide.js';
 import { explain } from '../policy/explain.js';
@@ -119,7 +120,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     upstreams.set(name, createUpstream(name, u, material.upstreams.get(name)!, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null));
   }
   for (const store of stores.values()) await store.loadInitial();
-  const byUri = server.leaf.subjectAltName?.match(/URI:(spiffe:\/\/[^,\s]+)/)?.[1] ?? null;
+  // XFCC's By= names the gateway itself: the SPIFFE ID of its server certificate, if it has one.
+  const byUri = identityFromDer(server.leaf.raw).spiffe?.uri ?? null;
   const auth = new ConnectionAuthenticator({
     verifyDepth: config.tls.verifyDepth,
     now,
@@ -218,6 +220,24 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     logger.info({ event: 'tls-handshake-failed', reason: err.code ?? err.message, peer: { address: socket.remoteAddress, port: socket.remotePort } }, 'TLS handshake failed');
   });
 
+  /**
+   * What a connection's identity contributes to every request, computed once per connection: the
+   * XFCC header value and a child logger whose client bindings pino serializes once.
+   */
+  interface ConnectionContext {
+    readonly xfcc: string;
+    readonly log: Logger;
+  }
+  const contexts = new WeakMap<PeerIdentity, ConnectionContext>();
+  function contextFor(identity: PeerIdentity): ConnectionContext {
+    let ctx = contexts.get(identity);
+    if (ctx === undefined) {
+      ctx = { xfcc: formatXfcc(identity, { by: byUri }), log: logger.child({ client: identityLog(identity) }) };
+      contexts.set(identity, ctx);
+    }
+    return ctx;
+  }
+
   function refuseConnection(request: FastifyRequest, reply: FastifyReply, verdict: Extract<ConnectionVerdict, { ok: false }>) {
     logger.info(
       { reqId: request.id, method: request.raw.method, status: 401, code: verdict.code, reason: verdict.reason, peer: { address: request.raw.socket.remoteAddress, subject: verdict.peerSubject, serial: verdict.peerSerial } },
@@ -226,9 +246,9 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     return sendError(reply, verdict.code, request.id, { close: true });
   }
 
-  function refuse(request: FastifyRequest, reply: FastifyReply, code: ErrorCode, fields: Record<string, unknown>, started: bigint) {
+  function refuse(log: Logger, request: FastifyRequest, reply: FastifyReply, code: ErrorCode, fields: Record<string, unknown>, started: bigint) {
     const status = sendError(reply, code, request.id, { close: code.startsWith('GW_ERR_CLIENT_CERT') }).statusCode;
-    logger.info({ reqId: request.id, method: request.raw.method, status, code, durationMs: elapsedMs(started), ...fields }, 'request refused');
+    log.info({ reqId: request.id, method: request.raw.method, status, code, durationMs: elapsedMs(started), ...fields }, 'request refused');
   }
 
   /**
@@ -244,34 +264,37 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       return;
     }
     const identity = verdict.identity;
+    const ctx = contextFor(identity);
+    const log = ctx.log;
     const expired = auth.checkStillValid(identity);
-    if (expired !== null) return refuse(request, reply, expired, { client: identityLog(identity) }, started);
+    if (expired !== null) return refuse(log, request, reply, expired, {}, started);
     // Per request, against the index in force: a session resumed after a revocation, or a
     // keep-alive connection opened before it, gets no further than this.
     const rev = auth.revocation(raw.socket as TLSSocket, verdict);
     if (!rev.ok) {
       const code = rev.revoked ? 'GW_ERR_CLIENT_CERT_REVOKED' : 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN';
-      logger.warn({ event: 'client-revoked', code, when: 'request', reqId: request.id, resumed: verdict.resumed, peer: { address: raw.socket.remoteAddress }, ...revocationLog(rev) }, 'request refused by revocation');
-      return refuse(request, reply, code, { client: identityLog(identity), resumed: verdict.resumed }, started);
+      log.warn({ event: 'client-revoked', code, when: 'request', reqId: request.id, resumed: verdict.resumed, peer: { address: raw.socket.remoteAddress }, ...revocationLog(rev) }, 'request refused by revocation');
+      return refuse(log, request, reply, code, { resumed: verdict.resumed }, started);
     }
 
     const target = normalizeTarget(raw.url ?? '');
-    if (!target.ok) return refuse(request, reply, 'GW_ERR_PATH_INVALID', { reason: target.reason, client: identityLog(identity) }, started);
+    if (!target.ok) return refuse(log, request, reply, 'GW_ERR_PATH_INVALID', { reason: target.reason }, started);
     const host = hostForRouting(raw.headers.host);
-    if (host === undefined) return refuse(request, reply, 'GW_ERR_HOST_INVALID', { client: identityLog(identity) }, started);
+    if (host === undefined) return refuse(log, request, reply, 'GW_ERR_HOST_INVALID', {}, started);
 
     const method = raw.method ?? 'GET';
     const attrs = { method, host, path: target.path };
     const decision = decide(policy, identity, attrs);
     if (decision.kind === 'no-route') {
-      return refuse(request, reply, 'GW_ERR_ROUTE_NOT_FOUND', { path: target.path, decision: 'no-route', client: identityLog(identity) }, started);
+      return refuse(log, request, reply, 'GW_ERR_ROUTE_NOT_FOUND', { path: target.path, decision: 'no-route' }, started);
     }
     if (decision.kind === 'deny') {
       return refuse(
+        log,
         request,
         reply,
         'GW_ERR_POLICY_DENIED',
-        { path: target.path, route: decision.route.name, decision: 'deny', rule: decision.rule, reason: decision.reason, policy: explain(policy, identity, attrs), client: identityLog(identity) },
+        { path: target.path, route: decision.route.name, decision: 'deny', rule: decision.rule, reason: decision.reason, policy: explain(policy, identity, attrs) },
         started,
       );
     }
@@ -282,9 +305,9 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       clientAddress: raw.socket.remoteAddress ?? '',
       originalHost: raw.headers.host ?? null,
       requestId: request.id,
-      xfcc: formatXfcc(identity, { by: byUri }),
+      xfcc: ctx.xfcc,
     });
-    const access = { reqId: request.id, method, path: target.path, route: decision.route.name, rule: decision.rule, upstream: upstream.name, client: identityLog(identity) };
+    const access = { reqId: request.id, method, path: target.path, route: decision.route.name, rule: decision.rule, upstream: upstream.name };
     try {
       const result = await forwardRequest(upstream.pool, {
         method,
@@ -295,7 +318,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
         requestId: request.id,
         onResponseStart: () => reply.hijack(),
       });
-      logger.info(
+      log.info(
         { ...access, decision: 'allow', status: result.status, bytesOut: result.bytesOut, durationMs: elapsedMs(started), ...(result.error ? { cut: result.error.message, clientAborted: result.clientAborted } : {}) },
         'request',
       );
@@ -303,12 +326,12 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       if (err instanceof ForwardError && err.clientAborted) {
         reply.hijack();
         raw.socket.destroy();
-        logger.info({ ...access, decision: 'allow', status: 499, clientAborted: true, durationMs: elapsedMs(started) }, 'request');
+        log.info({ ...access, decision: 'allow', status: 499, clientAborted: true, durationMs: elapsedMs(started) }, 'request');
         return;
       }
       const gwErr = translateUpstreamError(err instanceof ForwardError ? err.cause : err, upstream.name);
       const cause = gwErr.cause as { code?: unknown; message?: unknown } | undefined;
-      logger.warn({ ...access, decision: 'allow', code: gwErr.code, upstreamError: cause?.code, upstreamMessage: cause?.message, durationMs: elapsedMs(started) }, 'upstream failed');
+      log.warn({ ...access, decision: 'allow', code: gwErr.code, upstreamError: cause?.code, upstreamMessage: cause?.message, durationMs: elapsedMs(started) }, 'upstream failed');
       sendError(reply, gwErr.code, request.id);
     }
   }
