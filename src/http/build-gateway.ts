@@ -217,7 +217,11 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     }
   });
   app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-    logger.info({ event: 'tls-handshake-failed', reason: err.code ?? err.message, peer: { address: socket.remoteAddress, port: socket.remotePort } }, 'TLS handshake failed');
+    // A peer that connects and leaves without a ClientHello (TCP health checks, port scans) shows
+    // up as ECONNRESET; that is debug noise, not a handshake failure worth an info line.
+    const reason = err.code ?? err.message;
+    const level = reason === 'ECONNRESET' ? 'debug' : 'info';
+    logger[level]({ event: 'tls-handshake-failed', reason, peer: { address: socket.remoteAddress, port: socket.remotePort } }, 'TLS handshake failed');
   });
 
   /**

@@ -519,3 +519,95 @@ export async function createDevPki(
     intermediateCrl,
   };
 }
+
+// ---- Working with a PKI that was written to disk (`mtls-gateway pki issue / revoke / crl`) ----
+
+function keyImportParams(key: crypto.KeyObject): webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams {
+  if (key.asymmetricKeyType === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    const named = curve === 'prime256v1' ? 'P-256' : curve === 'secp384r1' ? 'P-384' : curve === 'secp521r1' ? 'P-521' : null;
+    if (named === null) throw new Error(`unsupported EC curve ${curve ?? '(unknown)'}`);
+    return { name: 'ECDSA', namedCurve: named };
+  }
+  if (key.asymmetricKeyType === 'rsa') return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+  throw new Error(`unsupported key type ${key.asymmetricKeyType ?? '(unknown)'}`);
+}
+
+/**
+ * A CA read back from PEM files, usable with issueLeaf and createCrl. `issuer` is the CA above it
+ * (null for a root): it decides which chain the leaves it issues carry, exactly as for a CA
+ * created in memory.
+ */
+export async function loadCa(opts: { certPem: string; keyPem: string; issuer: Ca | null; name?: string }): Promise<Ca> {
+  const cert = new x509.X509Certificate(opts.certPem);
+  const basic = cert.getExtension(x509.BasicConstraintsExtension);
+  if (!basic?.ca) throw new Error(`${cert.subject} is not a CA certificate`);
+  const keyObject = crypto.createPrivateKey(opts.keyPem);
+  const nodeCert = new crypto.X509Certificate(opts.certPem);
+  if (!nodeCert.checkPrivateKey(keyObject)) throw new Error(`the private key does not belong to ${cert.subject}`);
+  const params = keyImportParams(keyObject);
+  const pkcs8 = keyObject.export({ type: 'pkcs8', format: 'der' });
+  const privateKey = await crypto.webcrypto.subtle.importKey('pkcs8', pkcs8, params, true, ['sign']);
+  const publicKey = await crypto.webcrypto.subtle.importKey('spki', nodeCert.publicKey.export({ type: 'spki', format: 'der' }), params, true, ['verify']);
+  return { ...finish(opts.name ?? cert.subject, cert, { privateKey, publicKey }, opts.issuer), isCa: true };
+}
+
+const REASON_NAMES = new Map<number, RevocationReason>(
+  (Object.entries(REASON_CODES) as [RevocationReason, x509.X509CrlReason][]).map(([name, code]) => [code, name]),
+);
+
+export interface CrlContents {
+  readonly crlNumber: bigint | null;
+  readonly thisUpdate: Date;
+  readonly nextUpdate: Date | null;
+  readonly revoked: readonly (RevokedEntry & { readonly revokedAt: Date })[];
+}
+
+/** Reads back a CRL this CA signed (the signature is checked, so a foreign CRL is never merged). */
+export async function readCrl(issuer: Ca, pemOrDer: string | Buffer): Promise<CrlContents> {
+  const raw = typeof pemOrDer === 'string' ? pemOrDer.replace(/(BEGIN|END) X509 CRL/g, '$1 CRL') : pemOrDer;
+  const crl = new x509.X509Crl(raw);
+  if (!(await crl.verify({ publicKey: issuer.keys.publicKey }))) {
+    throw new Error(`the CRL is not signed by ${issuer.cert.subject}`);
+  }
+  const numberExt = crl.extensions.find((e) => e.type === CRL_NUMBER_OID);
+  let crlNumber: bigint | null = null;
+  if (numberExt) {
+    // extnValue holds a DER INTEGER: tag, one length byte (CRL numbers are at most 20 octets), content.
+    const body = Buffer.from(numberExt.value).subarray(2);
+    crlNumber = body.length === 0 ? 0n : BigInt('0x' + body.toString('hex'));
+  }
+  return {
+    crlNumber,
+    thisUpdate: crl.thisUpdate,
+    nextUpdate: crl.nextUpdate ?? null,
+    revoked: crl.entries.map((e) => ({
+      serial: serialToHex(e.serialNumber),
+      revokedAt: e.revocationDate,
+      ...(e.reason !== undefined && REASON_NAMES.has(e.reason) ? { reason: REASON_NAMES.get(e.reason)! } : {}),
+    })),
+  };
+}
+
+/**
+ * A new CRL for `issuer` that keeps every entry of `previous` (a CRL it signed earlier), adds
+ * `add`, and carries a CRL number above the previous one, as RFC 5280 5.2.3 requires.
+ */
+export async function reissueCrl(
+  issuer: Ca,
+  previous: string | Buffer | null,
+  opts: { add?: RevokedEntry[]; now?: Date; nextUpdate?: Date } = {},
+): Promise<{ pem: string; der: Buffer; crlNumber: bigint; revoked: RevokedEntry[] }> {
+  const now = opts.now ?? new Date();
+  const before = previous === null ? null : await readCrl(issuer, previous);
+  const entries = new Map<string, RevokedEntry>();
+  for (const e of before?.revoked ?? []) entries.set(e.serial, e);
+  for (const e of opts.add ?? []) {
+    const serial = serialToHex(e.serial);
+    if (!entries.has(serial)) entries.set(serial, { ...e, serial, revokedAt: e.revokedAt ?? now });
+  }
+  const crlNumber = (before?.crlNumber ?? 0n) + 1n;
+  const revoked = [...entries.values()];
+  const crl = await createCrl(issuer, { now, crlNumber, revoked, ...(opts.nextUpdate ? { nextUpdate: opts.nextUpdate } : {}) });
+  return { ...crl, crlNumber, revoked };
+}

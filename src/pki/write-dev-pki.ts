@@ -17,8 +17,14 @@ interface PlannedFile {
   readonly mode: number;
 }
 
-async function writeAtomically(dir: string, f: PlannedFile): Promise<string> {
-  const target = path.join(dir, f.file);
+/**
+ * Writes `content` to `target` through a same-directory temp file and a rename, with `mode` set
+ * before the file appears under its name: readers never see half a key or a key with loose
+ * permissions.
+ */
+export async function writeFileAtomically(target: string, content: string, mode: number): Promise<void> {
+  const f = { file: path.basename(target), content, mode };
+  const dir = path.dirname(target);
   // Same directory so rename() stays on one filesystem and replaces the target in one step;
   // readers never see a half-written key or a key with loose permissions.
   const tmp = path.join(dir, `.${f.file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
@@ -43,6 +49,11 @@ async function writeAtomically(dir: string, f: PlannedFile): Promise<string> {
   }
   // rename() keeps the temp file's mode, but chmod again in case the platform did otherwise.
   await chmod(target, f.mode);
+}
+
+async function writeAtomically(dir: string, f: PlannedFile): Promise<string> {
+  const target = path.join(dir, f.file);
+  await writeFileAtomically(target, f.content, f.mode);
   return target;
 }
 
