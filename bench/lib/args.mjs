@@ -1,0 +1,103 @@
+// Command-line options of bench/run.mjs, with the defaults of a full run and of --quick.
+import { parseArgs } from 'node:util';
+
+export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'profile'];
+const QUICK_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl'];
+
+export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run build)
+
+  --scenarios LIST   comma-separated, from: ${ALL_SCENARIOS.join(', ')}
+                     (default: all; --quick: ${QUICK_SCENARIOS.join(', ')})
+  --targets LIST     direct, gateway, nginx (default: all three, nginx only if installed)
+  --duration S       seconds per measurement (default 6; --quick 3)
+  --rounds N         interleaved rounds per target (default 3; --quick 1)
+  --warmup S         unrecorded warm-up per target and scenario (default 2; --quick 1)
+  --conns N          concurrent connections (default 50)
+  --workers N        gateway --workers and nginx worker_processes (default 1)
+  --latency-rate R   req/s of the fixed-load latency run in scenario ka (default 1000; 0 skips it)
+  --idle-conns N     connections held in the idle scenario (default 10000; --quick 1000)
+  --idle-resume      open the idle connections with TLS session resumption (faster on a busy
+                     machine; default: a full handshake each)
+  --crl-sizes LIST   CRL entry counts for the crl scenario (default 100000,1000000)
+  --gen auto|node    load generator: auto uses wrk/ab when installed, node forces the Node one
+  --gen-threads N    worker threads of the Node generator (default: 1 for keep-alive load, 2 for
+                     handshakes, whose client side costs about as much CPU as the server side)
+  --upstream auto|nginx|node   the origin server (default auto: nginx when installed)
+  --quiet-wait S     wait up to S s for an idle machine before each measurement (default 1; --quick 0)
+  --profile-seconds S  length of the profiled load (default 10)
+  --checkout DIR     the mtls-gateway checkout to measure (default: the one holding bench/)
+  --out DIR          results directory (default bench/.work/results/<timestamp>)
+  --no-readme        do not regenerate the results section of bench/README.md
+  --quick            a short run (about 2 minutes)
+  -h, --help
+`;
+
+function list(v) {
+  return v.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function num(name, v, { min = 0, int = true } = {}) {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || (int && !Number.isInteger(n))) throw new Error(`--${name} must be a number >= ${min} (got ${v})`);
+  return n;
+}
+
+export function parseOptions(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      scenarios: { type: 'string' },
+      targets: { type: 'string' },
+      duration: { type: 'string' },
+      rounds: { type: 'string' },
+      warmup: { type: 'string' },
+      conns: { type: 'string' },
+      workers: { type: 'string' },
+      'latency-rate': { type: 'string' },
+      'idle-conns': { type: 'string' },
+      'crl-sizes': { type: 'string' },
+      'idle-resume': { type: 'boolean' },
+      gen: { type: 'string' },
+      'gen-threads': { type: 'string' },
+      upstream: { type: 'string' },
+      'quiet-wait': { type: 'string' },
+      'profile-seconds': { type: 'string' },
+      checkout: { type: 'string' },
+      out: { type: 'string' },
+      'no-readme': { type: 'boolean' },
+      quick: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const quick = values.quick ?? false;
+  const o = {
+    help: values.help ?? false,
+    quick,
+    scenarios: values.scenarios ? list(values.scenarios) : quick ? QUICK_SCENARIOS : ALL_SCENARIOS,
+    targets: values.targets ? list(values.targets) : null,
+    duration: values.duration ? num('duration', values.duration, { min: 1, int: false }) : quick ? 3 : 6,
+    rounds: values.rounds ? num('rounds', values.rounds, { min: 1 }) : quick ? 1 : 3,
+    warmup: values.warmup !== undefined ? num('warmup', values.warmup, { int: false }) : quick ? 1 : 2,
+    conns: values.conns ? num('conns', values.conns, { min: 1 }) : 50,
+    workers: values.workers ? num('workers', values.workers, { min: 1 }) : 1,
+    latencyRate: values['latency-rate'] !== undefined ? num('latency-rate', values['latency-rate']) : 1000,
+    idleConns: values['idle-conns'] ? num('idle-conns', values['idle-conns'], { min: 1 }) : quick ? 1000 : 10_000,
+    idleResume: values['idle-resume'] ?? false,
+    crlSizes: values['crl-sizes'] ? list(values['crl-sizes']).map((s) => num('crl-sizes', s, { min: 1 })) : [100_000, 1_000_000],
+    gen: values.gen ?? 'auto',
+    genThreads: values['gen-threads'] ? num('gen-threads', values['gen-threads'], { min: 1 }) : 1,
+    genThreadsHs: values['gen-threads'] ? num('gen-threads', values['gen-threads'], { min: 1 }) : 2,
+    upstream: values.upstream ?? 'auto',
+    quietWait: values['quiet-wait'] !== undefined ? num('quiet-wait', values['quiet-wait'], { int: false }) : quick ? 0 : 1,
+    profileSeconds: values['profile-seconds'] ? num('profile-seconds', values['profile-seconds'], { min: 1, int: false }) : 10,
+    checkout: values.checkout ?? null,
+    out: values.out ?? null,
+    readme: !(values['no-readme'] ?? false),
+  };
+  for (const s of o.scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}" (known: ${ALL_SCENARIOS.join(', ')})`);
+  if (o.targets) for (const t of o.targets) if (!['direct', 'gateway', 'nginx'].includes(t)) throw new Error(`unknown target "${t}" (direct, gateway, nginx)`);
+  if (!['auto', 'node'].includes(o.gen)) throw new Error('--gen must be auto or node');
+  if (!['auto', 'nginx', 'node'].includes(o.upstream)) throw new Error('--upstream must be auto, nginx or node');
+  return o;
+}

@@ -1,0 +1,123 @@
+// nginx configs, rendered into bench/.work/run/<name>/: the mTLS upstream (origin) and the reference
+// mTLS proxy, equivalent to ../shared/bench-anchors/targets/{upstream,nginx}.sh. The proxy does the
+// gateway's job: client certificate required and verified (depth 2, CRLs of both levels),
+// authorization on the subject DN (CN=billing, OU=payments; nginx 1.22 has no SAN variable),
+// X-Forwarded-For and an identity header, mTLS to the upstream with verification and keep-alive.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const ECHO_MODULE = '/usr/lib/nginx/modules/ngx_http_echo_module.so';
+
+function common(dir, workers, conns) {
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  // As root the workers would drop to "nobody" and could not read bench/.work; keep them as root.
+  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
+  return `${user}worker_processes ${workers};
+worker_rlimit_nofile ${conns * 2 + 1024};
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections ${conns + 1024}; }
+`;
+}
+
+export function nginxUpstreamConf({ dir, port, workers, pki, maxConns }) {
+  const www = join(dir, 'www');
+  mkdirSync(www, { recursive: true });
+  writeFileSync(join(www, '64k'), Buffer.alloc(65536, 'x'));
+  const body = 'ok ' + '.'.repeat(97);
+  const echo = existsSync(ECHO_MODULE);
+  // POST /post must read the whole body before answering, as an application would; plain `return`
+  // answers first and discards the body later. That needs the echo module (libnginx-mod-http-echo).
+  const post = echo
+    ? 'location = /post { echo_read_request_body; echo "received $content_length bytes"; }'
+    : 'location = /post { return 200 "received $content_length bytes\\n"; }';
+  const conf = `${echo ? `load_module ${ECHO_MODULE};\n` : ''}${common(dir, workers, maxConns)}http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  client_body_temp_path ${dir}/tmp/body;
+  client_max_body_size 1m;
+  client_body_buffer_size 128k;
+  open_file_cache max=16;
+  default_type text/plain;
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate ${pki.upstreamCert};
+    ssl_certificate_key ${pki.upstreamKey};
+    ssl_client_certificate ${pki.caBundle};
+    ssl_verify_client on;
+    ssl_verify_depth 2;
+    ssl_crl ${pki.crlBundle};
+    location = / { return 200 "${body}"; }
+    location = /64k { root ${www}; default_type application/octet-stream; }
+    ${post}
+    location = /echo {
+      return 200 "x-forwarded-for=$http_x_forwarded_for\\nx-client-subject=$http_x_client_subject\\nx-forwarded-client-cert=$http_x_forwarded_client_cert\\ntls-peer=$ssl_client_s_dn\\n";
+    }
+  }
+}
+`;
+  writeFileSync(join(dir, 'nginx.conf'), conf);
+  return { conf: join(dir, 'nginx.conf'), echo };
+}
+
+export function nginxProxyConf({ dir, port, workers, pki, upstreamPort, servername, maxConns }) {
+  const conf = `${common(dir, workers, maxConns)}http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  client_body_temp_path ${dir}/tmp/body;
+  proxy_temp_path ${dir}/tmp/proxy;
+  client_max_body_size 1m;
+  client_body_buffer_size 128k;
+  proxy_buffer_size 16k;
+  proxy_buffers 16 16k;
+  map $ssl_client_s_dn $authz_ok {
+    default 0;
+    "~^CN=billing,OU=payments(,|$)" 1;
+  }
+  upstream backend {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 128;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+  }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate ${pki.serverCert};
+    ssl_certificate_key ${pki.serverKey};
+    ssl_client_certificate ${pki.caBundle};
+    ssl_verify_client on;
+    ssl_verify_depth 2;
+    ssl_crl ${pki.crlBundle};
+    location / {
+      if ($authz_ok = 0) { return 403 "forbidden\\n"; }
+      proxy_pass https://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Client-Subject $ssl_client_s_dn;
+      proxy_set_header X-Client-Serial $ssl_client_serial;
+      proxy_ssl_certificate ${pki.gwClientCert};
+      proxy_ssl_certificate_key ${pki.gwClientKey};
+      proxy_ssl_trusted_certificate ${pki.caBundle};
+      proxy_ssl_verify on;
+      proxy_ssl_verify_depth 2;
+      proxy_ssl_crl ${pki.crlBundle};
+      proxy_ssl_server_name on;
+      proxy_ssl_name ${servername};
+      proxy_ssl_session_reuse on;
+    }
+  }
+}
+`;
+  writeFileSync(join(dir, 'nginx.conf'), conf);
+  return { conf: join(dir, 'nginx.conf') };
+}
+
+export function nginxArgs(dir) {
+  return ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'];
+}

@@ -1,0 +1,265 @@
+// Turns the measurements into medians, ratios and markdown: results.json and results.md in the run's
+// results directory, and the generated section of bench/README.md (between the results markers).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { profileMarkdown } from './summarize-cpuprofile.mjs';
+
+export const START = '<!-- results:start -->';
+export const END = '<!-- results:end -->';
+
+export function median(xs) {
+  const v = xs.filter((x) => x !== null && x !== undefined && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+const fx = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? '–' : Number(x).toFixed(d));
+const ratio = (a, b) => (a === null || b === null || !b ? null : a / b);
+
+/** Groups rows by (label, target) in first-seen order; medians over rounds. */
+export function summarize(rows) {
+  const groups = new Map();
+  for (const r of rows) {
+    const k = `${r.label}\u0000${r.target}`;
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(r);
+  }
+  const out = [];
+  for (const rs of groups.values()) {
+    const m = (f) => median(rs.map((r) => r[f]));
+    const rps = rs.map((r) => r.rps).filter((x) => !Number.isNaN(x));
+    out.push({
+      scenario: rs[0].scenario,
+      label: rs[0].label,
+      target: rs[0].target,
+      tool: rs[0].tool,
+      n: rs.length,
+      rps: m('rps'),
+      rpsMin: rps.length ? Math.min(...rps) : null,
+      rpsMax: rps.length ? Math.max(...rps) : null,
+      p50: m('p50'),
+      p99: m('p99'),
+      errors: rs.reduce((a, r) => a + (r.errors || 0), 0),
+      requests: rs.reduce((a, r) => a + (r.requests || 0), 0),
+      reused: rs.some((r) => r.reused !== undefined) ? rs.reduce((a, r) => a + (r.reused || 0), 0) : null,
+      targetUs: m('targetUsPerReq'),
+      upstreamUs: m('upstreamUsPerReq'),
+      genUs: m('genUsPerReq'),
+      genCores: m('genCores'),
+      targetCores: m('targetCores'),
+      upstreamCores: m('upstreamCores'),
+      foreignCores: m('foreignCores'),
+      foreignMax: Math.max(...rs.map((r) => r.foreignCores)),
+    });
+  }
+  for (const s of out) {
+    const same = (t) => out.find((o) => o.label === s.label && o.target === t);
+    const direct = same('direct');
+    const nginx = same('nginx');
+    s.xDirect = direct ? ratio(s.rps, direct.rps) : null;
+    s.xNginx = nginx && s.target !== 'nginx' && s.target !== 'direct' ? ratio(s.rps, nginx.rps) : null;
+    s.p99OverDirect = direct && s.target !== 'direct' && s.p99 !== null && direct.p99 !== null ? s.p99 - direct.p99 : null;
+    s.usOverNginx = nginx && s.target !== 'nginx' && s.target !== 'direct' ? ratio(s.targetUs, nginx.targetUs) : null;
+  }
+  return out;
+}
+
+function goals(sum) {
+  const get = (label, target) => sum.find((s) => s.label === label && s.target === target);
+  const rows = [];
+  const vsNginx = (label, goal, what) => {
+    const g = get(label, 'gateway');
+    const n = get(label, 'nginx');
+    if (!g || !n) return rows.push({ goal: what, measured: 'not measured (needs gateway and nginx targets)', status: 'n/a' });
+    const x = g.rps / n.rps;
+    rows.push({ goal: what, measured: `${fx(g.rps)} / ${fx(n.rps)} req/s = ${x.toFixed(2)}× nginx`, status: x >= goal ? 'met' : 'NOT met' });
+  };
+  vsNginx('keep-alive GET 100 B', 0.7, 'keep-alive small GET ≥ 0.7× nginx (stretch: parity)');
+  const paced = sum.find((s) => s.label.startsWith('keep-alive GET 100 B, latency at') && s.target === 'gateway')?.label;
+  const latLabel = paced ?? 'keep-alive GET 100 B';
+  const g = get(latLabel, 'gateway');
+  const d = get(latLabel, 'direct');
+  if (g && d && g.p99 !== null && d.p99 !== null) {
+    const o = g.p99 - d.p99;
+    rows.push({ goal: `p99 overhead over direct ≤ 2 ms at 50 connections (${latLabel})`, measured: `${fx(g.p99, 2)} − ${fx(d.p99, 2)} = ${o.toFixed(2)} ms`, status: o <= 2 ? 'met' : 'NOT met' });
+  } else rows.push({ goal: 'p99 overhead over direct ≤ 2 ms', measured: 'not measured', status: 'n/a' });
+  vsNginx('full handshake per request', 0.8, 'full handshakes ≥ 0.8× nginx');
+  vsNginx('keep-alive POST 64 KiB', 0.7, '64 KiB POST bodies ≥ 0.7× nginx');
+  vsNginx('keep-alive GET 64 KiB', 0.7, '64 KiB GET responses ≥ 0.7× nginx');
+  return rows;
+}
+
+function machineSection(r) {
+  const m = r.machine;
+  const o = r.options;
+  return [
+    `Run ${m.date}, ${r.elapsedS ? `${Math.round(r.elapsedS)} s` : ''}${o.quick ? ' (--quick)' : ''}.`,
+    '',
+    `* Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB, ${m.kernel}; load average at start ${m.loadavg}`,
+    `* Software: Node ${m.node} (OpenSSL ${m.openssl}), ${m.gateway}; nginx ${m.nginx ?? 'not installed'}; ${m.wrk ?? 'no wrk'}; ${m.ab ?? 'no ab'}`,
+    `* Upstream (origin): ${r.upstream}, ${o.workers} worker. Targets: ${r.mainTargets.join(', ')}; gateway and nginx with ${o.workers} worker(s).`,
+    `* Generators: keep-alive ${r.generators.ka}, full handshakes ${r.generators.hs}, resumed handshakes ${r.generators['hs-resume']} (wrk 1 thread; Node generator ${r.generators.threads.node} worker thread(s) for keep-alive, ${r.generators.threads.nodeHandshakes ?? 1} for handshakes); idle connections: Node generator.`,
+    `* ${o.rounds} interleaved round(s) × ${o.duration} s per target and scenario after ${o.warmup} s warm-up, ${o.conns} connections; medians over rounds. PKI: ECDSA P-256, TLS 1.3, client chain leaf → intermediate → root, CRLs of both levels.`,
+  ].join('\n');
+}
+
+function mainTable(sum) {
+  const lines = [
+    '| scenario | target | gen | req/s (min–max) | ×direct | ×nginx | p50 ms | p99 ms | p99 − direct | errors | target µs CPU/req | gen cores (µs/req) | target / upstream / foreign cores |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const s of sum) {
+    const range = s.n > 1 ? ` (${fx(s.rpsMin)}–${fx(s.rpsMax)})` : '';
+    const reuse = s.reused !== null && s.label.startsWith('resumed') && s.requests > 0 ? ` [${fx((100 * s.reused) / s.requests)}% resumed]` : '';
+    lines.push(
+      `| ${s.label}${reuse} | ${s.target} | ${s.tool} | ${fx(s.rps)}${range} | ${fx(s.xDirect, 2)} | ${fx(s.xNginx, 2)} | ${fx(s.p50, 2)} | ${fx(s.p99, 2)} | ${s.p99OverDirect === null ? '–' : `${s.p99OverDirect >= 0 ? '+' : ''}${s.p99OverDirect.toFixed(2)}`} | ${s.errors} | ${fx(s.targetUs)} | ${fx(s.genCores, 2)} (${fx(s.genUs)}) | ${fx(s.targetCores, 2)} / ${fx(s.upstreamCores, 2)} / ${fx(s.foreignCores, 2)}${s.foreignMax > 0.15 ? ` (max ${fx(s.foreignMax, 2)})` : ''} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function generatorSection(r, sum) {
+  const main = sum.filter((s) => !s.label.startsWith('CRL') && !s.label.includes('profiled'));
+  if (main.length === 0) return '';
+  const byTool = new Map();
+  for (const s of main) {
+    const k = `${s.tool}|${s.label.includes('handshake') ? 'handshakes' : 'keep-alive'}`;
+    const e = byTool.get(k) ?? { tool: s.tool, kind: k.split('|')[1], cores: [], us: [] };
+    e.cores.push(s.genCores);
+    e.us.push(s.genUs);
+    byTool.set(k, e);
+  }
+  const lines = ['| generator | load | cores used (min–max over rows) | share of the machine | µs CPU per request (min–max) |', '|---|---|---:|---:|---:|'];
+  for (const e of byTool.values()) {
+    const c = e.cores.filter((x) => x !== null);
+    const u = e.us.filter((x) => x !== null && !Number.isNaN(x));
+    lines.push(`| ${e.tool} | ${e.kind} | ${fx(Math.min(...c), 2)}–${fx(Math.max(...c), 2)} | ${fx((100 * Math.max(...c)) / r.machine.cores)}% max | ${fx(Math.min(...u))}–${fx(Math.max(...u))} |`);
+  }
+  const threads = (s) => (s.tool !== 'node' ? 1 : s.label.includes('handshake') ? r.generators.threads.nodeHandshakes ?? 1 : r.generators.threads.node);
+  const bound = main.filter((s) => s.genCores > 0.9 * threads(s));
+  const maxCores = Math.max(...main.map((s) => s.genCores ?? 0));
+  lines.push(
+    '',
+    `wrk and ab are single-threaded; the Node generator ran ${r.generators.threads.node} worker thread(s) for keep-alive load and ${r.generators.threads.nodeHandshakes ?? 1} for handshakes. A row whose generator used more than 0.9 cores per thread may be generator-bound. ` +
+      (bound.length ? `Rows at that limit (their req/s is a lower bound of the target's capacity): ${bound.map((s) => `${s.label} / ${s.target} (${fx(s.genCores, 2)} cores)`).join('; ')}.` : `No row came near that (max ${fx(maxCores, 2)} cores).`) +
+      ` On a ${r.machine.cores}-core machine the generator, the target and the upstream share the cores: the generator's share is CPU the target cannot use, so ×direct reads as "fraction of what this box can do" and µs CPU/req is the efficiency figure.`,
+  );
+  return lines.join('\n');
+}
+
+function loggingSection(l) {
+  if (!l) return '';
+  const warn = [l.warn].flat();
+  const info = [l.info].flat();
+  const m = (rows, f) => median(rows.map((r) => r[f]));
+  const d = m(info, 'targetUsPerReq') - m(warn, 'targetUsPerReq');
+  return [
+    '| gateway log level | req/s | p99 ms | target µs CPU/req | foreign cores | log bytes/req |',
+    '|---|---:|---:|---:|---:|---:|',
+    `| warn (no access log) | ${fx(m(warn, 'rps'))} | ${fx(m(warn, 'p99'), 2)} | ${fx(m(warn, 'targetUsPerReq'))} | ${fx(m(warn, 'foreignCores'), 2)} | 0 |`,
+    `| info (access log to a file) | ${fx(m(info, 'rps'))} | ${fx(m(info, 'p99'), 2)} | ${fx(m(info, 'targetUsPerReq'))} | ${fx(m(info, 'foreignCores'), 2)} | ${fx(l.logBytesPerReq)} |`,
+    '',
+    `Logging cost: ${fx(d)} µs CPU per request (${fx((100 * d) / m(warn, 'targetUsPerReq'))}%), throughput ${fx(100 * (m(info, 'rps') / m(warn, 'rps') - 1))}% ` +
+      `(${info.length} pair(s) of runs back to back, warn then info; medians).`,
+  ].join('\n');
+}
+
+function idleSection(rows) {
+  if (!rows || rows.length === 0) return '';
+  const mb = (kb) => fx(kb / 1024, 1);
+  const lines = [
+    '| target | connections held | failed | resumed | opened/s | target µs CPU per opened conn | RSS before MB | RSS held MB | **KB per connection** | RSS after release MB | closed by target while held |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    lines.push(`| ${r.target} | ${r.held} / ${r.wanted} | ${r.failed} | ${r.reused ?? 0} | ${fx(r.openRate)} | ${fx(r.targetCpuPerConnUs)} | ${mb(r.rssBeforeKb)} | ${mb(r.rssHeldKb)} | **${fx(r.kbPerConn, 1)}** | ${mb(r.rssAfterKb)} | ${r.closedWhileHeld} |`);
+  }
+  const warns = rows.flatMap((r) => r.warnings ?? []);
+  if (warns.length) lines.push('', ...warns.map((w) => `* WARNING: ${w}`));
+  const how = rows[0]?.resume ? 'a TLS handshake resuming the session of an earlier connection (--idle-resume)' : 'a full TLS handshake';
+  lines.push(
+    '',
+    `Each target is a fresh instance (warmed up with 100 connections), so memory it freed earlier cannot hide the cost. Each connection did ${how} and one GET, then stayed idle. ` +
+      "RSS is summed over the target's process group (nginx: master + worker; direct: the upstream). Opening is capped in time: fewer held than wanted means the cap was reached.",
+  );
+  return lines.join('\n');
+}
+
+function crlSection(info, sum) {
+  if (!info || info.length === 0) return '';
+  const get = (label, t) => sum.find((s) => s.label === label && s.target === t);
+  const base = info.find((i) => i.entries === 0)?.target;
+  const lines = [
+    '| client CRL | startup ms | RSS after start MB | full handshakes/s | ×no CRL | µs CPU per handshake | hs p99 ms | keep-alive req/s | ×no CRL | ka p99 ms | revoked client refused |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const i of info) {
+    const hs = get('CRL: full handshake per request', i.target);
+    const ka = get('CRL: keep-alive GET 100 B', i.target);
+    const hb = get('CRL: full handshake per request', base);
+    const kb = get('CRL: keep-alive GET 100 B', base);
+    const name = i.entries === 0 ? 'none' : `${i.entries.toLocaleString('en')} entries`;
+    lines.push(
+      `| ${name} | ${fx(i.startupMs)} | ${fx(i.rssKb / 1024, 1)} | ${fx(hs?.rps)} | ${fx(ratio(hs?.rps ?? null, hb?.rps ?? null), 2)} | ${fx(hs?.targetUs)} | ${fx(hs?.p99, 1)} | ${fx(ka?.rps)} | ${fx(ratio(ka?.rps ?? null, kb?.rps ?? null), 2)} | ${fx(ka?.p99, 2)} | ${i.revokedRefused === null ? '–' : i.revokedRefused ? 'yes' : 'NO'} |`,
+    );
+  }
+  lines.push(
+    '',
+    'Startup = process start until the first request with a client certificate answered 200. "none" means no `tls.crl` at all (no revocation check). ' +
+      'Full handshakes: the same generator as the handshake scenario. Keep-alive: the Node generator with all connections opened before the clock starts, so the opening burst of handshakes (slow with a big CRL) is left out; its req/s is therefore not comparable with the wrk rows above.',
+  );
+  return lines.join('\n');
+}
+
+function checksSection(checks) {
+  if (!checks || checks.length === 0) return '';
+  return checks
+    .map((c) => `* ${c.name}: ${c.ok ? 'all functional checks passed' : 'FAILED: ' + c.results.filter((x) => !x.ok).map((x) => `${x.what} (${x.detail})`).join('; ')}`)
+    .join('\n');
+}
+
+export function renderMarkdown(r) {
+  const sum = summarize(r.rows);
+  r.summary = sum;
+  const parts = [];
+  parts.push(machineSection(r));
+  const ck = checksSection(r.checks);
+  if (ck) parts.push('**Functional checks before measuring**\n\n' + ck);
+  const g = goals(sum);
+  parts.push('### Targets from issue 5\n\n| goal | measured | status |\n|---|---|---|\n' + g.map((x) => `| ${x.goal} | ${x.measured} | ${x.status} |`).join('\n'));
+  const main = sum.filter((s) => !s.label.startsWith('CRL'));
+  if (main.length) parts.push('### Throughput, latency, CPU\n\n' + mainTable(main));
+  const gen = generatorSection(r, sum);
+  if (gen) parts.push('### Load generator CPU share\n\n' + gen);
+  const lg = loggingSection(r.extra.logging);
+  if (lg) parts.push('### Logging cost (gateway)\n\n' + lg);
+  const idle = idleSection(r.extra.idle);
+  if (idle) parts.push('### Idle keep-alive connections\n\n' + idle);
+  const crl = crlSection(r.extra.crl, sum);
+  if (crl) parts.push('### Client CRL size (gateway)\n\n' + crl);
+  if (r.extra.profile) {
+    const p = r.extra.profile;
+    parts.push(`### Gateway CPU profile, keep-alive GET (${fx(p.rps)} req/s, ${fx(p.usPerReq)} µs CPU/req while profiled)\n\n` + profileMarkdown(p.summary));
+  }
+  const foreign = Math.max(0, ...r.rows.map((x) => x.foreignCores));
+  const notes = [...r.notes];
+  if (foreign > 0.15) notes.push(`Foreign CPU (work on the machine that is not the generator, target, upstream or harness) reached ${foreign.toFixed(2)} cores in some measurements: those numbers are noisy; rerun rows with high foreign values.`);
+  if (notes.length) parts.push('### Notes\n\n' + notes.map((n) => `* ${n}`).join('\n'));
+  return parts.join('\n\n') + '\n';
+}
+
+export function writeResults(r, outDir) {
+  const md = renderMarkdown(r);
+  writeFileSync(`${outDir}/results.md`, `# mtls-gateway benchmark results\n\n${md}`);
+  writeFileSync(`${outDir}/results.json`, JSON.stringify({ ...r, extra: { ...r.extra, profile: r.extra.profile ? { ...r.extra.profile } : undefined } }, null, 2));
+  return md;
+}
+
+export function updateReadme(readmePath, md) {
+  const text = readFileSync(readmePath, 'utf8');
+  const a = text.indexOf(START);
+  const b = text.indexOf(END);
+  if (a < 0 || b < a) throw new Error(`${readmePath} has no ${START} ... ${END} section`);
+  const body = `${START}\n<!-- generated by bench/run.mjs; do not edit by hand -->\n\n${md}\n`;
+  writeFileSync(readmePath, text.slice(0, a) + body + text.slice(b));
+}

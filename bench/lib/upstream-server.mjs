@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// The origin for the benchmark when nginx is not used: a small node:https server that requires a
+// client certificate (CA bundle + CRLs of both levels), like the nginx upstream.
+//   GET /      -> 100-byte body              GET /64k -> 65536-byte body
+//   POST /post -> reads the whole body, then "received N bytes"
+//   GET /echo  -> what the upstream saw (x-forwarded-for, identity headers, TLS peer subject)
+// Usage: node upstream-server.mjs PORT CERT KEY CA CRL...
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+
+const [port, cert, key, ca, ...crls] = process.argv.slice(2);
+const SMALL = Buffer.from('ok ' + '.'.repeat(97));
+const BIG = Buffer.alloc(65536, 'x');
+const TEXT = { 'content-type': 'text/plain' };
+
+const server = createServer(
+  {
+    cert: readFileSync(cert),
+    key: readFileSync(key),
+    ca: readFileSync(ca),
+    // One PEM per array element: Node loads only the first CRL of a string.
+    crl: crls.map((f) => readFileSync(f, 'utf8')),
+    requestCert: true,
+    rejectUnauthorized: true,
+    keepAliveTimeout: 300_000,
+    requestTimeout: 0,
+  },
+  (req, res) => {
+    const url = req.url;
+    if (req.method === 'GET' && url === '/') {
+      res.writeHead(200, { ...TEXT, 'content-length': SMALL.length });
+      res.end(SMALL);
+    } else if (req.method === 'GET' && url === '/64k') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG.length });
+      res.end(BIG);
+    } else if (req.method === 'POST' && url === '/post') {
+      let n = 0;
+      req.on('data', (c) => {
+        n += c.length;
+      });
+      req.on('end', () => {
+        const body = `received ${n} bytes\n`;
+        res.writeHead(200, { ...TEXT, 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+    } else if (url === '/echo') {
+      const h = req.headers;
+      const peer = req.socket.getPeerCertificate();
+      const body =
+        `x-forwarded-for=${h['x-forwarded-for'] ?? ''}\nx-client-subject=${h['x-client-subject'] ?? ''}\n` +
+        `x-forwarded-client-cert=${h['x-forwarded-client-cert'] ?? ''}\ntls-peer=CN=${peer?.subject?.CN ?? ''}\n`;
+      res.writeHead(200, { ...TEXT, 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    } else {
+      res.writeHead(404, TEXT);
+      res.end('not found\n');
+    }
+  },
+);
+server.headersTimeout = 30_000;
+server.listen(Number(port), '127.0.0.1', () => process.stdout.write(`upstream listening on ${port}\n`));
+process.on('SIGTERM', () => {
+  server.closeAllConnections();
+  server.close(() => process.exit(0));
+});
