@@ -26,6 +26,9 @@ async function handshake(dir: string, client: string): Promise<{ authorized: boo
     ca: await read('ca-bundle.pem'),
     crl: [await read('root.crl.pem'), await read('intermediate.crl.pem')],
     requestCert: true,
+    // A probe, not a shortcut: the server must finish the handshake so the test can read OpenSSL's
+    // verdict (authorized / authorizationError) on each client certificate; with `true` Node drops
+    // the socket and the reason is lost. The client side below verifies the server as usual.
     rejectUnauthorized: false,
   });
   const verdict = new Promise<{ authorized: boolean; error: string | null }>((resolve) => {
