@@ -9,7 +9,7 @@
  * connection lives (the validity window passing) is re-checked per request by `checkStillValid`.
  */
 import type { X509Certificate } from 'node:crypto';
-import type { TLSSocket, DetailedPeerCertificate } from 'node:tls';
+import type { TLSSocket, DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import type { ErrorCode } from '../errors/registry.js';
 import type { RevocationStore } from '../revocation/revocation-store.js';
 import { ChainLinker, peerSubjectLine } from '../revocation/chain-links.js';
@@ -131,22 +131,30 @@ export class ConnectionAuthenticator {
   }
 
   #compute(socket: TLSSocket): ConnectionVerdict {
-    const peer = socket.getPeerCertificate(true) as DetailedPeerCertificate | null;
-    if (!peer || !peer.raw) {
+    // Call order matters on Node 20: once getPeerX509Certificate() has been called,
+    // getPeerCertificate(true) no longer returns the chain the client sent (measured; the same bug
+    // TLS-FACTS records for client sockets). So the cheap, non-destructive summary comes first, the
+    // detailed chain (about 0.5 ms) only when the trust bundle cannot complete the chain, and the
+    // X509Certificate last.
+    const summary = socket.getPeerCertificate(false) as PeerCertificate | null;
+    if (!summary || !summary.raw) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_MISSING', reason: 'no client certificate presented', peerSubject: null, peerSerial: null };
     }
-    const peerSubject = peerSubjectLine(peer);
-    const peerSerial = peer.serialNumber ?? null;
+    const peerSubject = peerSubjectLine(summary);
+    const peerSerial = summary.serialNumber ?? null;
     if (!socket.authorized) {
       const reason = String(socket.authorizationError ?? 'UNKNOWN');
       return { ok: false, code: OPENSSL_TO_CODE[reason] ?? 'GW_ERR_CLIENT_CERT_INVALID', reason, peerSubject, peerSerial };
     }
-    // OpenSSL already enforces purpose (EKU) for ssl clients; these checks are defence in depth and
-    // they also cover a CA certificate without KeyUsage, which OpenSSL's purpose check lets through.
+    // The chain from the trust bundle when it holds every issuer (the common case, and cheap);
+    // otherwise the chain as the client presented it, which includes intermediates it sent.
+    const detailed = this.#linker.bundleCompletes(summary.raw) ? null : (socket.getPeerCertificate(true) as DetailedPeerCertificate);
     const leaf = socket.getPeerX509Certificate();
     if (!leaf) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_MISSING', reason: 'no client certificate presented', peerSubject, peerSerial };
     }
+    // OpenSSL already enforces purpose (EKU) for ssl clients; these checks are defence in depth and
+    // they also cover a CA certificate without KeyUsage, which OpenSSL's purpose check lets through.
     if (leaf.ca) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'CA certificate presented as a client certificate', peerSubject, peerSerial };
     }
@@ -154,7 +162,13 @@ export class ConnectionAuthenticator {
     if (eku && eku.length > 0 && !eku.includes(EKU_CLIENT_AUTH) && !eku.includes(EKU_ANY)) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'certificate lacks the clientAuth extended key usage', peerSubject, peerSerial };
     }
-    const depth = caDepth(peer);
+    const chain = detailed === null ? this.#linker.fromBundle(leaf) : { links: this.#linker.links(detailed), depth: caDepth(detailed) };
+    if (chain === null) {
+      // The names said the bundle completes the chain but no bundle CA matched by key identifier:
+      // refuse rather than check revocation against the wrong CA.
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: 'the chain could not be matched to the CA certificates in tls.clientCA', peerSubject, peerSerial };
+    }
+    const depth = chain.depth;
     if (depth > this.#opts.verifyDepth) {
       return {
         ok: false,
@@ -170,7 +184,7 @@ export class ConnectionAuthenticator {
     } catch (err) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject, peerSerial };
     }
-    return { ok: true, identity, chainDepth: depth, resumed: socket.isSessionReused(), links: this.#linker.links(peer) };
+    return { ok: true, identity, chainDepth: depth, resumed: socket.isSessionReused(), links: chain.links };
   }
 }
 

@@ -7,6 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate } from 'node:tls';
 import { normalizeSerial } from '../identity/peer-identity.js';
+import { certFields } from './cert-fields.js';
 import type { ChainLink } from './revocation-policy.js';
 
 const MAX_CHAIN = 16;
@@ -20,12 +21,79 @@ export function peerSubjectLine(peer: { subject?: unknown }): string {
     .join(',');
 }
 
+export function x509SubjectLine(cert: X509Certificate): string {
+  return cert.subject.split('\n').join(',');
+}
+
 export class ChainLinker {
   readonly #trust: ReadonlyMap<string, X509Certificate>;
+  readonly #bySubject = new Map<string, X509Certificate[]>();
+  /** Bundle CAs by subject Name DER (hex): the issuer Name DER of each, or null when self-issued. */
+  readonly #issuerOfSubject = new Map<string, string | null>();
   readonly #seen = new Map<string, X509Certificate>();
 
   constructor(trust: readonly X509Certificate[]) {
     this.#trust = new Map(trust.map((c) => [c.fingerprint256, c]));
+    for (const c of trust) {
+      const list = this.#bySubject.get(c.subject);
+      if (list) list.push(c);
+      else this.#bySubject.set(c.subject, [c]);
+      const f = certFields(c.raw);
+      const subject = f.subjectDer.toString('hex');
+      const issuer = f.issuerDer.toString('hex');
+      this.#issuerOfSubject.set(subject, issuer === subject ? null : issuer);
+    }
+  }
+
+  /**
+   * Whether the bundle alone holds every issuer above a certificate (by Name DER), so fromBundle()
+   * can complete its chain. Cheap (a DER walk of the leaf, no parsing into objects); lets the
+   * caller decide before it touches the socket's certificate APIs, whose call order matters
+   * (see authenticate-connection.ts).
+   */
+  bundleCompletes(leafDer: Buffer): boolean {
+    let issuer: string | null | undefined;
+    try {
+      issuer = certFields(leafDer).issuerDer.toString('hex');
+    } catch {
+      return false;
+    }
+    for (let i = 0; i < MAX_CHAIN; i++) {
+      if (!this.#issuerOfSubject.has(issuer)) return false;
+      const next = this.#issuerOfSubject.get(issuer);
+      if (next === null || next === undefined) return true;
+      issuer = next;
+    }
+    return false;
+  }
+
+  /**
+   * The chain of a leaf that OpenSSL has already verified, completed from the trust bundle alone:
+   * each certificate with its issuer, up to the self-signed anchor, and the number of CA
+   * certificates above the leaf. This avoids getPeerCertificate(true), which costs about 0.5 ms per
+   * call (it converts every certificate of the chain into a JS object with three fingerprints).
+   * Returns null when an issuer is not in the bundle (the client sent that intermediate itself):
+   * the caller then falls back to the peer's own chain.
+   */
+  fromBundle(leaf: X509Certificate): { readonly links: ChainLink[]; readonly depth: number } | null {
+    const links: ChainLink[] = [];
+    let cur = leaf;
+    for (let i = 0; i < MAX_CHAIN; i++) {
+      if (i > 0 && cur.checkIssued(cur)) return { links, depth: i };
+      const issuer = this.#issuerInBundle(cur);
+      if (issuer === null) return null;
+      links.push({ serial: normalizeSerial(cur.serialNumber), subject: x509SubjectLine(cur), isCa: i > 0, issuer });
+      cur = issuer;
+    }
+    return null;
+  }
+
+  #issuerInBundle(cert: X509Certificate): X509Certificate | null {
+    const candidates = (this.#bySubject.get(cert.issuer) ?? []).filter((ca) => cert.checkIssued(ca));
+    if (candidates.length <= 1) return candidates[0] ?? null;
+    // Several CAs share the name and key identifier match (a re-keyed CA without AKI/SKI): the
+    // signature decides.
+    return candidates.find((ca) => cert.verify(ca.publicKey)) ?? null;
   }
 
   links(leaf: DetailedPeerCertificate): ChainLink[] {
