@@ -4,7 +4,7 @@ import 'reflect-metadata';
 import t from 'tap';
 import * as x509 from '@peculiar/x509';
 import { spawnSync } from 'node:child_process';
-import { KeyObject, X509Certificate, webcrypto } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,38 +16,7 @@ import { crlDerToPem, makeBigCrlDer } from '../../src/revocation/crl-writer.js';
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 type TT = Parameters<Parameters<typeof t.test>[0]>[0];
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
-
-const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-const NOW = new Date('2030-06-01T12:00:00Z');
-const HOUR = 3600_000;
-
-interface TestCa {
-  readonly cert: x509.X509Certificate;
-  readonly node: X509Certificate;
-  readonly keys: CryptoKeyPair;
-  readonly privateKey: KeyObject;
-  readonly der: Buffer;
-}
-
-async function makeCa(name: string): Promise<TestCa> {
-  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01',
-    name,
-    notBefore: new Date(NOW.getTime() - 365 * 24 * HOUR),
-    notAfter: new Date(NOW.getTime() + 365 * 24 * HOUR),
-    keys,
-    signingAlgorithm: EC,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  const der = Buffer.from(cert.rawData);
-  return { cert, node: new X509Certificate(der), keys, privateKey: KeyObject.from(keys.privateKey), der };
-}
+import { EC, HOUR, makeCa, NOW } from '../helpers/crl-test-ca.js';
 
 function crlNumberExt(n: number): x509.Extension {
   return new x509.Extension('2.5.29.20', false, Buffer.from([0x02, 0x01, n]));

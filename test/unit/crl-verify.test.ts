@@ -3,7 +3,7 @@
 import 'reflect-metadata';
 import t from 'tap';
 import * as x509 from '@peculiar/x509';
-import { KeyObject, X509Certificate, webcrypto } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import { parseCrl, type ParsedCrl } from '../../src/revocation/parse-crl.js';
 import { makeBigCrlDer, type MakeCrlOptions } from '../../src/revocation/crl-writer.js';
 import { findIssuer, findIssuerCandidates, isStale, validateCrl, verifyCrlSignature } from '../../src/revocation/verify-crl.js';
@@ -11,49 +11,7 @@ import { issuerKeyOf, RevocationIndex } from '../../src/revocation/revocation-in
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
-type KeyAlg = Parameters<typeof webcrypto.subtle.generateKey>[0];
-
-const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-const NOW = new Date('2030-06-01T12:00:00Z');
-const HOUR = 3600_000;
-
-interface TestCa {
-  readonly cert: x509.X509Certificate;
-  readonly node: X509Certificate;
-  readonly keys: CryptoKeyPair;
-  readonly privateKey: KeyObject;
-  readonly der: Buffer;
-}
-
-interface CaOptions {
-  readonly alg?: KeyAlg & { hash?: string };
-  readonly keys?: CryptoKeyPair;
-  readonly ca?: boolean;
-  readonly keyUsage?: number | null;
-  readonly ski?: boolean;
-  readonly serial?: string;
-}
-
-async function makeCa(name: string, o: CaOptions = {}): Promise<TestCa> {
-  const alg = o.alg ?? EC;
-  const keys = o.keys ?? ((await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair);
-  const extensions: x509.Extension[] = [new x509.BasicConstraintsExtension(o.ca ?? true, undefined, true)];
-  const ku = o.keyUsage === undefined ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : o.keyUsage;
-  if (ku !== null) extensions.push(new x509.KeyUsagesExtension(ku, true));
-  if (o.ski ?? true) extensions.push(await x509.SubjectKeyIdentifierExtension.create(keys.publicKey));
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: o.serial ?? '01',
-    name,
-    notBefore: new Date(NOW.getTime() - 365 * 24 * HOUR),
-    notAfter: new Date(NOW.getTime() + 365 * 24 * HOUR),
-    keys,
-    signingAlgorithm: alg as x509.X509CertificateCreateSelfSignedParams['signingAlgorithm'],
-    extensions,
-  });
-  const der = Buffer.from(cert.rawData);
-  return { cert, node: new X509Certificate(der), keys, privateKey: KeyObject.from(keys.privateKey), der };
-}
+import { EC, HOUR, makeCa, NOW, type KeyAlg, type TestCa } from '../helpers/crl-test-ca.js';
 
 function writeCrl(ca: TestCa, o: Partial<MakeCrlOptions> = {}): ParsedCrl {
   return parseCrl(makeBigCrlDer({
