@@ -69,15 +69,15 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
-const machine = machineInfo(checkout);
+const machine = machineInfo(checkout, opts.node);
 const nginx = which('nginx');
-let mainTargets = opts.targets ?? ['direct', 'gateway', ...(nginx ? ['nginx'] : [])];
+let mainTargets = opts.targets ?? ['direct', 'gateway', 'floor', ...(nginx ? ['nginx'] : [])];
 if (mainTargets.includes('nginx') && !nginx) {
   log('WARNING: target nginx requested but nginx is not installed (apt-get install -y nginx): skipped');
   mainTargets = mainTargets.filter((t) => t !== 'nginx');
 }
-// Order: direct first, then the gateway, then the reference, in every round.
-mainTargets = ['direct', 'gateway', 'nginx'].filter((t) => mainTargets.includes(t));
+// Order: direct first, then the gateway, then the references, in every round.
+mainTargets = ['direct', 'gateway', 'floor', 'nginx'].filter((t) => mainTargets.includes(t));
 const upstreamKind = opts.upstream === 'auto' ? (nginx ? 'nginx' : 'node') : opts.upstream;
 if (upstreamKind === 'nginx' && !nginx) {
   process.stderr.write('--upstream nginx: nginx is not installed\n');
@@ -98,8 +98,10 @@ let failed = false;
 try {
   await targets.startUpstream(upstreamKind);
   if (mainTargets.includes('gateway') || needsGateway) await targets.startGateway('gateway');
+  if (mainTargets.includes('floor')) await targets.startFloor('floor');
   if (mainTargets.includes('nginx')) await targets.startNginxProxy('nginx');
-  for (const name of mainTargets.filter((t) => t !== 'direct')) {
+  // The node floor does not do the gateway's job (no identity, policy or revocation): not checked.
+  for (const name of mainTargets.filter((t) => t !== 'direct' && t !== 'floor')) {
     const c = await checkTarget(pki, name, targets.get(name).port);
     ctx.checks.push(c);
     if (!c.ok) log(`WARNING: ${name} failed functional checks: ${c.results.filter((r) => !r.ok).map((r) => `${r.what}: ${r.detail}`).join('; ')}`);

@@ -8,7 +8,8 @@ export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run bu
 
   --scenarios LIST   comma-separated, from: ${ALL_SCENARIOS.join(', ')}
                      (default: all; --quick: ${QUICK_SCENARIOS.join(', ')})
-  --targets LIST     direct, gateway, nginx (default: all three, nginx only if installed)
+  --targets LIST     direct, gateway, floor, nginx (default: all four, nginx only if installed);
+                     floor is a minimal Node proxy (lib/floor-proxy.mjs): the platform's lower bound
   --duration S       seconds per measurement (default 6; --quick 3)
   --rounds N         interleaved rounds per target (default 3; --quick 1)
   --warmup S         unrecorded warm-up per target and scenario (default 2; --quick 1)
@@ -26,6 +27,8 @@ export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run bu
   --quiet-wait S     wait up to S s for an idle machine before each measurement (default 1; --quick 0)
   --profile-seconds S  length of the profiled load (default 10)
   --checkout DIR     the mtls-gateway checkout to measure (default: the one holding bench/)
+  --node PATH        the Node.js binary that runs the gateway (default: the one running the bench),
+                     e.g. $(npx -y -p node@24 -- node -p process.execPath) to compare Node versions
   --out DIR          results directory (default bench/.work/results/<timestamp>)
   --no-readme        do not regenerate the results section of bench/README.md
   --quick            a short run (about 2 minutes)
@@ -64,6 +67,7 @@ export function parseOptions(argv) {
       'quiet-wait': { type: 'string' },
       'profile-seconds': { type: 'string' },
       checkout: { type: 'string' },
+      node: { type: 'string' },
       out: { type: 'string' },
       'no-readme': { type: 'boolean' },
       quick: { type: 'boolean' },
@@ -92,11 +96,12 @@ export function parseOptions(argv) {
     quietWait: values['quiet-wait'] !== undefined ? num('quiet-wait', values['quiet-wait'], { int: false }) : quick ? 0 : 1,
     profileSeconds: values['profile-seconds'] ? num('profile-seconds', values['profile-seconds'], { min: 1, int: false }) : 10,
     checkout: values.checkout ?? null,
+    node: values.node ?? null,
     out: values.out ?? null,
     readme: !(values['no-readme'] ?? false),
   };
   for (const s of o.scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}" (known: ${ALL_SCENARIOS.join(', ')})`);
-  if (o.targets) for (const t of o.targets) if (!['direct', 'gateway', 'nginx'].includes(t)) throw new Error(`unknown target "${t}" (direct, gateway, nginx)`);
+  if (o.targets) for (const t of o.targets) if (!['direct', 'gateway', 'floor', 'nginx'].includes(t)) throw new Error(`unknown target "${t}" (direct, gateway, floor, nginx)`);
   if (!['auto', 'node'].includes(o.gen)) throw new Error('--gen must be auto or node');
   if (!['auto', 'nginx', 'node'].includes(o.upstream)) throw new Error('--upstream must be auto, nginx or node');
   return o;

@@ -16,7 +16,7 @@ export function which(cmd) {
   return out && out.startsWith('/') ? out : null;
 }
 
-export function machineInfo(checkout) {
+export function machineInfo(checkout, nodeBin = null) {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const model = /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
   const commit = run('git', ['-C', checkout, 'rev-parse', '--short', 'HEAD'], { strict: true });
@@ -33,8 +33,9 @@ export function machineInfo(checkout) {
     cores: os.availableParallelism?.() ?? os.cpus().length,
     memGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
     kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-    openssl: process.versions.openssl,
+    // The gateway's Node (--node), which may differ from the one running the harness.
+    node: nodeBin ? run(nodeBin, ['-p', 'process.version'], { strict: true }) ?? `? (${nodeBin})` : process.version,
+    openssl: nodeBin ? run(nodeBin, ['-p', 'process.versions.openssl'], { strict: true }) ?? '?' : process.versions.openssl,
     nginx: which('nginx') ? run('nginx', ['-v'])?.replace(/^.*nginx\//, '') : null,
     wrk: which('wrk') ? run('wrk', ['-v'])?.split('\n')[0]?.replace(/ \[.*$/, '') : null,
     ab: which('ab') ? run('ab', ['-V'])?.split('\n')[0]?.replace(/^This is /, '').replace(/ <.*$/, '') : null,

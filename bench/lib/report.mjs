@@ -56,6 +56,10 @@ export function summarize(rows) {
     const same = (t) => out.find((o) => o.label === s.label && o.target === t);
     const direct = same('direct');
     const nginx = same('nginx');
+    const floor = same('floor');
+    // The gateway against the node floor: how much of the gateway's cost is its own code.
+    s.xFloor = floor && s.target === 'gateway' ? ratio(s.rps, floor.rps) : null;
+    s.usOverFloor = floor && s.target === 'gateway' ? ratio(s.targetUs, floor.targetUs) : null;
     s.xDirect = direct ? ratio(s.rps, direct.rps) : null;
     s.xNginx = nginx && s.target !== 'nginx' && s.target !== 'direct' ? ratio(s.rps, nginx.rps) : null;
     s.p99OverDirect = direct && s.target !== 'direct' && s.p99 !== null && direct.p99 !== null ? s.p99 - direct.p99 : null;
@@ -105,14 +109,14 @@ function machineSection(r) {
 
 function mainTable(sum) {
   const lines = [
-    '| scenario | target | gen | req/s (min–max) | ×direct | ×nginx | p50 ms | p99 ms | p99 − direct | errors | target µs CPU/req | gen cores (µs/req) | target / upstream / foreign cores |',
-    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| scenario | target | gen | req/s (min–max) | ×direct | ×nginx | ×floor | p50 ms | p99 ms | p99 − direct | errors | target µs CPU/req | gen cores (µs/req) | target / upstream / foreign cores |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const s of sum) {
     const range = s.n > 1 ? ` (${fx(s.rpsMin)}–${fx(s.rpsMax)})` : '';
     const reuse = s.reused !== null && s.label.startsWith('resumed') && s.requests > 0 ? ` [${fx((100 * s.reused) / s.requests)}% resumed]` : '';
     lines.push(
-      `| ${s.label}${reuse} | ${s.target} | ${s.tool} | ${fx(s.rps)}${range} | ${fx(s.xDirect, 2)} | ${fx(s.xNginx, 2)} | ${fx(s.p50, 2)} | ${fx(s.p99, 2)} | ${s.p99OverDirect === null ? '–' : `${s.p99OverDirect >= 0 ? '+' : ''}${s.p99OverDirect.toFixed(2)}`} | ${s.errors} | ${fx(s.targetUs)} | ${fx(s.genCores, 2)} (${fx(s.genUs)}) | ${fx(s.targetCores, 2)} / ${fx(s.upstreamCores, 2)} / ${fx(s.foreignCores, 2)}${s.foreignMax > 0.15 ? ` (max ${fx(s.foreignMax, 2)})` : ''} |`,
+      `| ${s.label}${reuse} | ${s.target} | ${s.tool} | ${fx(s.rps)}${range} | ${fx(s.xDirect, 2)} | ${fx(s.xNginx, 2)} | ${fx(s.xFloor, 2)} | ${fx(s.p50, 2)} | ${fx(s.p99, 2)} | ${s.p99OverDirect === null ? '–' : `${s.p99OverDirect >= 0 ? '+' : ''}${s.p99OverDirect.toFixed(2)}`} | ${s.errors} | ${fx(s.targetUs)} | ${fx(s.genCores, 2)} (${fx(s.genUs)}) | ${fx(s.targetCores, 2)} / ${fx(s.upstreamCores, 2)} / ${fx(s.foreignCores, 2)}${s.foreignMax > 0.15 ? ` (max ${fx(s.foreignMax, 2)})` : ''} |`,
     );
   }
   return lines.join('\n');

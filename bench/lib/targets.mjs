@@ -9,6 +9,7 @@ import { UPSTREAM_SERVERNAME } from './pki.mjs';
 import { freePort, httpsProbe, spawnGroup, stopGroup, waitReady } from './procs.mjs';
 
 const UPSTREAM_SCRIPT = fileURLToPath(new URL('./upstream-server.mjs', import.meta.url));
+const FLOOR_SCRIPT = fileURLToPath(new URL('./floor-proxy.mjs', import.meta.url));
 
 export function clientProbe(pki, port, extra = {}) {
   return () =>
@@ -99,11 +100,24 @@ export class Targets {
     if (this.opts.workers > 1) args.push('--workers', String(this.opts.workers));
     const logFile = join(this.runDir, `${name}.log`);
     writeFileSync(logFile, '');
-    const proc = spawnGroup(name, process.execPath, args, { cwd: this.checkout, logFile, nofile: this.nofile });
+    const proc = spawnGroup(name, this.opts.node ?? process.execPath, args, { cwd: this.checkout, logFile, nofile: this.nofile });
     const startupMs = await waitReady(proc, clientProbe(this.pki, port), { timeoutMs });
     Object.assign(proc, { port, kind: 'gateway', config, startupMs });
     this.procs.set(name, proc);
     this.log(`${name} ready on 127.0.0.1:${port} in ${Math.round(startupMs)} ms (crl: ${crl === 'small' || crl === 'none' ? crl : 'big'}, log: ${logLevel})`);
+    return proc;
+  }
+
+  /** The node-floor reference (lib/floor-proxy.mjs), run by the gateway's Node (--node). */
+  async startFloor(name = 'floor') {
+    const port = await freePort();
+    const p = this.pki;
+    const args = [FLOOR_SCRIPT, String(port), String(this.upstream.port), p.serverCert, p.serverKey, p.caBundle, p.gwClientCert, p.gwClientKey, UPSTREAM_SERVERNAME, this.checkout];
+    const proc = spawnGroup(name, this.opts.node ?? process.execPath, args, { logFile: join(this.runDir, `${name}.log`), nofile: this.nofile });
+    const startupMs = await waitReady(proc, clientProbe(this.pki, port));
+    Object.assign(proc, { port, kind: 'node floor', startupMs });
+    this.procs.set(name, proc);
+    this.log(`${name} ready on 127.0.0.1:${port} in ${Math.round(startupMs)} ms`);
     return proc;
   }
 
