@@ -136,6 +136,9 @@ const upstreamSchema = z.strictObject({
       connect: duration({ min: 1 }).default(5_000),
       response: duration({ min: 1 }).default(30_000),
       idle: duration({ min: 1 }).default(60_000),
+      keepAlive: duration({ min: 1_000, max: 3_600_000 })
+        .default(60_000)
+        .describe("how long an idle pooled connection stays open; an upstream's Keep-Alive: timeout= hint shortens it"),
     })
     .prefault({}),
   connections: z.number().int().min(1).max(10_000).default(256).describe('maximum open connections to this upstream'),
@@ -171,6 +174,8 @@ export const configSchema = z
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        bufferBytes: z.number().int().min(0).max(65_536).default(4096).describe('log lines are written once this many bytes are buffered; 0 writes every line at once'),
+        flushInterval: duration({ min: 10, max: 60_000 }).default(250).describe('buffered lines are written at least this often'),
       })
       .prefault({}),
   })

@@ -99,7 +99,10 @@ export function createUpstream(name: string, cfg: UpstreamConfig, material: Upst
     pipelining: 1,
     headersTimeout: cfg.timeouts.response,
     bodyTimeout: cfg.timeouts.idle,
-    keepAliveTimeout: 4_000,
+    // Idle pooled connections live up to timeouts.keepAlive; an upstream's Keep-Alive: timeout=
+    // hint can only shorten that (undici subtracts a 2 s margin from the hint).
+    keepAliveTimeout: cfg.timeouts.keepAlive,
+    keepAliveMaxTimeout: cfg.timeouts.keepAlive,
     connect: {
       secureContext,
       servername,
