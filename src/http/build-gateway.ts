@@ -380,7 +380,12 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     if (closing) return fastifyHandler!(req, res);
     const a = admit(req, requestIdFor(req));
     if (a.kind !== 'forward') return handOver(req, res, a);
-    void proxy(req, res, a, null);
+    proxy(req, res, a, null).catch((err: unknown) => {
+      // proxy() handles every failure it knows; this is the last line of defence: a bug on one
+      // request costs that request (logged, connection closed), never the process.
+      logger.error({ reqId: a.requestId, code: 'GW_ERR_INTERNAL', err }, 'request failed');
+      res.destroy();
+    });
   }
 
   /**
@@ -425,7 +430,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       const access = { reqId: requestId, method: a.method, path: a.path, route: a.route, rule: a.rule, upstream: upstream.name, decision: 'allow' };
       if (err instanceof ForwardError && err.clientAborted) {
         reply?.hijack();
-        raw.socket.destroy();
+        // The client is gone; on Node 22+ the request may already be detached from its socket.
+        res.destroy();
         log.info({ ...access, status: 499, clientAborted: true, durationMs: elapsedMs(a.started) }, 'request');
         return;
       }

@@ -52,4 +52,11 @@ t.test('refusals and upstream failures share one format and one request id', asy
   t.equal(res.headers['x-request-id'], 'trace-0002-upstream-down');
   t.match(s.gw.logs.find((l) => l.msg === 'upstream failed' && l.reqId === 'trace-0002-upstream-down'), { code: 'GW_ERR_UPSTREAM_UNREACHABLE', route: 'orders' });
   t.equal(s.gw.logs.filter((l) => l.reqId === 'trace-0002-upstream-down').length, 1, 'one log line for the failure, not a second refusal line');
+
+  // The same with a request body: undici has already consumed and detached the request stream
+  // when the failure is known, and the answer still goes out whole.
+  const post = await s.send(billing, { method: 'POST', path: '/orders/3', body: 'z'.repeat(100_000), headers: { 'x-request-id': 'trace-0003-post-upstream-down' } });
+  assertOwnResponse(t, post, 502, 'GW_ERR_UPSTREAM_UNREACHABLE');
+  t.equal(post.headers['x-request-id'], 'trace-0003-post-upstream-down');
+  t.notOk(s.gw.logs.some((l) => l.msg === 'request failed'), 'no internal error on the way');
 });

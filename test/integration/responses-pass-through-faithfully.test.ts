@@ -28,6 +28,12 @@ t.test('responses pass through faithfully', async (t) => {
         }, 5);
         return;
       }
+      if (url.startsWith('/orders/slow-headers')) {
+        // Answers only after the client has given up.
+        const timer = setTimeout(() => res.writeHead(200, { 'content-length': '4' }).end('late'), 300);
+        res.on('close', () => clearTimeout(timer));
+        return;
+      }
       if (url.startsWith('/orders/endless')) {
         res.writeHead(200);
         const tick = setInterval(() => res.write(Buffer.alloc(16 * 1024)), 5);
@@ -84,4 +90,25 @@ t.test('responses pass through faithfully', async (t) => {
   for (let i = 0; i < 200 && aborted === 0; i++) await new Promise((r) => setTimeout(r, 25));
   t.equal(aborted, 1, 'the upstream request was closed when the client went away');
   t.ok(s.gw.logs.some((l) => l.msg === 'request' && l['path'] === '/orders/endless' && l['clientAborted'] === true), 'logged as a client abort');
+
+  // Regression (found by the benchmark, which crashed the gateway): clients that leave before the
+  // upstream's response starts cost their own requests only; the gateway logs them as 499 and keeps
+  // serving. With a request body, undici detaches the aborted request from its socket
+  // (req.socket = null), which the abort path once dereferenced.
+  const leavers: Array<{ method: string; body?: string }> = [{ method: 'GET' }, { method: 'POST', body: 'x'.repeat(64 * 1024) }, { method: 'PUT', body: 'y'.repeat(10) }];
+  for (const [i, l] of leavers.entries()) {
+    await new Promise<void>((resolve) => {
+      const req = https.request({ method: l.method, host: '127.0.0.1', port: s.gw.port, servername: 'localhost', path: `/orders/slow-headers/${i}`, ca: s.pki.root.certPem, cert: billing.chainPem, key: billing.keyPem, agent: false });
+      req.on('error', () => undefined);
+      req.on('close', () => resolve());
+      req.end(l.body);
+      setTimeout(() => req.destroy(), 100);
+    });
+  }
+  const early = () => s.gw.logs.filter((l) => l.msg === 'request' && String(l['path']).startsWith('/orders/slow-headers') && l['status'] === 499 && l['clientAborted'] === true);
+  for (let i = 0; i < 200 && early().length < leavers.length; i++) await new Promise((r) => setTimeout(r, 25));
+  t.equal(early().length, leavers.length, 'each early leaver (GET, POST, PUT) is logged as 499');
+  t.notOk(s.gw.logs.some((l) => l.msg === 'request failed'), 'no internal error on the way');
+  const after = await s.send(billing, { path: '/orders/still-serving' });
+  t.equal(after.status, 200, 'the gateway still serves after clients left before the response started');
 });
