@@ -162,11 +162,23 @@ export class ConnectionAuthenticator {
     if (eku && eku.length > 0 && !eku.includes(EKU_CLIENT_AUTH) && !eku.includes(EKU_ANY)) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'certificate lacks the clientAuth extended key usage', peerSubject, peerSerial };
     }
-    const chain = detailed === null ? this.#linker.fromBundle(leaf) : { links: this.#linker.links(detailed), depth: caDepth(detailed) };
+    const chain = detailed === null ? this.#linker.fromBundle(leaf) : this.#linker.fromPeer(detailed);
     if (chain === null) {
-      // The names said the bundle completes the chain but no bundle CA matched by key identifier:
-      // refuse rather than check revocation against the wrong CA.
-      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: 'the chain could not be matched to the CA certificates in tls.clientCA', peerSubject, peerSerial };
+      // From the bundle: the names said it completes the chain but no bundle CA matched by key
+      // identifier. From the peer: the chain Node reports stops short of a tls.clientCA anchor,
+      // which OpenSSL's verdict rules out, so Node lost part of it (Node 24.21 drops client-sent
+      // intermediates, nodejs/node#65579). Either way revocation and depth cannot be checked on
+      // every CA: refuse rather than skip one.
+      return {
+        ok: false,
+        code: 'GW_ERR_CLIENT_CERT_INVALID',
+        reason:
+          detailed === null
+            ? 'the chain could not be matched to the CA certificates in tls.clientCA'
+            : 'the chain above the client certificate is not available from the TLS stack (the client sent an intermediate CA that is not in tls.clientCA; on Node 24 add the intermediate CAs to tls.clientCA)',
+        peerSubject,
+        peerSerial,
+      };
     }
     const depth = chain.depth;
     if (depth > this.#opts.verifyDepth) {
@@ -186,20 +198,4 @@ export class ConnectionAuthenticator {
     }
     return { ok: true, identity, chainDepth: depth, resumed: socket.isSessionReused(), links: chain.links };
   }
-}
-
-/**
- * Number of CA certificates above the leaf. Node completes the peer chain from the trust store up
- * to the root, whose issuerCertificate is itself; an authorized chain always ends there.
- */
-function caDepth(leaf: DetailedPeerCertificate): number {
-  let depth = 0;
-  let cur = leaf;
-  const seen = new Set<string>([leaf.fingerprint256]);
-  while (cur.issuerCertificate && !seen.has(cur.issuerCertificate.fingerprint256) && depth <= 32) {
-    cur = cur.issuerCertificate;
-    seen.add(cur.fingerprint256);
-    depth++;
-  }
-  return depth;
 }

@@ -7,6 +7,7 @@
  * checkServerIdentity on a resumed session (../shared/TLS-FACTS.md): every new upstream connection
  * is fully verified, and kept-alive connections make that cost rare.
  */
+import { X509Certificate } from 'node:crypto';
 import { createSecureContext, checkServerIdentity, type DetailedPeerCertificate, type PeerCertificate, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
@@ -75,7 +76,15 @@ export function createUpstream(name: string, cfg: UpstreamConfig, material: Upst
     if (revocation) {
       // OpenSSL's own CRL check is not used (it demands a CRL for every CA, hard-fails on
       // nextUpdate and costs a full CRL verification per handshake); the gateway's index decides.
-      const verdict = checkChain(revocation.store.index, linker.links(cert as DetailedPeerCertificate), revocation.settings, revocation.now());
+      // The chain from the upstream's CA bundle when it holds every issuer; otherwise as the
+      // upstream presented it, which must reach a bundle anchor (see ChainLinker.fromPeer).
+      const chain = linker.bundleCompletes(cert.raw) ? linker.fromBundle(new X509Certificate(cert.raw)) : linker.fromPeer(cert as DetailedPeerCertificate);
+      if (chain === null) {
+        return Object.assign(new Error(`upstream ${name}: the certificate chain could not be linked to the CA certificates in upstreams.${name}.tls.ca, so revocation cannot be checked on every CA (add the upstream's intermediate CAs there)`), {
+          code: UPSTREAM_REVOCATION_UNKNOWN,
+        });
+      }
+      const verdict = checkChain(revocation.store.index, chain.links, revocation.settings, revocation.now());
       if (!verdict.ok) {
         return Object.assign(new Error(`upstream ${name}: certificate ${verdict.serial} of ${verdict.subject} ${verdict.revoked ? `revoked (${verdict.reason})` : `has no usable revocation status: ${verdict.reason}`}`), {
           code: verdict.revoked ? UPSTREAM_REVOKED : UPSTREAM_REVOCATION_UNKNOWN,

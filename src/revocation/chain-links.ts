@@ -96,17 +96,28 @@ export class ChainLinker {
     return candidates.find((ca) => cert.verify(ca.publicKey)) ?? null;
   }
 
-  links(leaf: DetailedPeerCertificate): ChainLink[] {
-    const out: ChainLink[] = [];
+  /**
+   * The chain as the peer presented it (Node completes it from the trust store), or null when it
+   * does not end at a self-signed certificate of the trust bundle. OpenSSL only authorizes chains
+   * that end at a trust anchor, so a shorter chain means the TLS stack lost part of it: Node 24.21
+   * drops client-sent intermediates from getPeerCertificate(true) on server sockets
+   * (nodejs/node#65579). Revocation and depth checks on such a chain would silently skip the
+   * missing CAs, so callers refuse instead.
+   */
+  fromPeer(leaf: DetailedPeerCertificate): { readonly links: ChainLink[]; readonly depth: number } | null {
+    const links: ChainLink[] = [];
     let cur = leaf;
     for (let i = 0; i < MAX_CHAIN; i++) {
       const next = cur.issuerCertificate as DetailedPeerCertificate | undefined | null;
-      if (next && next.fingerprint256 === cur.fingerprint256) break; // the self-signed anchor
-      out.push({ serial: normalizeSerial(cur.serialNumber), subject: peerSubjectLine(cur), isCa: i > 0, issuer: next ? this.#x509(next) : null });
-      if (!next) break;
+      if (next && next.fingerprint256 === cur.fingerprint256) {
+        // The self-signed end of the chain: only an anchor of this bundle completes it.
+        return this.#trust.has(cur.fingerprint256) ? { links, depth: i } : null;
+      }
+      if (!next || !next.raw) return null;
+      links.push({ serial: normalizeSerial(cur.serialNumber), subject: peerSubjectLine(cur), isCa: i > 0, issuer: this.#x509(next) });
       cur = next;
     }
-    return out;
+    return null;
   }
 
   #x509(peer: DetailedPeerCertificate): X509Certificate | null {
