@@ -27,8 +27,18 @@ const server = createServer({ cert: readFileSync(serverCert), key: readFileSync(
   for (let i = 0; i < raw.length; i += 2) if (!HOP.has(raw[i].toLowerCase())) headers.push(raw[i], raw[i + 1]);
   const cl = req.headers['content-length'];
   const hasBody = req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
+  // A client that leaves mid-response must release the upstream request (a response paused for
+  // backpressure would otherwise wait for a 'drain' that never comes and pin its connection).
+  let done = false;
+  let abort = null;
+  res.once('close', () => {
+    if (!done) abort?.(new Error('client closed'));
+  });
   pool.dispatch({ method: req.method, path: req.url, headers, body: hasBody ? req : null }, {
-    onConnect() {},
+    onConnect(abortFn) {
+      abort = abortFn;
+      if (res.destroyed) abortFn(new Error('client closed'));
+    },
     onHeaders(status, rawHeaders, resume) {
       const out = [];
       for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -40,8 +50,12 @@ const server = createServer({ cert: readFileSync(serverCert), key: readFileSync(
       return true;
     },
     onData: (chunk) => res.write(chunk),
-    onComplete: () => res.end(),
+    onComplete: () => {
+      done = true;
+      res.end();
+    },
     onError(err) {
+      done = true;
       if (res.headersSent) res.destroy(err);
       else res.writeHead(502).end();
     },
