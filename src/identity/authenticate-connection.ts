@@ -8,7 +8,7 @@
  * The verdict is computed once per connection and cached on it; what can change while a
  * connection lives (the validity window passing) is re-checked per request by `checkStillValid`.
  */
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { TLSSocket, DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import type { ErrorCode } from '../errors/registry.js';
 import type { RevocationStore } from '../revocation/revocation-store.js';
@@ -70,6 +70,11 @@ export interface AuthenticatorOptions {
   readonly revocation: { readonly store: RevocationStore; readonly settings: RevocationSettings } | null;
 }
 
+/** What a connection's verdict holds that depends on the certificate alone. */
+type CertificateVerdict = Exclude<ConnectionVerdict, { ok: true }> | Omit<Extract<ConnectionVerdict, { ok: true }>, 'resumed'>;
+
+const MAX_CACHED_CERTIFICATES = 4096;
+
 interface CachedRevocation {
   readonly generation: number;
   readonly validUntil: number;
@@ -82,6 +87,14 @@ const OK_NO_REVOCATION: RevocationVerdict = Object.freeze({ ok: true, validUntil
 export class ConnectionAuthenticator {
   readonly #verdicts = new WeakMap<TLSSocket, ConnectionVerdict>();
   readonly #revocation = new WeakMap<TLSSocket, CachedRevocation>();
+  /**
+   * Verdicts on certificates whose chain the trust bundle completes, by SHA-256 fingerprint: all
+   * they depend on is the certificate and the bundle, both fixed for this authenticator. Services
+   * reconnect with the same few certificates, so a new connection costs a lookup instead of an
+   * X509 parse (slow on Node 20's OpenSSL 3.0), an identity parse and a chain walk, and its
+   * connections share one identity object. Bounded; the oldest entries go first.
+   */
+  readonly #byCertificate = new Map<string, CertificateVerdict>();
   readonly #opts: AuthenticatorOptions;
   readonly #linker: ChainLinker;
 
@@ -131,11 +144,13 @@ export class ConnectionAuthenticator {
   }
 
   #compute(socket: TLSSocket): ConnectionVerdict {
-    // Call order matters on Node 20: once getPeerX509Certificate() has been called,
-    // getPeerCertificate(true) no longer returns the chain the client sent (measured; the same bug
-    // TLS-FACTS records for client sockets). So the cheap, non-destructive summary comes first, the
-    // detailed chain (about 0.5 ms) only when the trust bundle cannot complete the chain, and the
-    // X509Certificate last.
+    // One certificate call per connection where possible: the summary (its DER, subject and serial
+    // for the log), the detailed chain only when the trust bundle cannot complete it, and the
+    // X509Certificate parsed from the summary's DER. socket.getPeerX509Certificate() is not used:
+    // profiled under handshake load it cost about as much as the rest of the connection's checks
+    // together, and on Node 20 calling it first empties the chain getPeerCertificate(true) reports
+    // (the same bug TLS-FACTS records for client sockets; Node 24.21 now has it on every server
+    // socket, see ChainLinker.fromPeer).
     const summary = socket.getPeerCertificate(false) as PeerCertificate | null;
     if (!summary || !summary.raw) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_MISSING', reason: 'no client certificate presented', peerSubject: null, peerSerial: null };
@@ -148,10 +163,27 @@ export class ConnectionAuthenticator {
     }
     // The chain from the trust bundle when it holds every issuer (the common case, and cheap);
     // otherwise the chain as the client presented it, which includes intermediates it sent.
-    const detailed = this.#linker.bundleCompletes(summary.raw) ? null : (socket.getPeerCertificate(true) as DetailedPeerCertificate);
-    const leaf = socket.getPeerX509Certificate();
-    if (!leaf) {
-      return { ok: false, code: 'GW_ERR_CLIENT_CERT_MISSING', reason: 'no client certificate presented', peerSubject, peerSerial };
+    // Only bundle-completed certificates are cached, so a hit needs no bundle walk.
+    let verdict = this.#byCertificate.get(summary.fingerprint256);
+    if (verdict === undefined) {
+      const fromBundle = this.#linker.bundleCompletes(summary.raw);
+      verdict = this.#judgeCertificate(summary, fromBundle ? null : (socket.getPeerCertificate(true) as DetailedPeerCertificate), peerSubject, peerSerial);
+      const key = summary.fingerprint256;
+      if (fromBundle && typeof key === 'string' && key.length > 0) {
+        if (this.#byCertificate.size >= MAX_CACHED_CERTIFICATES) this.#byCertificate.delete(this.#byCertificate.keys().next().value!);
+        this.#byCertificate.set(key, verdict);
+      }
+    }
+    return verdict.ok ? { ...verdict, resumed: socket.isSessionReused() } : verdict;
+  }
+
+  /** Everything about a verified certificate that does not depend on the connection. */
+  #judgeCertificate(summary: PeerCertificate, detailed: DetailedPeerCertificate | null, peerSubject: string, peerSerial: string | null): CertificateVerdict {
+    let leaf: X509Certificate;
+    try {
+      leaf = new X509Certificate(summary.raw);
+    } catch (err) {
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject, peerSerial };
     }
     // OpenSSL already enforces purpose (EKU) for ssl clients; these checks are defence in depth and
     // they also cover a CA certificate without KeyUsage, which OpenSSL's purpose check lets through.
@@ -196,6 +228,6 @@ export class ConnectionAuthenticator {
     } catch (err) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject, peerSerial };
     }
-    return { ok: true, identity, chainDepth: depth, resumed: socket.isSessionReused(), links: chain.links };
+    return { ok: true, identity, chainDepth: depth, links: chain.links };
   }
 }
