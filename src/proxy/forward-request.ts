@@ -16,8 +16,6 @@ export interface ForwardOptions {
   readonly body: IncomingMessage | null;
   readonly res: ServerResponse;
   readonly requestId: string;
-  /** Called once, right before the response status line is written. */
-  readonly onResponseStart: () => void;
 }
 
 export interface ForwardResult {
@@ -82,7 +80,6 @@ export function forwardRequest(dispatcher: Dispatcher, opts: ForwardOptions): Pr
         started = true;
         status = statusCode;
         resumeUpstream = resume;
-        opts.onResponseStart();
         res.writeHead(statusCode, buildClientResponseHeaders(rawHeaders, opts.requestId));
         res.on('drain', onDrain);
         return true;
