@@ -15,9 +15,9 @@ const DRAIN_TIMEOUT_MS = 25_000;
 
 function makeLogger(log: GatewayConfig['log']): Logger {
   // An async destination keeps logging off the request's critical path. Lines are buffered up to
-  // log.bufferBytes and written at least every log.flushInterval (like Envoy's access-log flush):
-  // one write per line costs a thread-pool round trip each, which measured at about 100 µs of CPU
-  // per proxied request. The buffer is flushed synchronously on exit.
+  // log.bufferBytes and written at least every log.flushInterval (like Envoy's access-log flush)
+  // instead of one thread-pool write per line: at 4 KiB, strace counted about nine access records
+  // per write. The buffer is flushed synchronously on exit.
   return pino(
     { level: log.level, base: { pid: process.pid }, timestamp: cachedIsoTime(), formatters: { level: (label) => ({ level: label }) } },
     pino.destination({ dest: 1, sync: false, minLength: log.bufferBytes, ...(log.bufferBytes > 0 ? { periodicFlush: log.flushInterval } : {}) }),
