@@ -20,6 +20,19 @@ events { worker_connections ${conns + 1024}; }
 `;
 }
 
+/** The listener both servers share: TLS, client certificates required (depth 2) and checked against the CRLs. */
+function mtlsListen(port, cert, key, pki) {
+  return `    listen 127.0.0.1:${port} ssl;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate ${cert};
+    ssl_certificate_key ${key};
+    ssl_client_certificate ${pki.caBundle};
+    ssl_verify_client on;
+    ssl_verify_depth 2;
+    ssl_crl ${pki.crlBundle};
+`;
+}
+
 export function nginxUpstreamConf({ dir, port, workers, pki, maxConns }) {
   const www = join(dir, 'www');
   mkdirSync(www, { recursive: true });
@@ -41,15 +54,7 @@ export function nginxUpstreamConf({ dir, port, workers, pki, maxConns }) {
   open_file_cache max=16;
   default_type text/plain;
   server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_certificate ${pki.upstreamCert};
-    ssl_certificate_key ${pki.upstreamKey};
-    ssl_client_certificate ${pki.caBundle};
-    ssl_verify_client on;
-    ssl_verify_depth 2;
-    ssl_crl ${pki.crlBundle};
-    location = / { return 200 "${body}"; }
+${mtlsListen(port, pki.upstreamCert, pki.upstreamKey, pki)}    location = / { return 200 "${body}"; }
     location = /64k { root ${www}; default_type application/octet-stream; }
     ${post}
     location = /echo {
@@ -84,15 +89,7 @@ export function nginxProxyConf({ dir, port, workers, pki, upstreamPort, serverna
     keepalive_timeout 60s;
   }
   server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_certificate ${pki.serverCert};
-    ssl_certificate_key ${pki.serverKey};
-    ssl_client_certificate ${pki.caBundle};
-    ssl_verify_client on;
-    ssl_verify_depth 2;
-    ssl_crl ${pki.crlBundle};
-    location / {
+${mtlsListen(port, pki.serverCert, pki.serverKey, pki)}    location / {
       if ($authz_ok = 0) { return 403 "forbidden\\n"; }
       proxy_pass https://backend;
       proxy_http_version 1.1;
