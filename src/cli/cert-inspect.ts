@@ -11,8 +11,8 @@
  * cases in test/integration/cli-cert-inspect.test.ts; a disagreement is a bug in this file.
  */
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { ConfigError, loadConfig, resolveConfigPath } from '../config/load-config.js';
+import { PEM_FILE_MAX_BYTES, readRegularFile, unreadableReason } from '../config/read-regular-file.js';
 import type { GatewayConfig } from '../config/schema.js';
 import type { ErrorCode } from '../errors/registry.js';
 import { identityFromDer } from '../identity/identity-from-certificate.js';
@@ -38,9 +38,13 @@ export interface CertificateFile {
   readonly presented: readonly X509Certificate[];
 }
 
-/** Reads a PEM file (leaf first, then any intermediates) or a single DER certificate. */
-export async function readCertificateFile(file: string): Promise<CertificateFile> {
-  const bytes = await readFile(file);
+/**
+ * Reads a PEM file (leaf first, then any intermediates) or a single DER certificate. `key` names
+ * the argument the file came from (`FILE`, `--cert`) in the refusal of a device, FIFO or oversized
+ * file, which are refused like the gateway's own material rather than read without end.
+ */
+export async function readCertificateFile(file: string, key = 'FILE'): Promise<CertificateFile> {
+  const bytes = await readRegularFile(file, { key, maxBytes: PEM_FILE_MAX_BYTES, code: 'GW_ERR_TLS_MATERIAL' });
   const text = bytes.toString('latin1');
   let certs: X509Certificate[];
   if (text.includes('-----BEGIN')) {
@@ -158,7 +162,7 @@ export async function assessCertificate(
   cert: CertificateFile,
   now: Date,
 ): Promise<CertificateVerdict> {
-  const anchorsText = await readFile(config.tls.clientCA, 'utf8');
+  const anchorsText = (await readRegularFile(config.tls.clientCA, { key: 'tls.clientCA', maxBytes: PEM_FILE_MAX_BYTES, code: 'GW_ERR_TLS_MATERIAL' })).toString('utf8');
   const anchors = (anchorsText.match(PEM_CERT) ?? []).map((p) => new X509Certificate(p));
   const { chain, trusted } = buildChain(cert.leaf, cert.presented, anchors);
   const checks: CertificateCheck[] = [];
@@ -359,7 +363,7 @@ export async function runCertInspect(opts: { file: string | undefined; configFla
   try {
     cert = await readCertificateFile(opts.file);
   } catch (err) {
-    process.stderr.write(`mtls-gateway cert inspect: cannot read a certificate from ${opts.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+    process.stderr.write(`mtls-gateway cert inspect: cannot read a certificate from ${opts.file}: ${unreadableReason(err)}\n`);
     return 1;
   }
   let result: InspectResult;

@@ -27,6 +27,11 @@ export async function runConfigCheck(opts: { configFlag: string | undefined }): 
       for (const i of err.issues) process.stderr.write(`  ${i.path || '(document)'}: ${i.message}\n`);
       return 1;
     }
+    if (isGatewayError(err) && err.code === 'GW_ERR_CONFIG_UNREADABLE') {
+      // Nothing was validated: the file itself could not be read (missing, a device, a FIFO, too big).
+      process.stderr.write(`mtls-gateway config check: ${err.message}\n`);
+      return 1;
+    }
     if (isGatewayError(err) || (err as { issues?: unknown }).issues) {
       const e = err as { message: string; issues?: { path: string; message: string }[] };
       process.stderr.write(`${file}: invalid configuration\n`);

@@ -52,7 +52,7 @@ export async function explainRequest(opts: {
   const now = opts.now ?? new Date();
   const loaded = await loadConfig(opts.configFile);
   const policy = compilePolicy(loaded.config.routes);
-  const cert: CertificateFile = await readCertificateFile(opts.certFile);
+  const cert: CertificateFile = await readCertificateFile(opts.certFile, '--cert');
   const identity = identityFromDer(cert.leaf.raw);
   const verdict = await assessCertificate(loaded.config, loaded.file, cert, now);
   const method = opts.method.toUpperCase();

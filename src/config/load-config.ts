@@ -4,11 +4,11 @@
  * (`routes[1].allow[0].spiffe: ...`). This is the only module that reads the environment
  * (MTLS_GATEWAY_CONFIG names the file when --config is absent).
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { GatewayError } from '../errors/registry.js';
+import { CONFIG_FILE_MAX_BYTES, readRegularFile, unreadableReason } from './read-regular-file.js';
 import { configSchema, type CrlSourceConfig, type GatewayConfig } from './schema.js';
 
 export interface ConfigIssue {
@@ -81,10 +81,14 @@ export function parseConfigText(text: string, file: string): GatewayConfig {
 export async function loadConfig(file: string): Promise<LoadedConfig> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // `--config /dev/zero` or a FIFO is refused here instead of growing or hanging the process.
+    text = (await readRegularFile(file, { key: 'config file', maxBytes: CONFIG_FILE_MAX_BYTES, code: 'GW_ERR_CONFIG_UNREADABLE' })).toString('utf8');
   } catch (err) {
+    // No config key names the config file itself: the message names the file (from --config or
+    // MTLS_GATEWAY_CONFIG) and keeps the wording users and scripts already match on.
     throw new GatewayError('GW_ERR_CONFIG_UNREADABLE', {
-      message: `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      message: `cannot read config file ${file}: ${unreadableReason(err)}`,
+      detail: { file, reason: unreadableReason(err) },
       cause: err,
     });
   }

@@ -4,13 +4,22 @@
  * key that does not belong to its certificate stops startup (or a reload) with a clear message.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { GatewayError } from '../errors/registry.js';
+import { PEM_FILE_MAX_BYTES, readRegularFile } from '../config/read-regular-file.js';
+import { GatewayError, isGatewayError } from '../errors/registry.js';
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
-export type ReadFileFn = (file: string) => Promise<Buffer>;
-export const readFileFromDisk: ReadFileFn = (file) => readFile(file);
+/** What the reader is told about a file: the key naming it (for messages) and its size limit. */
+export interface ReadFileLimits {
+  readonly key: string;
+  readonly maxBytes: number;
+}
+
+/** Injected so tests can serve material from memory; a reader may ignore `limits`. */
+export type ReadFileFn = (file: string, limits: ReadFileLimits) => Promise<Buffer>;
+
+/** Regular files only, at most `maxBytes` (a device or FIFO as `tls.cert` must not hang startup). */
+export const readFileFromDisk: ReadFileFn = (file, limits) => readRegularFile(file, { ...limits, code: 'GW_ERR_TLS_MATERIAL' });
 
 export interface CertificateChain {
   /** PEM of the leaf followed by any intermediates, as read. */
@@ -36,8 +45,10 @@ function materialError(key: string, file: string, why: string, cause?: unknown):
 
 async function readText(read: ReadFileFn, key: string, file: string): Promise<string> {
   try {
-    return (await read(file)).toString('utf8');
+    return (await read(file, { key, maxBytes: PEM_FILE_MAX_BYTES })).toString('utf8');
   } catch (err) {
+    // readFileFromDisk already names the key, the file and the reason.
+    if (isGatewayError(err)) throw err;
     throw materialError(key, file, `cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, err);
   }
 }

@@ -2,11 +2,15 @@
  * Revocation: CRL sources as the config names them, normalized, and the reading of file and
  * directory sources with a change signature. The signature follows symlinks (realpath, inode,
  * size, mtime), so a Kubernetes secret update (the `..data` symlink swap) and an editor that
- * replaces a file both register as changes.
+ * replaces a file both register as changes. Every CRL file is read with readRegularFile: a device,
+ * FIFO or socket (also one dropped into a CRL directory) is refused, as is a file over
+ * CRL_FILE_MAX_BYTES, with a GW_ERR_TLS_MATERIAL error naming the source's key and the file.
  */
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { CRL_FILE_MAX_BYTES, readRegularFile, unreadableReason } from '../config/read-regular-file.js';
 import type { CrlSourceConfig } from '../config/schema.js';
+import { GatewayError } from '../errors/registry.js';
 
 export type CrlSourceSpec =
   | { readonly kind: 'path'; readonly path: string; readonly key: string }
@@ -55,8 +59,17 @@ async function fileSignature(file: string): Promise<string> {
   return `${file}->${real}:${st.ino}:${st.size}:${st.mtimeMs}`;
 }
 
-async function listDir(dir: string): Promise<string[]> {
-  const names = await readdir(dir);
+async function listDir(dir: string, key: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    throw new GatewayError('GW_ERR_TLS_MATERIAL', {
+      message: `${key}: cannot read directory ${dir}: ${unreadableReason(err)}`,
+      detail: { key, file: dir, reason: unreadableReason(err) },
+      cause: err,
+    });
+  }
   return names
     .filter((n) => !n.startsWith('.') && CRL_FILE.test(n))
     .sort()
@@ -66,9 +79,9 @@ async function listDir(dir: string): Promise<string[]> {
 /** Files a path source covers right now (a directory's CRL files, or the file itself). */
 async function filesOf(spec: Exclude<CrlSourceSpec, { kind: 'url' }>): Promise<string[]> {
   if (spec.kind === 'file') return [spec.path];
-  if (spec.kind === 'dir') return listDir(spec.path);
+  if (spec.kind === 'dir') return listDir(spec.path, spec.key);
   const st = await stat(spec.path);
-  return st.isDirectory() ? listDir(spec.path) : [spec.path];
+  return st.isDirectory() ? listDir(spec.path, spec.key) : [spec.path];
 }
 
 /** Cheap change detection: stat only, no reads. */
@@ -84,7 +97,7 @@ export async function readPathSource(spec: Exclude<CrlSourceSpec, { kind: 'url' 
   const sigs: string[] = [];
   for (const file of files) {
     sigs.push(await fileSignature(file));
-    out.push({ file, bytes: await readFile(file) });
+    out.push({ file, bytes: await readRegularFile(file, { key: spec.key, maxBytes: CRL_FILE_MAX_BYTES, code: 'GW_ERR_TLS_MATERIAL' }) });
   }
   return { files: out, signature: sigs.join('|') };
 }

@@ -13,7 +13,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { GatewayError } from '../errors/registry.js';
+import { unreadableReason } from '../config/read-regular-file.js';
+import { GatewayError, isGatewayError } from '../errors/registry.js';
 import { CrlHttpSource } from './crl-http-source.js';
 import { describeSource, pathSourceSignature, readPathSource, type CrlSourceSpec } from './crl-sources.js';
 import type { ParsedCrl } from './parse-crl.js';
@@ -117,8 +118,10 @@ export class RevocationStore {
       try {
         read = await readPathSource(s.spec);
       } catch (err) {
+        // The reader's refusals (not a regular file, too large) already name the key and the file.
+        if (isGatewayError(err)) throw err;
         throw new GatewayError('GW_ERR_TLS_MATERIAL', {
-          message: `${s.spec.key}: cannot read CRL source ${s.spec.path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+          message: `${s.spec.key}: cannot read CRL source ${s.spec.path}: ${unreadableReason(err)}`,
           cause: err,
         });
       }
@@ -238,8 +241,10 @@ export class RevocationStore {
     try {
       read = await readPathSource(spec);
     } catch (err) {
+      // `file` differs from `source` when one file of a directory was refused (a FIFO, say).
+      const file = isGatewayError(err) && typeof err.detail?.['file'] === 'string' ? err.detail['file'] : spec.path;
       this.#opts.logger.error(
-        { event: 'crl-refused', domain: this.domain, key: spec.key, source: spec.path, code: 'CRL_SOURCE_UNREADABLE', reason: (err as NodeJS.ErrnoException).code ?? String(err) },
+        { event: 'crl-refused', domain: this.domain, key: spec.key, source: spec.path, file, code: 'CRL_SOURCE_UNREADABLE', reason: unreadableReason(err) },
         'CRL source unreadable; the last good CRLs stay in force',
       );
       return;
