@@ -5,6 +5,7 @@
  * encoded dots, backslashes, dot segments hidden behind path parameters, double encoding) is
  * refused rather than repaired: a 400 is cheap, a policy bypass is not.
  */
+import { isUtf8 } from 'node:buffer';
 
 export type PathRefusalReason =
   | 'not-origin-form'
@@ -22,7 +23,24 @@ export type PathRefusalReason =
   | 'encoded-nul'
   | 'double-encoded'
   | 'above-root'
-  | 'dot-segment-param';
+  | 'dot-segment-param'
+  | 'encoded-control'
+  | 'bad-utf8'
+  | 'semicolon'
+  | 'trailing-dot-or-space';
+
+/**
+ * Spellings that upstreams commonly rewrite before routing: servlet containers and some routers
+ * strip `;params`, IIS and the Windows file layer trim a segment's trailing dots and blanks. The
+ * gateway refuses them by default, because the path the policy judged must be the path the
+ * upstream routes on; each can be allowed for an upstream known to take the path verbatim.
+ */
+export interface PathOptions {
+  /** Allow `;` (raw or `%3B`) in the path. Default false. */
+  readonly allowSemicolons?: boolean;
+  /** Allow a segment ending in `.` or an encoded blank (`%20`). Default false. */
+  readonly allowTrailingDotOrSpace?: boolean;
+}
 
 export type NormalizedTarget =
   | { readonly ok: true; readonly path: string; /** Including the leading '?', or ''. */ readonly query: string }
@@ -38,7 +56,7 @@ const REFUSALS: { readonly [R in PathRefusalReason]: NormalizedTarget } = Object
       [
         'not-origin-form', 'too-long', 'nul', 'control-char', 'non-ascii', 'bad-char', 'backslash', 'fragment',
         'bad-escape', 'encoded-slash', 'encoded-backslash', 'encoded-dot', 'encoded-nul', 'double-encoded',
-        'above-root', 'dot-segment-param',
+        'above-root', 'dot-segment-param', 'encoded-control', 'bad-utf8', 'semicolon', 'trailing-dot-or-space',
       ] as const
     ).map((reason) => [reason, Object.freeze({ ok: false as const, reason })]),
   ) as { [R in PathRefusalReason]: NormalizedTarget },
@@ -49,6 +67,7 @@ const DOT = 0x2e;
 const PERCENT = 0x25;
 const BACKSLASH = 0x5c;
 const HASH = 0x23;
+const SEMICOLON = 0x3b;
 const SPACE = 0x20;
 const DEL = 0x7f;
 
@@ -101,8 +120,10 @@ function queryRefusal(query: string): PathRefusalReason | null {
   return null;
 }
 
+const STRICT: PathOptions = Object.freeze({});
+
 /** Normalizes a raw origin-form request-target (e.g. `req.url`); see the module comment. */
-export function normalizeTarget(rawUrl: string): NormalizedTarget {
+export function normalizeTarget(rawUrl: string, opts: PathOptions = STRICT): NormalizedTarget {
   if (rawUrl.charCodeAt(0) !== SLASH) return REFUSALS['not-origin-form'];
   const q = rawUrl.indexOf('?');
   const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
@@ -121,22 +142,48 @@ export function normalizeTarget(rawUrl: string): NormalizedTarget {
     if (c <= SPACE || c >= DEL || c === BACKSLASH || c === HASH) {
       const refusal = rawCharRefusal(c);
       if (refusal !== null) return REFUSALS[refusal];
-    } else if (c === PERCENT || (prev === SLASH && (c === SLASH || c === DOT))) {
+    } else if (c === SEMICOLON) {
+      if (opts.allowSemicolons !== true) return REFUSALS.semicolon;
+    } else if (c === PERCENT || (prev === SLASH && (c === SLASH || c === DOT)) || (c === SLASH && prev === DOT)) {
       slow = true;
     }
     prev = c;
   }
-  if (!slow) return { ok: true, path: rawPath, query };
-  return normalizeSlow(rawPath, query);
+  if (!slow && prev !== DOT) return { ok: true, path: rawPath, query };
+  return normalizeSlow(rawPath, query, opts);
 }
 
 type SegmentResult = string | { readonly refusal: PathRefusalReason };
 
+/** Value of the escape at raw[i] ('%'), or -1 when it is not `%` followed by two hex digits. */
+function escapeAt(raw: string, i: number): number {
+  if (raw.charCodeAt(i) !== PERCENT) return -1;
+  const h1 = i + 1 < raw.length ? hexValue(raw.charCodeAt(i + 1)) : -1;
+  const h2 = i + 2 < raw.length ? hexValue(raw.charCodeAt(i + 2)) : -1;
+  return h1 < 0 || h2 < 0 ? -1 : h1 * 16 + h2;
+}
+
+/**
+ * Escaped bytes above 0x7F must spell valid UTF-8: `%ff`, overlong `%c0%ae`, a truncated
+ * `%e2%82` or a surrogate `%ED%A0%80` decode differently (or not at all) from one server to the
+ * next. Checks the run of high-byte escapes starting at raw[i]; returns its length in characters.
+ */
+function utf8RunLength(raw: string, i: number): number {
+  const bytes: number[] = [];
+  let j = i;
+  for (let v = escapeAt(raw, j); v >= 0x80; v = escapeAt(raw, j)) {
+    bytes.push(v);
+    j += 3;
+  }
+  return isUtf8(Uint8Array.from(bytes)) ? j - i : -1;
+}
+
 /** Decodes unreserved escapes and upper-cases the rest; raw characters were validated already. */
-function decodeSegment(raw: string): SegmentResult {
+function decodeSegment(raw: string, opts: PathOptions): SegmentResult {
   if (raw.indexOf('%') < 0) return raw;
   let out = '';
   let start = 0;
+  let highRunEnd = -1;
   for (let i = 0; i < raw.length; i++) {
     if (raw.charCodeAt(i) !== PERCENT) continue;
     const h1 = i + 1 < raw.length ? hexValue(raw.charCodeAt(i + 1)) : -1;
@@ -147,6 +194,13 @@ function decodeSegment(raw: string): SegmentResult {
     if (v === BACKSLASH) return { refusal: 'encoded-backslash' };
     if (v === DOT) return { refusal: 'encoded-dot' };
     if (v === 0) return { refusal: 'encoded-nul' };
+    if (v < SPACE || v === DEL) return { refusal: 'encoded-control' };
+    if (v === SEMICOLON && opts.allowSemicolons !== true) return { refusal: 'semicolon' };
+    if (v >= 0x80 && i >= highRunEnd) {
+      const n = utf8RunLength(raw, i);
+      if (n < 0) return { refusal: 'bad-utf8' };
+      highRunEnd = i + n;
+    }
     out += raw.slice(start, i);
     // Decoding unreserved escapes (RFC 3986 6.2.2.2) makes /orders/%61dmin and /orders/admin
     // the same string, so a rule on one cannot be sidestepped by spelling it as the other.
@@ -165,7 +219,11 @@ function isForbiddenAfterPercent25(path: string, at: number): boolean {
   return v === SLASH || v === BACKSLASH || v === DOT || v === 0;
 }
 
-function normalizeSlow(rawPath: string, query: string): NormalizedTarget {
+function endsWithDotOrSpace(seg: string): boolean {
+  return seg.charCodeAt(seg.length - 1) === DOT || seg.endsWith('%20');
+}
+
+function normalizeSlow(rawPath: string, query: string, opts: PathOptions): NormalizedTarget {
   const segments: string[] = [];
   let trailingSlash = false;
   let i = 1;
@@ -177,7 +235,7 @@ function normalizeSlow(rawPath: string, query: string): NormalizedTarget {
       // Empty segments collapse ("//admin" is "/admin"); only a final one means "trailing slash".
       trailingSlash = isLast;
     } else {
-      const seg = decodeSegment(raw);
+      const seg = decodeSegment(raw, opts);
       if (typeof seg !== 'string') return REFUSALS[seg.refusal];
       if (seg === '.') {
         trailingSlash = isLast;
@@ -190,6 +248,9 @@ function normalizeSlow(rawPath: string, query: string): NormalizedTarget {
         // Servlet containers strip ";params" before resolving dots, so "/a/..;/b" is "/b" to them;
         // some decode "%3B" first, so the encoded spelling is refused as well.
         return REFUSALS['dot-segment-param'];
+      } else if (opts.allowTrailingDotOrSpace !== true && endsWithDotOrSpace(seg)) {
+        // IIS and the Windows file layer serve "/admin." and "/admin%20" as "/admin".
+        return REFUSALS['trailing-dot-or-space'];
       } else {
         segments.push(seg);
         trailingSlash = false;

@@ -21,7 +21,7 @@ import { compileIpPattern } from './ip-matcher.js';
 import { PolicyCompileError, type PolicyIssue } from './policy-compile-error.js';
 import { DECISIONS, type RouteWithDecisions } from './precomputed-decisions.js';
 import { compileRouteMatch } from './route-match.js';
-import { SELECTOR_FIELDS, type CompiledPolicy, type CompiledSelector, type Decision, type FieldCheck, type SelectorField } from './types.js';
+import { SELECTOR_FIELDS, type CompiledPolicy, type CompileOptions, type CompiledSelector, type Decision, type FieldCheck, type SelectorField } from './types.js';
 
 const ROUTE_KEYS = new Set(['name', 'match', 'upstream', 'allow', 'deny']);
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(SELECTOR_FIELDS);
@@ -183,7 +183,7 @@ function compileSelectorList(raw: unknown, list: 'allow' | 'deny', routePath: st
   return raw.map((sel: unknown, j) => compileSelector(sel, list, j, `${routePath}.${list}[${j}]`, issues));
 }
 
-function compileRoute(route: unknown, index: number, issues: PolicyIssue[]): RouteWithDecisions {
+function compileRoute(route: unknown, index: number, issues: PolicyIssue[], foldCase: boolean): RouteWithDecisions {
   const path = `routes[${index}]`;
   const r = isRecord(route) ? route : {};
   if (!isRecord(route)) issues.push({ path, message: 'must be a route mapping (name, match, upstream, allow, deny)' });
@@ -194,7 +194,7 @@ function compileRoute(route: unknown, index: number, issues: PolicyIssue[]): Rou
   const upstream = r['upstream'];
   if (typeof name !== 'string' || name === '') issues.push({ path: `${path}.name`, message: 'must be a non-empty string' });
   if (typeof upstream !== 'string' || upstream === '') issues.push({ path: `${path}.upstream`, message: 'must be a non-empty string' });
-  const match = compileRouteMatch(r['match'], `${path}.match`, issues);
+  const match = compileRouteMatch(r['match'], `${path}.match`, issues, foldCase);
   const deny = Object.freeze(compileSelectorList(r['deny'], 'deny', path, issues));
   const allow = Object.freeze(compileSelectorList(r['allow'], 'allow', path, issues));
 
@@ -219,10 +219,11 @@ function compileRoute(route: unknown, index: number, issues: PolicyIssue[]): Rou
 }
 
 /** Compiles the configured routes; throws PolicyCompileError listing every problem found. */
-export function compilePolicy(routes: readonly RouteConfig[]): CompiledPolicy {
+export function compilePolicy(routes: readonly RouteConfig[], opts: CompileOptions = {}): CompiledPolicy {
   if (!Array.isArray(routes)) throw new PolicyCompileError([{ path: 'routes', message: 'must be a list of routes' }]);
   const issues: PolicyIssue[] = [];
-  const compiled = (routes as readonly unknown[]).map((route, i) => compileRoute(route, i, issues));
+  const foldCase = opts.caseSensitive === false;
+  const compiled = (routes as readonly unknown[]).map((route, i) => compileRoute(route, i, issues, foldCase));
   if (issues.length > 0) throw new PolicyCompileError(issues);
   return Object.freeze({ routes: Object.freeze(compiled) });
 }

@@ -116,14 +116,18 @@ function compileMethods(raw: unknown, path: string, issues: PolicyIssue[]): Read
   return methods;
 }
 
-export function compileRouteMatch(match: unknown, path: string, issues: PolicyIssue[]): CompiledRouteMatch {
+export function compileRouteMatch(match: unknown, path: string, issues: PolicyIssue[], foldCase = false): CompiledRouteMatch {
   const m = (typeof match === 'object' && match !== null ? match : {}) as Record<string, unknown>;
   if (typeof match !== 'object' || match === null) issues.push({ path, message: 'must be a mapping (host, path or pathPrefix, methods)' });
   for (const key of Object.keys(m)) {
     if (!MATCH_KEYS.has(key) && m[key] !== undefined) issues.push({ path: `${path}.${key}`, message: 'unknown key (known: host, path, pathPrefix, methods)' });
   }
   const host = compileHost(m['host'], `${path}.host`, issues);
-  const p = compilePath(m['path'], m['pathPrefix'], path, issues);
+  const compiled = compilePath(m['path'], m['pathPrefix'], path, issues);
+  // Folded once here, so matching compares against lower-case patterns without allocating.
+  const p = foldCase
+    ? { path: compiled.path?.toLowerCase() ?? null, pathPrefix: compiled.pathPrefix, prefixBase: compiled.prefixBase?.toLowerCase() ?? null }
+    : compiled;
   const methods = compileMethods(m['methods'], `${path}.methods`, issues);
   const description = [
     host.host === null ? null : `host=${host.host}`,
@@ -133,7 +137,7 @@ export function compileRouteMatch(match: unknown, path: string, issues: PolicyIs
   ]
     .filter((s) => s !== null)
     .join(' ');
-  return Object.freeze({ ...host, ...p, methods, description });
+  return Object.freeze({ ...host, ...p, foldCase, methods, description: foldCase && description !== '' ? `${description} (case-insensitive)` : description });
 }
 
 // Data-driven tests rather than per-route closures: one call site then serves every route.
@@ -144,8 +148,19 @@ export function hostFits(match: CompiledRouteMatch, host: string | null): boolea
   return match.hostSuffix === null ? hostEquals(host, match.host) : hostUnderWildcard(host, match.hostSuffix);
 }
 
+/** Does `path` start with the lower-case `prefix`, ignoring ASCII case? */
+function startsWithFolded(path: string, prefix: string): boolean {
+  if (path.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (lowerAscii(path.charCodeAt(i)) !== prefix.charCodeAt(i)) return false;
+  return true;
+}
+
 export function pathFits(match: CompiledRouteMatch, path: string): boolean {
   const base = match.prefixBase;
+  if (match.foldCase) {
+    if (base === null) return path.length === match.path!.length && startsWithFolded(path, match.path!);
+    return startsWithFolded(path, base) && (path.length === base.length || path.charCodeAt(base.length) === 0x2f);
+  }
   if (base === null) return path === match.path;
   return path.startsWith(base) && (path.length === base.length || path.charCodeAt(base.length) === 0x2f);
 }

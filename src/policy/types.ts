@@ -48,6 +48,8 @@ export interface CompiledRouteMatch {
   readonly pathPrefix: string | null;
   /** pathPrefix without its trailing slash ("" for "/"): the part a request path must extend at a "/". */
   readonly prefixBase: string | null;
+  /** Paths compare ASCII case-insensitively (server.paths.caseSensitive: false); path and prefixBase are lower-case then. */
+  readonly foldCase: boolean;
   /** Upper-case method names, or null for any method. */
   readonly methods: ReadonlySet<string> | null;
   /** Short text such as 'host=*.example.com pathPrefix=/orders methods=GET,HEAD'. */
@@ -61,6 +63,11 @@ export interface CompiledRoute {
   readonly match: CompiledRouteMatch;
   readonly deny: readonly CompiledSelector[];
   readonly allow: readonly CompiledSelector[];
+}
+
+export interface CompileOptions {
+  /** false: route paths match case-insensitively, for upstreams that fold case (default true). */
+  readonly caseSensitive?: boolean;
 }
 
 export interface CompiledPolicy {

@@ -27,24 +27,54 @@ t.test('rewrites', async (t) => {
     ['/a/b/c/../../d', '/a/d'],
     ['/.', '/'],
     ['/.well-known/x', '/.well-known/x'],
-    ['/a/...', '/a/...'],
     ['/a/..x', '/a/..x'],
     ['/a/.x/', '/a/.x/'],
     ['/%6Frders', '/orders'],
     ['/orders/%61dmin', '/orders/admin'],
     ['/%41%5a%30%2d%5F%7e', '/AZ0-_~'],
     ['/a%20b', '/a%20b'],
-    ['/a%3bb', '/a%3Bb'],
     ['/caf%c3%a9', '/caf%C3%A9'],
     ['/100%25', '/100%25'],
     ['/%2541', '/%2541'],
-    ['/a;b/c;v=1', '/a;b/c;v=1'],
-    ['/a/b;/..', '/a/'],
     ["/a:b@c!$&'()*+,=", "/a:b@c!$&'()*+,="],
   ];
   for (const [raw, path] of rows) {
     t.same(normalizeTarget(raw), { ok: true, path, query: '' }, raw);
   }
+  // Accepted only where the operator allowed them (server.paths); refused by default (next test).
+  const permissive = { allowSemicolons: true, allowTrailingDotOrSpace: true };
+  const permissiveRows: [string, string][] = [
+    ['/a/...', '/a/...'],
+    ['/a%3bb', '/a%3Bb'],
+    ['/a;b/c;v=1', '/a;b/c;v=1'],
+    ['/a/b;/..', '/a/'],
+    ['/orders/admin./x', '/orders/admin./x'],
+    ['/a%20', '/a%20'],
+  ];
+  for (const [raw, path] of permissiveRows) t.same(normalizeTarget(raw, permissive), { ok: true, path, query: '' }, `${raw} (permissive)`);
+});
+
+t.test('refused by default: what upstreams commonly rewrite before routing', async (t) => {
+  const rows: [string, string][] = [
+    ['/a;b/c;v=1', 'semicolon'],
+    ['/a%3bb', 'semicolon'],
+    ['/a/b;/..', 'semicolon'],
+    ['/a/...', 'trailing-dot-or-space'],
+    ['/orders/admin./users', 'trailing-dot-or-space'],
+    ['/orders/admin%20/users', 'trailing-dot-or-space'],
+    ['/orders/admin%09/users', 'encoded-control'],
+    ['/a%7f', 'encoded-control'],
+    ['/a%1F', 'encoded-control'],
+    ['/%ff', 'bad-utf8'],
+    ['/%80', 'bad-utf8'],
+    ['/%c0%ae', 'bad-utf8'],
+    ['/%e2%82', 'bad-utf8'],
+    ['/%ED%A0%80', 'bad-utf8'],
+    ['/%C3%A9%C3', 'bad-utf8'],
+    ['/orders/%u002e', 'bad-escape'],
+  ];
+  for (const [raw, reason] of rows) t.same(normalizeTarget(raw), { ok: false, reason }, show(raw));
+  t.same(normalizeTarget('/caf%C3%A9/x%20y'), { ok: true, path: '/caf%C3%A9/x%20y', query: '' }, 'valid UTF-8 escapes and inner blanks stay');
 });
 
 t.test('query is split at the first "?" and passed through unchanged', async (t) => {
@@ -104,12 +134,13 @@ t.test('refusals', async (t) => {
     ['/../a', 'above-root'],
     ['/a/../..', 'above-root'],
     ['/a/../../b', 'above-root'],
-    ['/a/..;/b', 'dot-segment-param'],
-    ['/a/.;/b', 'dot-segment-param'],
-    ['/a/..;jsessionid=1', 'dot-segment-param'],
-    ['/a/.;x', 'dot-segment-param'],
   ];
   for (const [raw, reason] of rows) t.same(normalizeTarget(raw), { ok: false, reason }, show(raw));
+  // "..;" stays refused even where ";" is allowed: Tomcat resolves "/a/..;/b" to "/b".
+  for (const raw of ['/a/..;/b', '/a/.;/b', '/a/..;jsessionid=1', '/a/.;x']) {
+    t.same(normalizeTarget(raw), { ok: false, reason: 'semicolon' }, `${show(raw)} (default)`);
+    t.same(normalizeTarget(raw, { allowSemicolons: true }), { ok: false, reason: 'dot-segment-param' }, `${show(raw)} (allowSemicolons)`);
+  }
 });
 
 t.test('length limit applies to the path', async (t) => {
