@@ -136,6 +136,9 @@ const upstreamSchema = z.strictObject({
       connect: duration({ min: 1 }).default(5_000),
       response: duration({ min: 1 }).default(30_000),
       idle: duration({ min: 1 }).default(60_000),
+      queue: duration({ min: 1 })
+        .default(10_000)
+        .describe('longest a request waits for a free upstream connection when all `connections` are busy; then 503 GW_ERR_UPSTREAM_OVERLOADED'),
       keepAlive: duration({ min: 1_000, max: 3_600_000 })
         .default(60_000)
         .describe("how long an idle pooled connection stays open; an upstream's Keep-Alive: timeout= hint shortens it"),
@@ -158,6 +161,7 @@ export const configSchema = z
       revocation: revocationSchema.prefault({}),
       minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
       verifyDepth: z.number().int().min(1).max(10).default(3).describe('maximum number of CA certificates above the client certificate'),
+      maxChainLength: z.number().int().min(1).max(100).default(10).describe('most certificates a client may present in its chain (leaf included); a longer chain is refused'),
       handshakeTimeout: duration({ min: 100 }).default(10_000),
     }),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'upstream names are 1-64 letters, digits, ".", "_" or "-"'), upstreamSchema),
@@ -167,8 +171,21 @@ export const configSchema = z
         keepAliveTimeout: duration({ min: 1 }).default(65_000),
         requestTimeout: duration({ min: 0 }).default(0).describe('whole-request limit; 0 leaves long transfers alone'),
         headersTimeout: duration({ min: 1 }).default(30_000),
-        maxHeaderSize: z.number().int().min(1024).max(1_048_576).default(16_384),
+        bodyTimeout: duration({ min: 100 }).default(60_000).describe("longest pause while a request body is arriving (nginx's client_body_timeout); 408 before the response started, the connection is cut after"),
+        maxHeaderSize: z.number().int().min(1024).max(1_048_576).default(16_384).describe('largest request head in bytes; larger gets 431'),
+        maxHeaders: z.number().int().min(1).max(10_000).default(100).describe('most header lines a request may carry; more gets 431 (never silently dropped)'),
         trustProxyHeaders: z.literal(false).default(false).describe('client-sent X-Forwarded-* headers are always replaced'),
+        stripRequestHeaders: z
+          .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name'))
+          .default([])
+          .describe('more request header names removed before forwarding, on top of the identity and proxy headers the gateway always removes; matched case-insensitively with "_" read as "-"'),
+        paths: z
+          .strictObject({
+            allowSemicolons: z.boolean().default(false).describe('allow ";" (raw or %3B) in paths; refused by default because servlet containers and some routers strip ";params" before routing'),
+            caseSensitive: z.boolean().default(true).describe('false: routes match paths case-insensitively (for upstreams that fold case)'),
+            allowTrailingDotOrSpace: z.boolean().default(false).describe('allow a path segment ending in "." or %20; refused by default because IIS and Windows trim them'),
+          })
+          .prefault({}),
       })
       .prefault({}),
     log: z

@@ -4,15 +4,15 @@
  * One request's path: authenticate the connection -> re-check validity -> normalize the target ->
  * decide by policy -> forward to the upstream pool -> one access-log record.
  */
-import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import fastifyHelmet from '@fastify/helmet';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
-import { GatewayError, type ErrorCode } from '../errors/registry.js';
+import { ERRORS, type ErrorCode } from '../errors/registry.js';
 import { ConnectionAuthenticator, type ConnectionVerdict } from '../identity/authenticate-connection.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { formatXfcc } from '../identity/xfcc.js';
@@ -22,9 +22,10 @@ import { decide } from '../policy/decide.js';
 import { explain } from '../policy/explain.js';
 import { loadGatewayMaterial } from '../pki/gateway-material.js';
 import { readFileFromDisk, type ReadFileFn, type TrustBundle } from '../pki/tls-material.js';
-import { buildUpstreamRequestHeaders } from '../proxy/forward-headers.js';
+import { buildUpstreamRequestHeaders, RequestHeaderFilter } from '../proxy/forward-headers.js';
 import { ForwardError, forwardRequest } from '../proxy/forward-request.js';
 import { translateUpstreamError } from '../proxy/upstream-errors.js';
+import type { Release } from '../proxy/upstream-gate.js';
 import { createUpstream, type Upstream } from '../proxy/upstream-pool.js';
 import type { RevocationConfig } from '../config/schema.js';
 import { normalizeCrlSources } from '../revocation/crl-sources.js';
@@ -33,8 +34,9 @@ import type { RevocationSettings, RevocationVerdict } from '../revocation/revoca
 import { RevocationStore, type ParseCrlsFn } from '../revocation/revocation-store.js';
 import { hostForRouting } from './host-header.js';
 import { normalizeTarget } from './normalize-path.js';
-import { sendError } from './reply-error.js';
+import { firstBodyBytes, watchBodyStall } from './request-body-watch.js';
 import { requestIdFor } from './request-id.js';
+import { respondError, respondErrorOnSocket } from './respond-error.js';
 
 export interface GatewayDeps {
   readonly config: GatewayConfig;
@@ -91,7 +93,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   // Load and check everything before anything listens: a bad file stops startup, naming its key.
   const material = await loadGatewayMaterial(config, read, nowDate);
   const { server, clientCA } = material;
-  const policy = compilePolicy(config.routes);
+  const policy = compilePolicy(config.routes, { caseSensitive: config.server.paths.caseSensitive });
   const parse = deps.parseCrls ?? parseDefault;
   const stores = new Map<string, RevocationStore>();
   const liveSockets = new Set<TLSSocket>();
@@ -154,8 +156,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
 
   /**
    * What the data plane decided for one request, before anything is written. `forward` requests
-   * are streamed by the data plane itself; every other outcome is answered through Fastify, so the
-   * gateway's own responses share one error format and @fastify/helmet's headers.
+   * are streamed to the upstream; every other outcome is one of the gateway's own answers.
    */
   type Admission =
     | {
@@ -172,24 +173,26 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
         readonly upstream: Upstream;
       }
     | { readonly kind: 'refuse-connection'; readonly requestId: string; readonly verdict: Extract<ConnectionVerdict, { ok: false }> }
-    | {
-        readonly kind: 'refuse';
-        readonly requestId: string;
-        readonly started: bigint;
-        readonly log: Logger;
-        readonly code: ErrorCode;
-        readonly fields: Record<string, unknown>;
-        /** Logged at warn before the refusal line (revocation refusals). */
-        readonly warn?: Record<string, unknown>;
-      };
+    | Refusal;
 
-  /**
-   * Admissions handed from the data plane to Fastify (refusals, and upstream failures that still
-   * need an error response). Keyed by the request object, so nothing outlives its request.
-   */
-  const handedOver = new WeakMap<IncomingMessage, Exclude<Admission, { kind: 'forward' }>>();
+  interface Refusal {
+    readonly kind: 'refuse';
+    readonly requestId: string;
+    readonly started: bigint;
+    readonly log: Logger;
+    readonly code: ErrorCode;
+    readonly fields: Record<string, unknown>;
+    /** Logged at warn before the refusal line (revocation refusals). */
+    readonly warn?: Record<string, unknown>;
+    /** Close the connection after answering (framing is in doubt, or the client is not trusted). */
+    readonly close?: boolean;
+  }
+
   let closing = false;
-  let fastifyHandler: ((req: IncomingMessage, res: ServerResponse) => void) | null = null;
+  const pathOptions = { allowSemicolons: config.server.paths.allowSemicolons, allowTrailingDotOrSpace: config.server.paths.allowTrailingDotOrSpace };
+  const headerFilter = new RequestHeaderFilter(config.server.stripRequestHeaders);
+  const maxHeaderFields = config.server.maxHeaders * 2;
+  const bodyTimeout = config.server.bodyTimeout;
 
   const tlsOptions: HttpsServerOptions = {
     key: server.keyPem,
@@ -198,44 +201,41 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     // Client certificates are requested and verified by OpenSSL, but a failed verification does
     // not abort the handshake: the HTTP layer refuses every request on such a connection with 401
     // and a code naming the reason, then closes it. With rejectUnauthorized: true Node would cut
-    // the connection with a bare reset and the reason would be lost (TLS-FACTS.md). The
-    // test/security suite pins that no unverified connection ever reaches routing.
+    // the connection with a bare reset and the reason would be lost (docs/architecture.md, "TLS
+    // facts"). The test/security suite pins that no unverified connection ever reaches routing.
     requestCert: true,
     rejectUnauthorized: false,
     minVersion: config.tls.minVersion,
     handshakeTimeout: config.tls.handshakeTimeout,
     maxHeaderSize: config.server.maxHeaderSize,
+    // The gateway refuses a missing Host itself (admit()), in its own format; Node's answer is bare.
+    requireHostHeader: false,
   };
   const app: FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, Logger> = Fastify<HttpsServer, IncomingMessage, ServerResponse, Logger>({
     loggerInstance: logger,
-    // The gateway writes its own access record per request; Fastify's request lines and per-request
-    // child loggers would only duplicate it and cost time on the hot path.
     logController: new LogController({ disableRequestLogging: true }),
-    childLoggerFactory: (parent) => parent,
-    // A request handed over by the data plane keeps the id it was admitted (and logged) with.
-    genReqId: (req) => handedOver.get(req)?.requestId ?? requestIdFor(req),
-    requestIdHeader: false,
-    // The listener is created here so that the data plane (onRequest below) sees every request
-    // first; Fastify gets the requests the gateway answers itself.
-    serverFactory: (handler) => {
-      fastifyHandler = handler;
+    // The listener is created here and every request goes to the data plane (onRequest below);
+    // Fastify owns the server's lifecycle (listen, close, idle-connection handling).
+    serverFactory: () => {
       const srv = createHttpsServer(tlsOptions, onRequest);
       srv.keepAliveTimeout = config.server.keepAliveTimeout;
       srv.requestTimeout = config.server.requestTimeout;
       srv.headersTimeout = config.server.headersTimeout;
+      // One more than the limit, so that a request over it is seen (and refused with 431) rather
+      // than silently truncated: Node drops header lines past maxHeadersCount, Content-Length
+      // included.
+      srv.maxHeadersCount = config.server.maxHeaders + 1;
+      // Without these listeners Node answers `Expect: 100-continue` before the gateway has
+      // decided, and any other expectation with a bare 417.
+      srv.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
+      srv.on('checkExpectation', onRequest);
+      srv.on('connect', onConnectMethod);
       return srv;
     },
-    return503OnClosing: true,
-    routerOptions: { ignoreDuplicateSlashes: false, ignoreTrailingSlash: false, maxParamLength: 8192 },
-    frameworkErrors: (err, request, reply) => {
-      const a = handedOver.get(request.raw) ?? admit(request.raw, request.id);
-      if (a.kind !== 'forward') return refuse(a, request, reply);
-      logger.info({ reqId: request.id, code: 'GW_ERR_PATH_INVALID', reason: err.code, method: request.raw.method }, 'request refused');
-      return sendError(reply, 'GW_ERR_PATH_INVALID', request.id);
-    },
+    // Requests Node's parser refuses (framing errors, oversized heads, header timeouts) get the
+    // gateway's own answer instead of Fastify's or Node's bare one.
+    clientErrorHandler: onClientError,
   });
-
-  await app.register(fastifyHelmet, { global: false });
 
   // Every TLS connection is judged once, when the handshake completes, so a refusal is logged
   // even if the client never sends a request.
@@ -291,8 +291,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
 
   /**
    * The whole decision for one request, from the raw request alone: connection verdict, validity,
-   * revocation against the index in force, target normalization, Host, policy. Pure apart from
-   * the per-connection caches; writes nothing.
+   * revocation against the index in force, request framing, target normalization, Host, policy.
+   * Pure apart from the per-connection caches; writes nothing.
    */
   function admit(raw: IncomingMessage, requestId: string): Admission {
     const started = process.hrtime.bigint();
@@ -303,7 +303,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     const ctx = contextFor(identity);
     const log = ctx.log;
     const expired = auth.checkStillValid(identity);
-    if (expired !== null) return { kind: 'refuse', requestId, started, log, code: expired, fields: {} };
+    if (expired !== null) return { kind: 'refuse', requestId, started, log, code: expired, fields: {}, close: true };
     // Per request, against the index in force: a session resumed after a revocation, or a
     // keep-alive connection opened before it, gets no further than this.
     const rev = auth.revocation(socket, verdict);
@@ -315,14 +315,29 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
         started,
         log,
         code,
+        close: true,
         fields: { resumed: verdict.resumed },
         warn: { event: 'client-revoked', code, when: 'request', reqId: requestId, resumed: verdict.resumed, peer: { address: socket.remoteAddress }, ...revocationLog(rev) },
       };
     }
-    const target = normalizeTarget(raw.url ?? '');
+    // HTTP/0.9-style request lines (no version) and versions other than 1.0 and 1.1 are not HTTP
+    // this gateway speaks on this listener; Node's parser lets them through.
+    if (raw.httpVersionMajor !== 1 || raw.httpVersionMinor > 1) {
+      return { kind: 'refuse', requestId, started, log, code: 'GW_ERR_REQUEST_INVALID', fields: { reason: 'http-version', version: raw.httpVersion }, close: true };
+    }
+    if (raw.rawHeaders.length > maxHeaderFields) {
+      return { kind: 'refuse', requestId, started, log, code: 'GW_ERR_HEADERS_TOO_LARGE', fields: { reason: 'too-many-headers', limit: config.server.maxHeaders }, close: true };
+    }
+    const expect = raw.headers.expect;
+    if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
+      return { kind: 'refuse', requestId, started, log, code: 'GW_ERR_EXPECTATION_FAILED', fields: {}, close: true };
+    }
+    const target = normalizeTarget(raw.url ?? '', pathOptions);
     if (!target.ok) return { kind: 'refuse', requestId, started, log, code: 'GW_ERR_PATH_INVALID', fields: { reason: target.reason } };
     const host = hostForRouting(raw.headers.host);
-    if (host === undefined) return { kind: 'refuse', requestId, started, log, code: 'GW_ERR_HOST_INVALID', fields: {} };
+    if (host === undefined || (host === null && raw.httpVersionMinor === 1) || countHost(raw.rawHeaders) > 1) {
+      return { kind: 'refuse', requestId, started, log, code: 'GW_ERR_HOST_INVALID', fields: {} };
+    }
     const method = raw.method ?? 'GET';
     const attrs = { method, host, path: target.path };
     const decision = decide(policy, identity, attrs);
@@ -347,54 +362,115 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     return { kind: 'forward', requestId, started, log, xfcc: ctx.xfcc, method, path: target.path, query: target.query, route: decision.route.name, rule: decision.rule, upstream };
   }
 
-  /** Answers a refused request through Fastify (error body, helmet headers) and logs it. */
-  function refuse(a: Exclude<Admission, { kind: 'forward' }>, request: FastifyRequest, reply: FastifyReply) {
-    const raw = request.raw;
+  /** Answers a refused request with the gateway's own error and logs it. */
+  function refuse(raw: IncomingMessage, res: ServerResponse, a: Exclude<Admission, { kind: 'forward' }>): void {
+    // A refused request's body is never read: after the answer the connection closes instead of
+    // draining what could be gigabytes.
+    const unreadBody = hasBody(raw) && !raw.complete;
     if (a.kind === 'refuse-connection') {
       const v = a.verdict;
       logger.info(
-        { reqId: a.requestId, method: raw.method, status: 401, code: v.code, reason: v.reason, peer: { address: raw.socket.remoteAddress, subject: v.peerSubject, serial: v.peerSerial } },
+        { reqId: a.requestId, method: raw.method, status: 401, code: v.code, reason: v.reason, peer: { address: raw.socket?.remoteAddress, subject: v.peerSubject, serial: v.peerSerial } },
         'request refused',
       );
-      return sendError(reply, v.code, a.requestId, { close: true });
+      respondError(res, v.code, a.requestId, { close: true });
+      return;
     }
     if (a.warn) a.log.warn(a.warn, 'request refused by revocation');
-    const status = sendError(reply, a.code, a.requestId, { close: a.code.startsWith('GW_ERR_CLIENT_CERT') }).statusCode;
+    const status = respondError(res, a.code, a.requestId, { close: a.close === true || unreadBody });
     a.log.info({ reqId: a.requestId, method: raw.method, status, code: a.code, durationMs: elapsedMs(a.started), ...a.fields }, 'request refused');
-    return reply;
-  }
-
-  function handOver(req: IncomingMessage, res: ServerResponse, a: Exclude<Admission, { kind: 'forward' }>): void {
-    handedOver.set(req, a);
-    fastifyHandler!(req, res);
   }
 
   /**
-   * The data plane: every request on the listener starts here, outside Fastify's request
-   * lifecycle (routing, hooks, Request/Reply objects), which measured at about a quarter of the
-   * gateway's CPU per proxied request. Allowed requests stream straight to the upstream; anything
-   * the gateway answers itself goes through Fastify. While closing, Fastify answers 503.
+   * The data plane: every request on the listener starts here. Allowed requests stream straight
+   * to the upstream; everything else gets the gateway's own answer. Nothing thrown here may reach
+   * the event loop: a bug costs the one request (500, logged, connection closed), never the process.
    */
-  function onRequest(req: IncomingMessage, res: ServerResponse): void {
-    if (closing) return fastifyHandler!(req, res);
-    const a = admit(req, requestIdFor(req));
-    if (a.kind !== 'forward') return handOver(req, res, a);
-    proxy(req, res, a).catch((err: unknown) => {
-      // proxy() handles every failure it knows; this is the last line of defence: a bug on one
-      // request costs that request (logged, connection closed), never the process.
-      logger.error({ reqId: a.requestId, code: 'GW_ERR_INTERNAL', err }, 'request failed');
+  function onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
+    let requestId = '';
+    try {
+      requestId = requestIdFor(req);
+      if (closing) {
+        logger.info({ reqId: requestId, method: req.method, status: 503, code: 'GW_ERR_SHUTTING_DOWN' }, 'request refused');
+        respondError(res, 'GW_ERR_SHUTTING_DOWN', requestId, { close: true });
+        return;
+      }
+      const a = admit(req, requestId);
+      if (a.kind !== 'forward') return refuse(req, res, a);
+      // Only now, with the request admitted, is the client told to send its body.
+      if (expectsContinue) res.writeContinue();
+      proxy(req, res, a).catch((err: unknown) => internalFailure(res, requestId, err));
+    } catch (err) {
+      internalFailure(res, requestId || randomUUID(), err);
+    }
+  }
+
+  function internalFailure(res: ServerResponse, requestId: string, err: unknown): void {
+    logger.error({ reqId: requestId, code: 'GW_ERR_INTERNAL', err }, 'request failed');
+    try {
+      respondError(res, 'GW_ERR_INTERNAL', requestId, { close: true });
+    } catch {
       res.destroy();
-    });
+    }
+  }
+
+  /** CONNECT: the gateway is not a forward proxy. Nothing about the request is forwarded. */
+  function onConnectMethod(req: IncomingMessage, socket: Socket): void {
+    const requestId = randomUUID();
+    logger.info({ reqId: requestId, method: req.method, status: 501, code: 'GW_ERR_METHOD_NOT_SUPPORTED', peer: { address: socket.remoteAddress } }, 'request refused');
+    respondErrorOnSocket(socket, 'GW_ERR_METHOD_NOT_SUPPORTED', requestId);
+  }
+
+  /** A request Node's HTTP parser refused: framing errors, oversized heads, header timeouts. */
+  function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const code: ErrorCode =
+      err.code === 'HPE_HEADER_OVERFLOW' ? 'GW_ERR_HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'GW_ERR_REQUEST_TIMEOUT' : 'GW_ERR_REQUEST_INVALID';
+    // Once part of a response is on the wire (a pipelined request after one being answered), no
+    // second status line can follow it: close, as Node does.
+    const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const requestId = randomUUID();
+    logger.info({ reqId: requestId, status: ERRORS[code].status, code, reason: err.code ?? err.message, peer: { address: socket.remoteAddress } }, 'request refused');
+    respondErrorOnSocket(socket, code, requestId);
   }
 
   /**
    * Streams one admitted request upstream and the response back, then writes its access record.
-   * A failure before the response started is answered through Fastify with the translated error.
+   * A request with a body takes an upstream connection only once its body starts to arrive, and
+   * its body may not stall longer than server.bodyTimeout: a client that announces a body and
+   * sends none cannot hold the upstream's connections.
    */
   async function proxy(raw: IncomingMessage, res: ServerResponse, a: Extract<Admission, { kind: 'forward' }>): Promise<void> {
     const { log, upstream, requestId } = a;
+    const access = { reqId: requestId, method: a.method, path: a.path, route: a.route, rule: a.rule, upstream: upstream.name, decision: 'allow' };
+    const body = hasBody(raw) ? raw : null;
+    const stall = body !== null && !raw.complete ? watchBodyStall(raw, res, bodyTimeout) : null;
+    const fail = (code: ErrorCode, fields: Record<string, unknown>, headers?: Record<string, string>) => {
+      log.warn({ ...access, code, durationMs: elapsedMs(a.started), ...fields }, code === 'GW_ERR_REQUEST_TIMEOUT' ? 'request refused' : 'upstream failed');
+      respondError(res, code, requestId, { close: body !== null && !raw.complete, ...(headers ? { headers } : {}) });
+    };
+    const clientLeft = () => {
+      stall?.stop();
+      res.destroy();
+      log.info({ ...access, status: 499, clientAborted: true, durationMs: elapsedMs(a.started) }, 'request');
+    };
+    if (stall !== null && raw.readableLength === 0) {
+      const outcome = await firstBodyBytes(raw, res, stall.signal);
+      if (outcome === 'client-left') return clientLeft();
+      if (outcome === 'stalled') return fail('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
+    }
+    const release = await acquireUpstream(upstream, res);
+    if (release === 'client-left') return clientLeft();
+    if (release === 'overloaded') {
+      stall?.stop();
+      return fail('GW_ERR_UPSTREAM_OVERLOADED', { waitedMs: elapsedMs(a.started), active: upstream.gate.active, waiting: upstream.gate.waiting }, { 'retry-after': '1' });
+    }
     const headers = buildUpstreamRequestHeaders(raw.rawHeaders, {
-      clientAddress: raw.socket.remoteAddress ?? '',
+      filter: headerFilter,
+      clientAddress: raw.socket?.remoteAddress ?? '',
       originalHost: raw.headers.host ?? null,
       requestId,
       xfcc: a.xfcc,
@@ -404,19 +480,14 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
         method: a.method,
         path: a.path + a.query,
         headers,
-        body: hasBody(raw) ? raw : null,
+        body,
         res,
         requestId,
+        ...(stall ? { signal: stall.signal } : {}),
       });
       log.info(
         {
-          reqId: requestId,
-          method: a.method,
-          path: a.path,
-          route: a.route,
-          rule: a.rule,
-          upstream: upstream.name,
-          decision: 'allow',
+          ...access,
           status: result.status,
           bytesOut: result.bytesOut,
           durationMs: elapsedMs(a.started),
@@ -425,67 +496,44 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
         'request',
       );
     } catch (err) {
-      const access = { reqId: requestId, method: a.method, path: a.path, route: a.route, rule: a.rule, upstream: upstream.name, decision: 'allow' };
-      if (err instanceof ForwardError && err.clientAborted) {
-        // The client is gone; on Node 22+ the request may already be detached from its socket.
-        res.destroy();
-        log.info({ ...access, status: 499, clientAborted: true, durationMs: elapsedMs(a.started) }, 'request');
-        return;
-      }
+      if (err instanceof ForwardError && err.clientAborted) return clientLeft();
+      if (stall?.signal.aborted) return fail('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
       const gwErr = translateUpstreamError(err instanceof ForwardError ? err.cause : err, upstream.name);
       const cause = gwErr.cause as { code?: unknown; message?: unknown } | undefined;
-      log.warn({ ...access, code: gwErr.code, upstreamError: cause?.code, upstreamMessage: cause?.message, durationMs: elapsedMs(a.started) }, 'upstream failed');
-      if (res.headersSent || res.destroyed) {
-        res.destroy();
-        return;
-      }
-      // Answered through Fastify like every other gateway error; the failure is logged above, so
-      // the hand-over carries no log line of its own.
-      handOver(raw, res, { kind: 'refuse', requestId, started: a.started, log: silentLog, code: gwErr.code, fields: {} });
+      fail(gwErr.code, { upstreamError: cause?.code, upstreamMessage: cause?.message });
+    } finally {
+      release();
+      stall?.stop();
     }
   }
 
-  /**
-   * Fastify's side: refusals handed over by the data plane. A request that enters Fastify directly
-   * (inject()) is admitted here; if allowed, Fastify steps aside and the data plane forwards it.
-   */
-  async function viaFastify(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const a = handedOver.get(request.raw) ?? admit(request.raw, request.id);
-    if (a.kind !== 'forward') {
-      refuse(a, request, reply);
-      return;
-    }
-    reply.hijack();
-    return proxy(request.raw, reply.raw, a);
+  /** Waits for an upstream slot; 'overloaded' after the upstream's timeouts.queue. */
+  function acquireUpstream(upstream: Upstream, res: ServerResponse): Promise<Release | 'overloaded' | 'client-left'> {
+    return new Promise((resolve) => {
+      const onClose = () => {
+        cancel();
+        resolve('client-left');
+      };
+      let granted = false;
+      const cancel = upstream.gate.acquire(
+        (release) => {
+          granted = true;
+          res.off('close', onClose);
+          if (res.destroyed) {
+            release();
+            resolve('client-left');
+          } else resolve(release);
+        },
+        () => {
+          res.off('close', onClose);
+          resolve('overloaded');
+        },
+      );
+      // The gate may have granted synchronously; only a waiting request listens for the client.
+      if (!granted) res.once('close', onClose);
+    });
   }
 
-  const silentLog = logger.child({}, { level: 'silent' });
-
-  app.setErrorHandler((err, request, reply) => {
-    const code: ErrorCode =
-      err instanceof GatewayError ? err.code : (err as { statusCode?: number }).statusCode && (err as { statusCode: number }).statusCode < 500 ? 'GW_ERR_PATH_INVALID' : 'GW_ERR_INTERNAL';
-    logger.error({ reqId: request.id, code, err }, 'request failed');
-    if (reply.sent || reply.raw.headersSent) {
-      reply.raw.destroy();
-      return;
-    }
-    return sendError(reply, code, request.id);
-  });
-
-  // Methods Fastify does not know (WebDAV and other extensions) reach the not-found handler with
-  // their body untouched; they go through the same pipeline and the routes' method lists decide.
-  app.setNotFoundHandler(viaFastify);
-  app.route({
-    method: app.supportedMethods,
-    url: '*',
-    // In onRequest: Fastify's body parsing (which would reject or buffer unknown content types)
-    // must never see a request body.
-    onRequest: viaFastify,
-    handler: async () => {
-      // Unreachable: the pipeline always answers or hijacks. Fail closed if that ever changes.
-      throw new GatewayError('GW_ERR_INTERNAL', { detail: { why: 'pipeline fell through' } });
-    },
-  });
   app.addHook('preClose', (done) => {
     closing = true;
     done();
@@ -497,7 +545,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     app,
     revocation: stores,
     async listen() {
-      await app.listen({ host: config.listen.host, port: config.listen.port });
+      // Fastify cannot tell that the server it was handed speaks TLS; its line would say http://.
+      await app.listen({ host: config.listen.host, port: config.listen.port, listenTextResolver: (address) => `Server listening at ${address.replace(/^http:/, 'https:')}` });
       return app.server.address() as AddressInfo;
     },
     async reload(reason: string) {
@@ -509,6 +558,16 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       await Promise.all([...upstreams.values()].map((u) => u.close()));
     },
   };
+}
+
+/** Host header lines in a request (a request with more than one is refused, RFC 9112 3.2). */
+function countHost(rawHeaders: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
 }
 
 function elapsedMs(started: bigint): number {

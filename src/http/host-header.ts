@@ -5,6 +5,11 @@
 const REG_NAME = /^[a-z0-9.-]{1,253}$/;
 const IPV6 = /^\[[0-9a-f:.]+\]$/;
 
+/** A port is 1-5 digits and at most 65535 (RFC 3986 allows no sign, blank or hex). */
+function validPort(text: string): boolean {
+  return /^\d{1,5}$/.test(text) && Number(text) <= 65535;
+}
+
 export function hostForRouting(header: string | undefined): string | null | undefined {
   if (header === undefined) return null;
   let host = header.trim().toLowerCase();
@@ -12,13 +17,13 @@ export function hostForRouting(header: string | undefined): string | null | unde
     const end = host.indexOf(']');
     if (end < 0) return undefined;
     const rest = host.slice(end + 1);
-    if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return undefined;
+    if (rest !== '' && (rest[0] !== ':' || !validPort(rest.slice(1)))) return undefined;
     host = host.slice(0, end + 1);
     return IPV6.test(host) ? host : undefined;
   }
   const colon = host.indexOf(':');
   if (colon >= 0) {
-    if (!/^\d{1,5}$/.test(host.slice(colon + 1))) return undefined;
+    if (!validPort(host.slice(colon + 1))) return undefined;
     host = host.slice(0, colon);
   }
   if (host.endsWith('.')) host = host.slice(0, -1);

@@ -4,8 +4,9 @@
  * under those names is removed before the gateway's values are added.
  */
 
-/** Request headers the client may never pass upstream (lower-case). */
-const DROP_ON_REQUEST = new Set([
+/** Request headers the client may never pass upstream (lower-case, "_" read as "-"). */
+const DROP_ON_REQUEST: ReadonlySet<string> = new Set([
+  // hop-by-hop, and what the gateway sets itself
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -22,9 +23,59 @@ const DROP_ON_REQUEST = new Set([
   'x-forwarded-proto',
   'x-forwarded-host',
   'x-forwarded-port',
+  'x-forwarded-prefix',
   'x-forwarded-client-cert',
   'x-request-id',
+  // client address headers other proxies set: an upstream may trust any of them
+  'x-real-ip',
+  'true-client-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'x-original-forwarded-for',
+  // client-certificate headers of RFC 9440 and of other proxies: only the gateway vouches for identity
+  'client-cert',
+  'client-cert-chain',
+  'ssl-client-cert',
+  'x-client-cert',
+  'x-client-certificate',
+  'x-client-verify',
+  'x-client-dn',
+  'x-ssl-cert',
+  'x-arr-clientcert',
+  'x-amzn-mtls-clientcert',
+  'x-amzn-mtls-clientcert-leaf',
+  'x-amzn-mtls-clientcert-chain',
 ]);
+
+/** Name prefixes of client-certificate headers (nginx and HAProxy recipes, Traefik). */
+const DROP_PREFIXES = ['x-ssl-client-', 'x-client-cert-', 'x-forwarded-tls-client-'];
+
+/**
+ * The form a header name is compared in: lower-case with "_" read as "-", because CGI-style stacks
+ * (PHP, WSGI, many frameworks) merge `X_Forwarded_For` with `X-Forwarded-For`.
+ */
+export function canonicalHeaderName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.indexOf('_') < 0 ? lower : lower.replaceAll('_', '-');
+}
+
+/** Decides which client request headers are removed before forwarding. Built once per config. */
+export class RequestHeaderFilter {
+  readonly #extra: ReadonlySet<string>;
+
+  /** `extra`: `server.stripRequestHeaders`, on top of the built-in list. */
+  constructor(extra: readonly string[] = []) {
+    this.#extra = new Set(extra.map(canonicalHeaderName));
+  }
+
+  drops(canonical: string): boolean {
+    if (DROP_ON_REQUEST.has(canonical) || this.#extra.has(canonical)) return true;
+    for (const p of DROP_PREFIXES) if (canonical.startsWith(p)) return true;
+    return false;
+  }
+}
+
+const DEFAULT_FILTER = new RequestHeaderFilter();
 
 const DROP_ON_RESPONSE = new Set([
   'connection',
@@ -38,6 +89,7 @@ const DROP_ON_RESPONSE = new Set([
 ]);
 
 export interface ForwardContext {
+  readonly filter?: RequestHeaderFilter;
   readonly clientAddress: string;
   readonly originalHost: string | null;
   readonly requestId: string;
@@ -50,7 +102,7 @@ function connectionTokens(rawHeaders: readonly string[]): Set<string> | null {
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]!.length === 10 && rawHeaders[i]!.toLowerCase() === 'connection') {
       for (const t of rawHeaders[i + 1]!.split(',')) {
-        const name = t.trim().toLowerCase();
+        const name = canonicalHeaderName(t.trim());
         if (name) (tokens ??= new Set()).add(name);
       }
     }
@@ -61,11 +113,12 @@ function connectionTokens(rawHeaders: readonly string[]): Set<string> | null {
 /** Builds the flat [name, value, ...] header list for the upstream request. */
 export function buildUpstreamRequestHeaders(rawHeaders: readonly string[], ctx: ForwardContext): string[] {
   const extra = connectionTokens(rawHeaders);
+  const filter = ctx.filter ?? DEFAULT_FILTER;
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
-    const lower = name.toLowerCase();
-    if (DROP_ON_REQUEST.has(lower) || (extra !== null && extra.has(lower))) continue;
+    const canonical = canonicalHeaderName(name);
+    if (filter.drops(canonical) || (extra !== null && extra.has(canonical))) continue;
     out.push(name, rawHeaders[i + 1]!);
   }
   out.push('x-forwarded-for', ctx.clientAddress, 'x-forwarded-proto', 'https');

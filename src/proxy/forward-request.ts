@@ -16,6 +16,8 @@ export interface ForwardOptions {
   readonly body: IncomingMessage | null;
   readonly res: ServerResponse;
   readonly requestId: string;
+  /** Aborts the upstream request (a stalled request body); the reason becomes the error's cause. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ForwardResult {
@@ -53,12 +55,19 @@ export function forwardRequest(dispatcher: Dispatcher, opts: ForwardOptions): Pr
     };
     const onDrain = () => resumeUpstream?.();
     res.once('close', onClientClose);
+    let aborted: Error | null = null;
+    const onAbort = () => {
+      aborted = opts.signal!.reason as Error;
+      abort?.(aborted);
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
 
     const finish = (error: Error | null) => {
       if (done) return;
       done = true;
       res.off('close', onClientClose);
       res.off('drain', onDrain);
+      opts.signal?.removeEventListener('abort', onAbort);
       if (!started) {
         reject(new ForwardError(error, clientAborted));
         return;
@@ -73,6 +82,8 @@ export function forwardRequest(dispatcher: Dispatcher, opts: ForwardOptions): Pr
         if (res.destroyed) {
           clientAborted = true;
           abortFn(new Error('client closed the connection'));
+        } else if (aborted !== null) {
+          abortFn(aborted);
         }
       },
       onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {

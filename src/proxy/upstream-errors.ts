@@ -27,6 +27,7 @@ const BY_CODE: Readonly<Record<string, ErrorCode>> = {
   ETIMEDOUT: 'GW_ERR_UPSTREAM_TIMEOUT',
   UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'GW_ERR_UPSTREAM_PROTOCOL',
   UND_ERR_RES_EXCEEDED_MAX_SIZE: 'GW_ERR_UPSTREAM_PROTOCOL',
+  UND_ERR_HEADERS_OVERFLOW: 'GW_ERR_UPSTREAM_PROTOCOL',
   UND_ERR_INFO: 'GW_ERR_UPSTREAM_PROTOCOL',
   HPE_INVALID_CONSTANT: 'GW_ERR_UPSTREAM_PROTOCOL',
   // TLS: the upstream's certificate, judged as strictly as a client's.
@@ -61,6 +62,9 @@ export function translateUpstreamError(err: unknown, upstream: string): GatewayE
     if (typeof c === 'string') {
       code = BY_CODE[c] ?? (c.startsWith('HPE_') ? 'GW_ERR_UPSTREAM_PROTOCOL' : c.startsWith('ERR_SSL_') || c.startsWith('ERR_TLS_') ? 'GW_ERR_UPSTREAM_TLS' : undefined);
     }
+    // undici's llhttp build reports some parse errors (a garbage status line, an invalid status)
+    // without a code; its name is the stable part.
+    if (code === undefined && (cur as { name?: unknown }).name === 'HTTPParserError') code = 'GW_ERR_UPSTREAM_PROTOCOL';
     cur = (cur as { cause?: unknown }).cause;
   }
   const e = err as { code?: unknown; message?: unknown };

@@ -17,6 +17,7 @@ import type { UpstreamTlsMaterial } from '../pki/gateway-material.js';
 import { ChainLinker } from '../revocation/chain-links.js';
 import { checkChain, type RevocationSettings } from '../revocation/revocation-policy.js';
 import type { RevocationStore } from '../revocation/revocation-store.js';
+import { UpstreamGate } from './upstream-gate.js';
 import { UPSTREAM_PIN_MISMATCH, UPSTREAM_REVOCATION_UNKNOWN, UPSTREAM_REVOKED } from './upstream-errors.js';
 
 export interface Upstream {
@@ -24,6 +25,8 @@ export interface Upstream {
   readonly origin: string;
   /** The pool in force; replaced (the old one drained) when the upstream's CRLs change. */
   readonly pool: Pool;
+  /** How many requests ride this upstream at once, and how long the rest may wait. */
+  readonly gate: UpstreamGate;
   /**
    * Starts a new pool and drains the old one, so every later request runs on a connection whose
    * certificate was verified against the current CRLs. In-flight requests finish on the old pool.
@@ -126,6 +129,7 @@ export function createUpstream(name: string, cfg: UpstreamConfig, material: Upst
   return {
     name,
     origin,
+    gate: new UpstreamGate(cfg.connections, cfg.timeouts.queue),
     get pool() {
       return pool;
     },

@@ -1,0 +1,78 @@
+/**
+ * Request-body timers: owns noticing a client that announced a body and stopped sending it
+ * (nginx's client_body_timeout). Without this a few such clients hold upstream connections for as
+ * long as their TCP connections live, and nothing else bounds it (`server.requestTimeout` is 0 by
+ * default so that long transfers are not cut).
+ *
+ * It uses the request's socket idle timer (`IncomingMessage.setTimeout`): before the response
+ * starts, the only traffic on the socket is the body arriving, so "idle" means "body stalled".
+ * When the socket is quiet because the gateway stopped reading (body bytes are buffered and
+ * unread), the client is not at fault and the timer re-arms.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface BodyStallWatch {
+  /** Aborted (reason: a BodyStalledError) when the body stalled for the whole timeout. */
+  readonly signal: AbortSignal;
+  stop(): void;
+}
+
+export class BodyStalledError extends Error {
+  readonly code = 'GW_BODY_STALLED';
+  constructor(ms: number) {
+    super(`the request body stalled for ${ms} ms`);
+  }
+}
+
+export function watchBodyStall(req: IncomingMessage, res: ServerResponse, ms: number): BodyStallWatch {
+  const controller = new AbortController();
+  const socket = req.socket;
+  let stopped = false;
+  const onTimeout = () => {
+    if (stopped || req.complete) return;
+    // Data is waiting to be read: the gateway is the slow side (the upstream applies backpressure,
+    // or the request waits for an upstream connection). With an empty buffer the socket is being
+    // read, so a quiet socket means the client sends nothing.
+    if (req.readableLength > 0) {
+      socket?.setTimeout(ms);
+      return;
+    }
+    stop();
+    controller.abort(new BodyStalledError(ms));
+  };
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    req.off('timeout', onTimeout);
+    req.off('end', stop);
+    // Once the response has finished, Node has set its own keep-alive timer on the socket.
+    if (!res.writableFinished && socket !== null && !socket.destroyed) socket.setTimeout(0);
+  };
+  req.setTimeout(ms, onTimeout);
+  req.once('end', stop);
+  return { signal: controller.signal, stop };
+}
+
+/**
+ * Resolves once the first body bytes (or the end of the body) are there to read, without reading
+ * them; 'stalled' when the watch fired first, 'client-left' when the connection closed.
+ */
+export function firstBodyBytes(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<'ready' | 'stalled' | 'client-left'> {
+  if (req.readableLength > 0 || req.complete) return Promise.resolve('ready');
+  return new Promise((resolve) => {
+    const settle = (outcome: 'ready' | 'stalled' | 'client-left') => {
+      req.off('readable', onReadable);
+      res.off('close', onClose);
+      signal.removeEventListener('abort', onAbort);
+      resolve(outcome);
+    };
+    // A 'readable' listener only looks: the data stays buffered for the upstream request, and once
+    // the listener is gone the stream goes back to its unread state.
+    const onReadable = () => settle('ready');
+    const onClose = () => settle('client-left');
+    const onAbort = () => settle('stalled');
+    req.on('readable', onReadable);
+    res.once('close', onClose);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,45 @@
+// An upstream that answers with something that is not HTTP (a garbage status line, a header
+// section larger than the client accepts, a bad chunk) is a protocol fault of the upstream:
+// 502 GW_ERR_UPSTREAM_PROTOCOL, never relayed, never reported as "unreachable".
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import t from 'tap';
+import { makeTestPki, request, startGateway, gatewayYaml, tempDir, writePkiFiles } from '../helpers/harness.js';
+
+const ANSWERS: Record<string, string> = {
+  '/orders/garbage': 'garbage garbage\r\n\r\n',
+  '/orders/bad-status': 'HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n',
+  '/orders/huge-header': `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(100_000)}\r\nContent-Length: 0\r\n\r\n`,
+  '/orders/cl-te': 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+  '/orders/bad-header': 'HTTP/1.1 200 OK\r\nBad Header: x\r\nContent-Length: 0\r\n\r\n',
+};
+
+t.test('malformed upstream responses are 502 GW_ERR_UPSTREAM_PROTOCOL', async (t) => {
+  const pki = await makeTestPki();
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  await writePkiFiles(pki, dir);
+  const upstreamCert = pki.upstreams['orders']!;
+  const srv = tls.createServer({ key: upstreamCert.keyPem, cert: upstreamCert.chainPem, ca: pki.caBundlePem, requestCert: true, rejectUnauthorized: true }, (sock) => {
+    let head = '';
+    sock.on('data', (c: Buffer) => {
+      head += c.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      const path = /^[A-Z]+ (\S+) /.exec(head)?.[1] ?? '';
+      sock.end(ANSWERS[path] ?? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      head = '';
+    });
+    sock.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => srv.close(() => r())));
+  const gw = await startGateway({ dir, yaml: gatewayYaml({ upstreamPort: (srv.address() as AddressInfo).port, crl: false }) });
+  t.teardown(() => gw.close());
+  const billing = pki.clients['billing']!;
+  for (const path of Object.keys(ANSWERS)) {
+    const res = await request(gw.port, billing, pki.root.certPem, { path });
+    t.equal(res.status, 502, `${path}: 502`);
+    t.match(res.json, { error: { code: 'GW_ERR_UPSTREAM_PROTOCOL' } }, `${path}: GW_ERR_UPSTREAM_PROTOCOL`);
+  }
+  t.equal((await request(gw.port, billing, pki.root.certPem, { path: '/orders/fine' })).status, 200, 'a well-formed answer still passes');
+});
