@@ -318,7 +318,7 @@ export async function inspectCertificate(opts: { file: string; configFile: strin
   let config: InspectResult['config'] = null;
   if (opts.configFile !== null) {
     const loaded = await loadConfig(opts.configFile);
-    const policy = compilePolicy(loaded.config.routes);
+    const policy = compilePolicy(loaded.config.routes, { caseSensitive: loaded.config.server.paths.caseSensitive });
     const verdict = await assessCertificate(loaded.config, loaded.file, cert, now);
     config = { file: loaded.file, verdict, routes: routeAccess(policy, identity) };
   }

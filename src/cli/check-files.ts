@@ -16,7 +16,7 @@ import { RevocationStore } from '../revocation/revocation-store.js';
 const DAY = 86_400_000;
 
 export async function checkConfigFiles(config: GatewayConfig, now: Date = new Date()): Promise<string[]> {
-  compilePolicy(config.routes);
+  compilePolicy(config.routes, { caseSensitive: config.server.paths.caseSensitive });
   const material = await loadGatewayMaterial(config, readFileFromDisk, now);
   const notes: string[] = [];
   const soon = (cert: X509Certificate, key: string) => {

@@ -51,12 +51,13 @@ export async function explainRequest(opts: {
 }): Promise<ExplainResult> {
   const now = opts.now ?? new Date();
   const loaded = await loadConfig(opts.configFile);
-  const policy = compilePolicy(loaded.config.routes);
+  const paths = loaded.config.server.paths;
+  const policy = compilePolicy(loaded.config.routes, { caseSensitive: paths.caseSensitive });
   const cert: CertificateFile = await readCertificateFile(opts.certFile, '--cert');
   const identity = identityFromDer(cert.leaf.raw);
   const verdict = await assessCertificate(loaded.config, loaded.file, cert, now);
   const method = opts.method.toUpperCase();
-  const target = normalizeTarget(opts.path);
+  const target = normalizeTarget(opts.path, paths);
   const host = opts.host === null ? null : hostForRouting(opts.host);
   const request = { method, host: opts.host, path: opts.path, normalizedPath: target.ok ? target.path : null };
   const certificate = { file: opts.certFile, subject: identity.subject.rfc4514, spiffe: identity.spiffe?.uri ?? null, verdict };

@@ -7,7 +7,8 @@
  */
 
 import { createHash, randomUUID } from 'node:crypto';
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { open, rename, stat, unlink } from 'node:fs/promises';
+import { readRegularFile } from '../config/read-regular-file.js';
 import path from 'node:path';
 import { Agent, type Dispatcher } from 'undici';
 
@@ -182,14 +183,16 @@ export class CrlHttpSource {
     let bytes: Buffer;
     let mtime: Date;
     try {
-      bytes = await readFile(this.cacheFile);
+      // Bounded like the download itself: a cache path pointing at a device or FIFO must not hang
+      // or exhaust the gateway at startup.
+      bytes = await readRegularFile(this.cacheFile, { key: `${this.url.href} cache`, maxBytes: this.maxBytes, code: 'GW_ERR_TLS_MATERIAL' });
       mtime = (await stat(this.cacheFile)).mtime;
     } catch {
       return null;
     }
     let meta: Partial<CacheMeta> | null = null;
     try {
-      const parsed: unknown = JSON.parse(await readFile(this.metaFile, 'utf8'));
+      const parsed: unknown = JSON.parse((await readRegularFile(this.metaFile, { key: `${this.url.href} cache metadata`, maxBytes: 64 * 1024, code: 'GW_ERR_TLS_MATERIAL' })).toString('utf8'));
       if (parsed !== null && typeof parsed === 'object') meta = parsed as Partial<CacheMeta>;
     } catch {
       meta = null;

@@ -2,6 +2,7 @@
 // abort the connection instead of leaving it open, stable failure codes, no redirect following,
 // and an atomic disk cache that a restarted gateway can start from.
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { KeyObject } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -266,6 +267,14 @@ t.test('disk cache', async (tt) => {
     const cached = await source(t2, { url: 'http://127.0.0.1:1/new.crl', cacheFile }).loadCache();
     t2.ok(cached?.bytes.equals(crlA));
     t2.equal(cached?.etag, null);
+  });
+
+  tt.test('a cache path that is a device or a FIFO is no cache, and never hangs or grows memory', async (t2) => {
+    const dir = await tmpDir(t2);
+    const fifo = path.join(dir, 'fifo.crl');
+    execFileSync('mkfifo', [fifo]);
+    t2.equal(await source(t2, { url: 'http://127.0.0.1:1/ca.crl', cacheFile: '/dev/zero' }).loadCache(), null, '/dev/zero');
+    t2.equal(await source(t2, { url: 'http://127.0.0.1:1/ca.crl', cacheFile: fifo }).loadCache(), null, 'a FIFO');
   });
 
   tt.test('a failed write leaves no temp file and rejects', async (t2) => {
