@@ -4,7 +4,7 @@
  * that costs tens of milliseconds each time). Verification is always on: the chain must verify
  * against the upstream's `ca`, the certificate must carry `servername`, and `expect` pins it
  * further. TLS session resumption is disabled on the upstream leg because Node skips
- * checkServerIdentity on a resumed session (../shared/TLS-FACTS.md): every new upstream connection
+ * checkServerIdentity on a resumed session (docs/architecture.md, "TLS facts"): every new upstream connection
  * is fully verified, and kept-alive connections make that cost rare.
  */
 import { X509Certificate } from 'node:crypto';
