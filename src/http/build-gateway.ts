@@ -17,6 +17,7 @@ import { ConnectionAuthenticator, type ConnectionVerdict } from '../identity/aut
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import { formatXfcc } from '../identity/xfcc.js';
 import { identityFromDer } from '../identity/identity-from-certificate.js';
+import { recordPresentedChainLengths } from '../identity/presented-chain.js';
 import { compilePolicy } from '../policy/compile-policy.js';
 import { decide } from '../policy/decide.js';
 import { explain } from '../policy/explain.js';
@@ -122,10 +123,15 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     upstreams.set(name, createUpstream(name, u, material.upstreams.get(name)!, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null));
   }
   for (const store of stores.values()) await store.loadInitial();
+  // tls.maxChainLength needs the number of certificates each client presented. Node 24.21 reads
+  // them itself during the handshake and discards them (nodejs/node#65579); this keeps the count,
+  // process-wide and idempotent, observing a call Node already makes (src/identity/presented-chain.ts).
+  recordPresentedChainLengths();
   // XFCC's By= names the gateway itself: the SPIFFE ID of its server certificate, if it has one.
   const byUri = identityFromDer(server.leaf.raw).spiffe?.uri ?? null;
   const auth = new ConnectionAuthenticator({
     verifyDepth: config.tls.verifyDepth,
+    maxChainLength: config.tls.maxChainLength,
     now,
     trust: clientCA.certs,
     revocation: clientStore ? { store: clientStore, settings: revocationSettings(config.tls.revocation) } : null,

@@ -2,11 +2,14 @@
  * Connection authentication: turns a TLS socket into either a verified PeerIdentity or a refusal
  * with a stable code. The handshake is accepted whatever the client presents (the server runs with
  * requestCert and without rejectUnauthorized) because Node would otherwise drop a bad client with a
- * bare TCP reset and lose the reason (see ../shared/TLS-FACTS.md); every request on a connection
+ * bare TCP reset and lose the reason (docs/architecture.md, "TLS facts"); every request on a connection
  * that is not `authorized` is refused here with 401 and the connection is closed.
  *
  * The verdict is computed once per connection and cached on it; what can change while a
  * connection lives (the validity window passing) is re-checked per request by `checkStillValid`.
+ * The length of the chain the client presented (tls.maxChainLength) is judged per connection and
+ * never taken from the per-certificate cache: two connections with one leaf can present different
+ * chains.
  */
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket, DetailedPeerCertificate, PeerCertificate } from 'node:tls';
@@ -16,6 +19,7 @@ import { ChainLinker, peerSubjectLine } from '../revocation/chain-links.js';
 import { checkChain, type ChainLink, type RevocationSettings, type RevocationVerdict } from '../revocation/revocation-policy.js';
 import { identityFromDer } from './identity-from-certificate.js';
 import type { PeerIdentity } from './peer-identity.js';
+import { presentedChainLength } from './presented-chain.js';
 
 export type ConnectionVerdict =
   | {
@@ -63,6 +67,13 @@ const EKU_ANY = '2.5.29.37.0';
 export interface AuthenticatorOptions {
   /** Maximum number of CA certificates above the client certificate. */
   readonly verifyDepth: number;
+  /**
+   * Most certificates a client may present in its chain, leaf included (tls.maxChainLength). Only
+   * enforced where the runtime lets the presented chain be counted: see presented-chain.ts (Node
+   * 24.21 needs recordPresentedChainLengths()). Undefined leaves it unlimited; only test
+   * stand-ins omit it.
+   */
+  readonly maxChainLength?: number;
   readonly now: () => number;
   /** The clientCA bundle; chain certificates are matched to these objects by fingerprint. */
   readonly trust: readonly X509Certificate[];
@@ -144,13 +155,15 @@ export class ConnectionAuthenticator {
   }
 
   #compute(socket: TLSSocket): ConnectionVerdict {
-    // One certificate call per connection where possible: the summary (its DER, subject and serial
-    // for the log), the detailed chain only when the trust bundle cannot complete it, and the
-    // X509Certificate parsed from the summary's DER. socket.getPeerX509Certificate() is not used:
-    // profiled under handshake load it cost about as much as the rest of the connection's checks
-    // together, and on Node 20 calling it first empties the chain getPeerCertificate(true) reports
-    // (the same bug TLS-FACTS records for client sockets; Node 24.21 now has it on every server
-    // socket, see ChainLinker.fromPeer).
+    // As few certificate calls per connection as possible: the summary (its DER, subject and
+    // serial for the log), the detailed chain only when the trust bundle cannot complete it, the
+    // X509Certificate parsed from the summary's DER, and last the presented-chain count. The leaf
+    // is not taken from socket.getPeerX509Certificate(): that call copies every certificate the
+    // client sent (profiled under handshake load it cost about as much as the rest of the
+    // connection's checks together), and on Node 20 calling it first empties the chain
+    // getPeerCertificate(true) reports (the same bug docs/architecture.md, "TLS facts", records for client sockets; Node
+    // 24.21 now has it on every server socket, see ChainLinker.fromPeer). The count needs it
+    // anyway, so it runs once, at the end (presented-chain.ts).
     const summary = socket.getPeerCertificate(false) as PeerCertificate | null;
     if (!summary || !summary.raw) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_MISSING', reason: 'no client certificate presented', peerSubject: null, peerSerial: null };
@@ -174,7 +187,26 @@ export class ConnectionAuthenticator {
         this.#byCertificate.set(key, verdict);
       }
     }
-    return verdict.ok ? { ...verdict, resumed: socket.isSessionReused() } : verdict;
+    if (!verdict.ok) return verdict;
+    const resumed = socket.isSessionReused();
+    const max = this.#opts.maxChainLength;
+    // Counted per connection and after the certificate is judged: the count is the only call that
+    // scales with what the client sent (on Node 20 it copies every certificate), so it is paid only
+    // for chains OpenSSL authorized, and it comes after getPeerCertificate(true), whose chain it
+    // empties on Node 20. A resumed session presented no certificates.
+    if (max !== undefined && !resumed) {
+      const presented = presentedChainLength(socket) ?? 0;
+      if (presented > max) {
+        return {
+          ok: false,
+          code: 'GW_ERR_CLIENT_CERT_INVALID',
+          reason: `presented chain has ${presented} certificates, more than tls.maxChainLength (${max})`,
+          peerSubject,
+          peerSerial,
+        };
+      }
+    }
+    return { ...verdict, resumed };
   }
 
   /** Everything about a verified certificate that does not depend on the connection. */
