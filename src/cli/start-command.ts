@@ -1,8 +1,9 @@
 /**
  * `mtls-gateway start`: loads the config, builds the gateway and runs it in the foreground until
  * SIGTERM or SIGINT, then drains in-flight requests (bounded) and exits. With --workers N > 1 the
- * primary forks N node:cluster workers that share the listening port; each worker is an ordinary
- * single-process gateway, and replicas stay stateless.
+ * primary forks N node:cluster workers that share the listening port and keeps them serving
+ * (worker-supervisor.ts); each worker is an ordinary single-process gateway, and replicas stay
+ * stateless.
  */
 import cluster from 'node:cluster';
 import { pino, type Logger } from 'pino';
@@ -10,6 +11,7 @@ import { ConfigError, loadConfig, resolveConfigPath } from '../config/load-confi
 import type { GatewayConfig } from '../config/schema.js';
 import { buildGateway } from '../http/build-gateway.js';
 import { cachedIsoTime } from '../log/cached-iso-time.js';
+import { superviseWorkers } from './worker-supervisor.js';
 
 const DRAIN_TIMEOUT_MS = 25_000;
 
@@ -47,7 +49,7 @@ export async function runStart(opts: { configFlag: string | undefined; workers: 
     throw err;
   }
   const logger = makeLogger(loaded.config.log);
-  if (workers > 1 && cluster.isPrimary) return runPrimary(workers, logger);
+  if (workers > 1 && cluster.isPrimary) return superviseWorkers({ workers, logger });
   return runWorker(loaded.config, file, logger);
 }
 
@@ -61,6 +63,9 @@ async function runWorker(config: Awaited<ReturnType<typeof loadConfig>>['config'
     logger.flush();
     process.stderr.write(`mtls-gateway: ${e.message}\n`);
     if (e.issues) for (const i of e.issues) process.stderr.write(`  ${i.path}: ${i.message}\n`);
+    // The primary counts startup failures by exit code, and a cluster worker's IPC channel would
+    // keep it alive (disconnecting would exit 0). pino flushes its buffer on exit.
+    if (cluster.isWorker) process.exit(1);
     return 1;
   }
   const address = await gateway.listen();
@@ -101,55 +106,6 @@ async function runWorker(config: Awaited<ReturnType<typeof loadConfig>>['config'
       // CRLs reload now; certificates, CAs and policy still need a restart.
       logger.info({ event: 'reload', signal: 'SIGHUP' }, 'SIGHUP: re-reading every CRL source (certificates, CAs and policy need a restart)');
       gateway.reload('SIGHUP').catch((err: unknown) => logger.error({ err }, 'reload failed; the last good state stays in force'));
-    });
-  });
-}
-
-function runPrimary(workers: number, logger: Logger): Promise<number> {
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const restarts: number[] = [];
-    const fork = () => cluster.fork();
-    for (let i = 0; i < workers; i++) fork();
-    logger.info({ event: 'primary-started', workers }, 'started workers');
-    cluster.on('exit', (worker, code, signal) => {
-      if (stopping) {
-        if (Object.keys(cluster.workers ?? {}).length === 0) {
-          logger.flush();
-          resolve(0);
-        }
-        return;
-      }
-      logger.error({ event: 'worker-exited', worker: worker.process.pid, code, signal }, 'worker exited');
-      const now = Date.now();
-      restarts.push(now);
-      while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
-      if (code === 1 && restarts.length >= workers) {
-        // Workers that fail at startup (bad config or files) will keep failing: stop instead of looping.
-        logger.fatal({ event: 'workers-failing' }, 'workers keep failing at startup; stopping');
-        stopping = true;
-        for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGTERM');
-        if (Object.keys(cluster.workers ?? {}).length === 0) resolve(1);
-        return;
-      }
-      if (restarts.length > workers * 5) {
-        logger.fatal({ event: 'crash-loop' }, 'workers crash repeatedly; stopping');
-        stopping = true;
-        for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGTERM');
-        return;
-      }
-      setTimeout(fork, 250).unref();
-    });
-    const stop = (signal: NodeJS.Signals) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ event: 'draining', signal }, 'stopping workers');
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
     });
   });
 }
