@@ -7,7 +7,7 @@ import { createDevPki } from '../dist/pki/dev-pki.js';
 import { parseCrlFile } from '../dist/revocation/parse-crl.js';
 import { RevocationIndex } from '../dist/revocation/revocation-index.js';
 import { validateCrl } from '../dist/revocation/verify-crl.js';
-import { ChainLinker } from '../dist/revocation/chain-links.js';
+import { ChainLinker } from '../dist/x509/chain-links.js';
 import { checkChain } from '../dist/revocation/revocation-policy.js';
 const pki = await createDevPki();
 const trust = [new X509Certificate(pki.intermediate.certPem), new X509Certificate(pki.root.certPem)];

@@ -16,15 +16,18 @@ import { PEM_FILE_MAX_BYTES, readRegularFile, unreadableReason } from '../config
 import type { GatewayConfig } from '../config/schema.js';
 import type { ErrorCode } from '../errors/registry.js';
 import { identityFromDer } from '../identity/identity-from-certificate.js';
-import { normalizeSerial, type PeerIdentity } from '../identity/peer-identity.js';
+import type { PeerIdentity } from '../identity/peer-identity.js';
 import { compilePolicy } from '../policy/compile-policy.js';
 import { selectorMatches } from '../policy/decide.js';
 import type { CompiledPolicy, CompiledSelector } from '../policy/types.js';
 import { pino } from 'pino';
 import { normalizeCrlSources } from '../revocation/crl-sources.js';
 import { parseCrlFile } from '../revocation/parse-crl.js';
-import { checkChain, type ChainLink } from '../revocation/revocation-policy.js';
+import { checkChain } from '../revocation/revocation-policy.js';
 import { RevocationStore } from '../revocation/revocation-store.js';
+import { normalizeSerial } from '../x509/canonical-hex.js';
+import type { ChainLink } from '../x509/chain-links.js';
+import { certificateDn } from '../x509/dn.js';
 
 const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
@@ -73,15 +76,6 @@ export interface CertificateVerdict {
   readonly checks: readonly CertificateCheck[];
   /** Subjects from the leaf up to the trust anchor (as far as it could be built). */
   readonly chain: readonly string[];
-}
-
-/** A certificate's subject as RFC 4514, the way logs and `cert inspect` print every DN. */
-function dn(c: X509Certificate): string {
-  try {
-    return identityFromDer(c.raw).subject.rfc4514;
-  } catch {
-    return c.subject.split('\n').join(', ');
-  }
 }
 
 function isSelfSigned(c: X509Certificate): boolean {
@@ -135,7 +129,7 @@ async function checkRevocation(chain: readonly X509Certificate[], config: Gatewa
   }
   const links: ChainLink[] = [];
   for (let i = 0; i < chain.length && !isSelfSigned(chain[i]!); i++) {
-    links.push({ serial: normalizeSerial(chain[i]!.serialNumber), subject: dn(chain[i]!), isCa: i > 0, issuer: chain[i + 1] ?? null });
+    links.push({ serial: normalizeSerial(chain[i]!.serialNumber), subject: certificateDn(chain[i]!), isCa: i > 0, issuer: chain[i + 1] ?? null });
   }
   const v = checkChain(store.index, links, { scope: rev.scope, missing: rev.missing, stale: rev.stale, graceMs: rev.grace ?? 0 }, now.getTime());
   if (!v.ok) {
@@ -168,16 +162,16 @@ export async function assessCertificate(
   const checks: CertificateCheck[] = [];
   checks.push(
     trusted
-      ? { name: 'trust', ok: true, code: null, detail: `chains to tls.clientCA: ${chain.map((c) => dn(c)).join(' <- ')}` }
-      : { name: 'trust', ok: false, code: 'GW_ERR_CLIENT_CERT_UNTRUSTED', detail: `does not chain to a root in tls.clientCA (${config.tls.clientCA}); chain built: ${chain.map((c) => dn(c)).join(' <- ')}` },
+      ? { name: 'trust', ok: true, code: null, detail: `chains to tls.clientCA: ${chain.map((c) => certificateDn(c)).join(' <- ')}` }
+      : { name: 'trust', ok: false, code: 'GW_ERR_CLIENT_CERT_UNTRUSTED', detail: `does not chain to a root in tls.clientCA (${config.tls.clientCA}); chain built: ${chain.map((c) => certificateDn(c)).join(' <- ')}` },
   );
   const expired = chain.find((c) => new Date(c.validTo).getTime() < now.getTime());
   const early = chain.find((c) => new Date(c.validFrom).getTime() > now.getTime());
   checks.push(
     expired
-      ? { name: 'validity', ok: false, code: 'GW_ERR_CLIENT_CERT_EXPIRED', detail: `${expired === cert.leaf ? 'the certificate' : dn(expired)} expired at ${new Date(expired.validTo).toISOString()}` }
+      ? { name: 'validity', ok: false, code: 'GW_ERR_CLIENT_CERT_EXPIRED', detail: `${expired === cert.leaf ? 'the certificate' : certificateDn(expired)} expired at ${new Date(expired.validTo).toISOString()}` }
       : early
-        ? { name: 'validity', ok: false, code: 'GW_ERR_CLIENT_CERT_NOT_YET_VALID', detail: `${early === cert.leaf ? 'the certificate' : dn(early)} is valid only from ${new Date(early.validFrom).toISOString()}` }
+        ? { name: 'validity', ok: false, code: 'GW_ERR_CLIENT_CERT_NOT_YET_VALID', detail: `${early === cert.leaf ? 'the certificate' : certificateDn(early)} is valid only from ${new Date(early.validFrom).toISOString()}` }
         : { name: 'validity', ok: true, code: null, detail: `valid until ${new Date(cert.leaf.validTo).toISOString()}` },
   );
   const eku = ekuOf(cert.leaf);
@@ -200,7 +194,7 @@ export async function assessCertificate(
     checks.push(await checkRevocation(chain, config, anchors, now));
   }
   const failed = checks.find((c) => !c.ok);
-  return { accepted: failed === undefined, code: failed?.code ?? null, checks, chain: chain.map((c) => dn(c)) };
+  return { accepted: failed === undefined, code: failed?.code ?? null, checks, chain: chain.map((c) => certificateDn(c)) };
 }
 
 export interface RouteAccess {

@@ -12,7 +12,7 @@ import { access, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { identityFromDer } from '../identity/identity-from-certificate.js';
 import { parseSpiffeId } from '../identity/spiffe.js';
-import { normalizeSerial } from '../identity/peer-identity.js';
+import { normalizeSerial } from '../x509/canonical-hex.js';
 import {
   createDevPki,
   issueLeaf,

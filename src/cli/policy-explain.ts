@@ -9,8 +9,8 @@
  */
 import { loadConfig, resolveConfigPath } from '../config/load-config.js';
 import { ERRORS, type ErrorCode } from '../errors/registry.js';
-import { hostForRouting } from '../http/host-header.js';
-import { normalizeTarget } from '../http/normalize-path.js';
+import { hostForRouting } from '../request/host-header.js';
+import { normalizeTarget } from '../request/normalize-path.js';
 import { identityFromDer } from '../identity/identity-from-certificate.js';
 import { compilePolicy } from '../policy/compile-policy.js';
 import { explain, formatExplanation } from '../policy/explain.js';

@@ -14,9 +14,8 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket, DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import type { ErrorCode } from '../errors/registry.js';
-import type { RevocationStore } from '../revocation/revocation-store.js';
-import { ChainLinker, peerSubjectLine } from '../revocation/chain-links.js';
-import { checkChain, type ChainLink, type RevocationSettings, type RevocationVerdict } from '../revocation/revocation-policy.js';
+import { ChainLinker, type ChainLink } from '../x509/chain-links.js';
+import { certificateDn } from '../x509/dn.js';
 import { identityFromDer } from './identity-from-certificate.js';
 import type { PeerIdentity } from './peer-identity.js';
 import { presentedChainLength } from './presented-chain.js';
@@ -35,7 +34,7 @@ export type ConnectionVerdict =
       readonly code: ErrorCode;
       /** OpenSSL's reason or the gateway's own, for the log. */
       readonly reason: string;
-      /** Subject of what the peer presented, for the log (null when nothing was presented). */
+      /** Subject (RFC 4514) of what the peer presented, for the log (null when nothing was presented). */
       readonly peerSubject: string | null;
       readonly peerSerial: string | null;
     };
@@ -64,7 +63,28 @@ const OPENSSL_TO_CODE: Readonly<Record<string, ErrorCode>> = {
 const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const EKU_ANY = '2.5.29.37.0';
 
-export interface AuthenticatorOptions {
+/** What the authenticator needs of a revocation verdict: pass or not, and until when it holds. */
+export interface RevocationAnswer {
+  readonly ok: boolean;
+  /** Epoch ms after which the verdict must be recomputed even if the generation did not change. */
+  readonly validUntil: number;
+}
+
+/**
+ * The revocation status of chains, as the authenticator consults it. Declared here and injected
+ * (src/revocation's RevocationStore is one) so that identity imports nothing from revocation,
+ * which comes after it in the layer order (test/unit/imports-run-one-way.test.ts).
+ */
+export interface ChainRevocationSource<S, V extends RevocationAnswer> {
+  /** Changes whenever a verdict may change (a CRL loaded, replaced or dropped). */
+  readonly generation: number;
+  checkChain(links: readonly ChainLink[], settings: S, now: number): V;
+}
+
+/** The verdict when no revocation source is configured. */
+export type NoRevocation = { readonly ok: true; readonly validUntil: number; readonly failOpen: null };
+
+export interface AuthenticatorOptions<S = unknown, V extends RevocationAnswer = RevocationAnswer> {
   /** Maximum number of CA certificates above the client certificate. */
   readonly verifyDepth: number;
   /**
@@ -77,8 +97,8 @@ export interface AuthenticatorOptions {
   readonly now: () => number;
   /** The clientCA bundle; chain certificates are matched to these objects by fingerprint. */
   readonly trust: readonly X509Certificate[];
-  /** In-process revocation for client chains; null when no CRL source is configured. */
-  readonly revocation: { readonly store: RevocationStore; readonly settings: RevocationSettings } | null;
+  /** In-process revocation for client chains, with its settings; null when no CRL source is configured. */
+  readonly revocation: { readonly store: ChainRevocationSource<S, V>; readonly settings: S } | null;
 }
 
 /** What a connection's verdict holds that depends on the certificate alone. */
@@ -86,18 +106,21 @@ type CertificateVerdict = Exclude<ConnectionVerdict, { ok: true }> | Omit<Extrac
 
 const MAX_CACHED_CERTIFICATES = 4096;
 
-interface CachedRevocation {
+interface CachedRevocation<V> {
   readonly generation: number;
   readonly validUntil: number;
-  readonly verdict: RevocationVerdict;
+  readonly verdict: V;
 }
 
-const OK_NO_REVOCATION: RevocationVerdict = Object.freeze({ ok: true, validUntil: Number.POSITIVE_INFINITY, failOpen: null });
+const OK_NO_REVOCATION: NoRevocation = Object.freeze({ ok: true, validUntil: Number.POSITIVE_INFINITY, failOpen: null });
 
-/** Per-server authenticator; the per-connection cache lives in a WeakMap owned by this instance. */
-export class ConnectionAuthenticator {
+/**
+ * Per-server authenticator; the per-connection cache lives in a WeakMap owned by this instance.
+ * S and V are the revocation source's settings and verdict types, inferred from the options.
+ */
+export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = RevocationAnswer> {
   readonly #verdicts = new WeakMap<TLSSocket, ConnectionVerdict>();
-  readonly #revocation = new WeakMap<TLSSocket, CachedRevocation>();
+  readonly #revocation = new WeakMap<TLSSocket, CachedRevocation<V>>();
   /**
    * Verdicts on certificates whose chain the trust bundle completes, by SHA-256 fingerprint: all
    * they depend on is the certificate and the bundle, both fixed for this authenticator. Services
@@ -106,10 +129,10 @@ export class ConnectionAuthenticator {
    * connections share one identity object. Bounded; the oldest entries go first.
    */
   readonly #byCertificate = new Map<string, CertificateVerdict>();
-  readonly #opts: AuthenticatorOptions;
+  readonly #opts: AuthenticatorOptions<S, V>;
   readonly #linker: ChainLinker;
 
-  constructor(opts: AuthenticatorOptions) {
+  constructor(opts: AuthenticatorOptions<S, V>) {
     this.#opts = opts;
     this.#linker = new ChainLinker(opts.trust);
   }
@@ -124,15 +147,15 @@ export class ConnectionAuthenticator {
    * connection and recomputed when the index generation changes or a CRL it relied on goes stale,
    * so resumed TLS sessions and long-lived keep-alive connections cannot outlive a revocation.
    */
-  revocation(socket: TLSSocket, verdict: Extract<ConnectionVerdict, { ok: true }>): RevocationVerdict {
+  revocation(socket: TLSSocket, verdict: Extract<ConnectionVerdict, { ok: true }>): V | NoRevocation {
     const rev = this.#opts.revocation;
     if (rev === null) return OK_NO_REVOCATION;
-    const index = rev.store.index;
+    const generation = rev.store.generation;
     const now = this.#opts.now();
     const cached = this.#revocation.get(socket);
-    if (cached !== undefined && cached.generation === index.generation && now < cached.validUntil) return cached.verdict;
-    const result = checkChain(index, verdict.links, rev.settings, now);
-    this.#revocation.set(socket, { generation: index.generation, validUntil: result.validUntil, verdict: result });
+    if (cached !== undefined && cached.generation === generation && now < cached.validUntil) return cached.verdict;
+    const result = rev.store.checkChain(verdict.links, rev.settings, now);
+    this.#revocation.set(socket, { generation, validUntil: result.validUntil, verdict: result });
     return result;
   }
 
@@ -168,11 +191,12 @@ export class ConnectionAuthenticator {
     if (!summary || !summary.raw) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_MISSING', reason: 'no client certificate presented', peerSubject: null, peerSerial: null };
     }
-    const peerSubject = peerSubjectLine(summary);
+    // The subject (RFC 4514, src/x509/dn.ts) is formatted only for a refusal: accepted connections
+    // never log it, and a cache hit should cost no certificate walk.
     const peerSerial = summary.serialNumber ?? null;
     if (!socket.authorized) {
       const reason = String(socket.authorizationError ?? 'UNKNOWN');
-      return { ok: false, code: OPENSSL_TO_CODE[reason] ?? 'GW_ERR_CLIENT_CERT_INVALID', reason, peerSubject, peerSerial };
+      return { ok: false, code: OPENSSL_TO_CODE[reason] ?? 'GW_ERR_CLIENT_CERT_INVALID', reason, peerSubject: certificateDn(summary), peerSerial };
     }
     // The chain from the trust bundle when it holds every issuer (the common case, and cheap);
     // otherwise the chain as the client presented it, which includes intermediates it sent.
@@ -180,7 +204,7 @@ export class ConnectionAuthenticator {
     let verdict = this.#byCertificate.get(summary.fingerprint256);
     if (verdict === undefined) {
       const fromBundle = this.#linker.bundleCompletes(summary.raw);
-      verdict = this.#judgeCertificate(summary, fromBundle ? null : (socket.getPeerCertificate(true) as DetailedPeerCertificate), peerSubject, peerSerial);
+      verdict = this.#judgeCertificate(summary, fromBundle ? null : (socket.getPeerCertificate(true) as DetailedPeerCertificate), peerSerial);
       const key = summary.fingerprint256;
       if (fromBundle && typeof key === 'string' && key.length > 0) {
         if (this.#byCertificate.size >= MAX_CACHED_CERTIFICATES) this.#byCertificate.delete(this.#byCertificate.keys().next().value!);
@@ -201,7 +225,7 @@ export class ConnectionAuthenticator {
           ok: false,
           code: 'GW_ERR_CLIENT_CERT_INVALID',
           reason: `presented chain has ${presented} certificates, more than tls.maxChainLength (${max})`,
-          peerSubject,
+          peerSubject: certificateDn(summary),
           peerSerial,
         };
       }
@@ -210,21 +234,21 @@ export class ConnectionAuthenticator {
   }
 
   /** Everything about a verified certificate that does not depend on the connection. */
-  #judgeCertificate(summary: PeerCertificate, detailed: DetailedPeerCertificate | null, peerSubject: string, peerSerial: string | null): CertificateVerdict {
+  #judgeCertificate(summary: PeerCertificate, detailed: DetailedPeerCertificate | null, peerSerial: string | null): CertificateVerdict {
     let leaf: X509Certificate;
     try {
       leaf = new X509Certificate(summary.raw);
     } catch (err) {
-      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject, peerSerial };
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject: certificateDn(summary), peerSerial };
     }
     // OpenSSL already enforces purpose (EKU) for ssl clients; these checks are defence in depth and
     // they also cover a CA certificate without KeyUsage, which OpenSSL's purpose check lets through.
     if (leaf.ca) {
-      return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'CA certificate presented as a client certificate', peerSubject, peerSerial };
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'CA certificate presented as a client certificate', peerSubject: certificateDn(summary), peerSerial };
     }
     const eku = leaf.keyUsage as string[] | undefined;
     if (eku && eku.length > 0 && !eku.includes(EKU_CLIENT_AUTH) && !eku.includes(EKU_ANY)) {
-      return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'certificate lacks the clientAuth extended key usage', peerSubject, peerSerial };
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'certificate lacks the clientAuth extended key usage', peerSubject: certificateDn(summary), peerSerial };
     }
     const chain = detailed === null ? this.#linker.fromBundle(leaf) : this.#linker.fromPeer(detailed);
     if (chain === null) {
@@ -240,7 +264,7 @@ export class ConnectionAuthenticator {
           detailed === null
             ? 'the chain could not be matched to the CA certificates in tls.clientCA'
             : 'the chain above the client certificate is not available from the TLS stack (the client sent an intermediate CA that is not in tls.clientCA; on Node 24 add the intermediate CAs to tls.clientCA)',
-        peerSubject,
+        peerSubject: certificateDn(summary),
         peerSerial,
       };
     }
@@ -250,7 +274,7 @@ export class ConnectionAuthenticator {
         ok: false,
         code: 'GW_ERR_CLIENT_CERT_INVALID',
         reason: `chain has ${depth} CA certificates above the client certificate (tls.verifyDepth is ${this.#opts.verifyDepth})`,
-        peerSubject,
+        peerSubject: certificateDn(summary),
         peerSerial,
       };
     }
@@ -258,7 +282,7 @@ export class ConnectionAuthenticator {
     try {
       identity = identityFromDer(leaf.raw);
     } catch (err) {
-      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject, peerSerial };
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject: certificateDn(summary), peerSerial };
     }
     return { ok: true, identity, chainDepth: depth, links: chain.links };
   }

@@ -4,18 +4,12 @@
  * this structure and never re-parses the certificate.
  */
 
-/** One attribute of a distinguished name, in DER order (most significant RDN first). */
-export interface DnAttribute {
-  /** Short name (CN, OU, O, L, ST, C, DC, emailAddress, serialNumber, UID, ...) or the dotted OID. */
-  readonly type: string;
-  readonly value: string;
-}
+import type { DistinguishedName } from '../x509/dn.js';
 
-export interface DistinguishedName {
-  readonly attributes: readonly DnAttribute[];
-  /** RFC 4514 string (least significant RDN first, as OpenSSL's RFC2253 flag prints it). */
-  readonly rfc4514: string;
-}
+// The DN and hex-identifier primitives live in src/x509 (revocation uses them too and must not
+// import identity); they are re-exported here because they are part of PeerIdentity's vocabulary.
+export type { DistinguishedName, DnAttribute } from '../x509/dn.js';
+export { normalizeFingerprint, normalizeSerial } from '../x509/canonical-hex.js';
 
 export interface SpiffeId {
   /** The whole ID, e.g. spiffe://example.org/ns/default/sa/billing */
@@ -45,23 +39,4 @@ export interface PeerIdentity {
   readonly fingerprint256: string;
   readonly notBefore: Date;
   readonly notAfter: Date;
-}
-
-const HEX = /^[0-9a-f]+$/;
-
-/** Canonical serial: upper-case hex, separators removed, leading zero bytes dropped ("00AB" -> "AB"). */
-export function normalizeSerial(input: string): string {
-  let hex = input.replace(/[:\s]/g, '').toLowerCase();
-  if (hex.startsWith('0x')) hex = hex.slice(2);
-  if (!HEX.test(hex)) throw new Error(`not a hex serial: ${input}`);
-  if (hex.length % 2 === 1) hex = '0' + hex;
-  while (hex.length > 2 && hex.startsWith('00')) hex = hex.slice(2);
-  return hex.toUpperCase();
-}
-
-/** Canonical SHA-256 fingerprint: lower-case hex, 64 digits, separators removed. */
-export function normalizeFingerprint(input: string): string {
-  const hex = input.replace(/[:\s]/g, '').toLowerCase();
-  if (hex.length !== 64 || !HEX.test(hex)) throw new Error(`not a SHA-256 fingerprint: ${input}`);
-  return hex;
 }

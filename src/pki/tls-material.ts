@@ -6,6 +6,7 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { PEM_FILE_MAX_BYTES, readRegularFile } from '../config/read-regular-file.js';
 import { GatewayError, isGatewayError } from '../errors/registry.js';
+import { certificateDn } from '../x509/dn.js';
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
@@ -95,6 +96,6 @@ export async function loadKeyPair(
 export async function loadTrustBundle(read: ReadFileFn, key: string, file: string): Promise<TrustBundle> {
   const { pems, certs } = parseCerts(await readText(read, key, file), key, file);
   const nonCa = certs.findIndex((c) => !c.ca);
-  if (nonCa >= 0) throw materialError(key, file, `certificate #${nonCa + 1} (${certs[nonCa]!.subject.replace(/\n/g, ', ')}) is not a CA certificate`);
+  if (nonCa >= 0) throw materialError(key, file, `certificate #${nonCa + 1} (${certificateDn(certs[nonCa]!)}) is not a CA certificate`);
   return { pems, certs };
 }

@@ -1,9 +1,9 @@
 /**
  * Route matching: owns compiling a route's `match` (host, path or pathPrefix, methods) and testing
- * a request against it. Paths are compared as the HTTP layer normalized them, so a configured path
+ * a request against it. Paths are compared as src/request/normalize-path.ts normalizes them, so a configured path
  * that normalization would rewrite is refused here: it could never match.
  */
-import { normalizeTarget } from '../http/normalize-path.js';
+import { normalizeTarget } from '../request/normalize-path.js';
 import type { PolicyIssue } from './policy-compile-error.js';
 import type { CompiledRouteMatch, RequestAttributes } from './types.js';
 

@@ -9,7 +9,7 @@ export interface RequestAttributes {
   readonly method: string;
   /** Host without port (the caller strips it), or null when the request carried none. */
   readonly host: string | null;
-  /** Already normalized by the HTTP layer (see src/http/normalize-path.ts). */
+  /** Already normalized by the request layer (see src/request/normalize-path.ts). */
   readonly path: string;
 }
 

@@ -17,7 +17,7 @@ export interface ForwardOptions {
   readonly res: ServerResponse;
   readonly requestId: string;
   /** Aborts the upstream request (a stalled request body); the reason becomes the error's cause. */
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface ForwardResult {
@@ -37,81 +37,112 @@ export class ForwardError extends Error {
   }
 }
 
+/**
+ * One forwarded exchange, as undici's dispatch handler. It implements the raw-header callbacks of
+ * undici 7's `DispatchHandler` (onConnect, onHeaders, onData, onComplete, onError): those are what
+ * undici's Client calls directly, with the response headers as the raw name/value list that is
+ * relayed faithfully (case and order kept). The controller callbacks (onRequestStart,
+ * onResponseStart...) would route every response through undici's UnwrapHandler, which parses the
+ * headers into an object per response that this relay never reads. undici 7 marks the raw
+ * callbacks deprecated; moving to the controller API when undici drops them is a change to this
+ * class alone.
+ */
+export class ForwardExchange implements Dispatcher.DispatchHandler {
+  readonly #res: ServerResponse;
+  readonly #requestId: string;
+  readonly #signal: AbortSignal | undefined;
+  readonly #resolve: (result: ForwardResult) => void;
+  readonly #reject: (err: ForwardError) => void;
+  #abort: ((err: Error) => void) | null = null;
+  #resumeUpstream: (() => void) | null = null;
+  #aborted: Error | null = null;
+  #started = false;
+  #done = false;
+  #status = 0;
+  #bytesOut = 0;
+  #clientAborted = false;
+
+  constructor(opts: ForwardOptions, resolve: (result: ForwardResult) => void, reject: (err: ForwardError) => void) {
+    this.#res = opts.res;
+    this.#requestId = opts.requestId;
+    this.#signal = opts.signal;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#res.once('close', this.#onClientClose);
+    this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  readonly #onClientClose = (): void => {
+    if (this.#done) return;
+    this.#clientAborted = true;
+    this.#abort?.(new Error('client closed the connection'));
+  };
+
+  readonly #onDrain = (): void => {
+    this.#resumeUpstream?.();
+  };
+
+  readonly #onAbort = (): void => {
+    this.#aborted = this.#signal!.reason as Error;
+    this.#abort?.(this.#aborted);
+  };
+
+  #finish(error: Error | null): void {
+    if (this.#done) return;
+    this.#done = true;
+    const res = this.#res;
+    res.off('close', this.#onClientClose);
+    res.off('drain', this.#onDrain);
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    if (!this.#started) {
+      this.#reject(new ForwardError(error, this.#clientAborted));
+      return;
+    }
+    if (error) res.destroy(error);
+    this.#resolve({ status: this.#status, bytesOut: this.#bytesOut, error, clientAborted: this.#clientAborted });
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#res.destroyed) {
+      this.#clientAborted = true;
+      abort(new Error('client closed the connection'));
+    } else if (this.#aborted !== null) {
+      abort(this.#aborted);
+    }
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true;
+    this.#started = true;
+    this.#status = statusCode;
+    this.#resumeUpstream = resume;
+    this.#res.writeHead(statusCode, buildClientResponseHeaders(rawHeaders, this.#requestId));
+    this.#res.on('drain', this.#onDrain);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#bytesOut += chunk.length;
+    return this.#res.write(chunk);
+  }
+
+  onComplete(): void {
+    if (this.#done) return;
+    this.#res.end();
+    this.#finish(null);
+  }
+
+  onError(err: Error): void {
+    this.#finish(err);
+  }
+}
+
 export function forwardRequest(dispatcher: Dispatcher, opts: ForwardOptions): Promise<ForwardResult> {
   return new Promise((resolve, reject) => {
-    const res = opts.res;
-    let abort: ((err: Error) => void) | null = null;
-    let resumeUpstream: (() => void) | null = null;
-    let started = false;
-    let done = false;
-    let status = 0;
-    let bytesOut = 0;
-    let clientAborted = false;
-
-    const onClientClose = () => {
-      if (done) return;
-      clientAborted = true;
-      abort?.(new Error('client closed the connection'));
-    };
-    const onDrain = () => resumeUpstream?.();
-    res.once('close', onClientClose);
-    let aborted: Error | null = null;
-    const onAbort = () => {
-      aborted = opts.signal!.reason as Error;
-      abort?.(aborted);
-    };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-
-    const finish = (error: Error | null) => {
-      if (done) return;
-      done = true;
-      res.off('close', onClientClose);
-      res.off('drain', onDrain);
-      opts.signal?.removeEventListener('abort', onAbort);
-      if (!started) {
-        reject(new ForwardError(error, clientAborted));
-        return;
-      }
-      if (error) res.destroy(error);
-      resolve({ status, bytesOut, error, clientAborted });
-    };
-
-    const handler: Dispatcher.DispatchHandler = {
-      onConnect(abortFn: (err?: Error) => void) {
-        abort = abortFn;
-        if (res.destroyed) {
-          clientAborted = true;
-          abortFn(new Error('client closed the connection'));
-        } else if (aborted !== null) {
-          abortFn(aborted);
-        }
-      },
-      onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-        if (statusCode < 200) return true;
-        started = true;
-        status = statusCode;
-        resumeUpstream = resume;
-        res.writeHead(statusCode, buildClientResponseHeaders(rawHeaders, opts.requestId));
-        res.on('drain', onDrain);
-        return true;
-      },
-      onData(chunk: Buffer): boolean {
-        bytesOut += chunk.length;
-        return res.write(chunk);
-      },
-      onComplete() {
-        if (done) return;
-        res.end();
-        finish(null);
-      },
-      onError(err: Error) {
-        finish(err);
-      },
-    } as unknown as Dispatcher.DispatchHandler;
-
     dispatcher.dispatch(
       { method: opts.method as Dispatcher.HttpMethod, path: opts.path, headers: opts.headers, body: opts.body },
-      handler,
+      new ForwardExchange(opts, resolve, reject),
     );
   });
 }

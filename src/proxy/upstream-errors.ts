@@ -1,13 +1,10 @@
 /**
  * Upstream error translation: the one place where undici's and OpenSSL's errors on the upstream
  * leg become gateway error codes. The original error stays as `cause`, for the log only.
- * An upstream's fault is never a 500.
+ * An upstream's fault is never a 500. The gateway's own upstream verdicts (pin, revocation,
+ * src/proxy/upstream-pool.ts) are GatewayErrors from the start and keep their code.
  */
-import { GatewayError, type ErrorCode } from '../errors/registry.js';
-
-export const UPSTREAM_PIN_MISMATCH = 'GW_UPSTREAM_PIN_MISMATCH';
-export const UPSTREAM_REVOKED = 'GW_UPSTREAM_REVOKED';
-export const UPSTREAM_REVOCATION_UNKNOWN = 'GW_UPSTREAM_REVOCATION_UNKNOWN';
+import { ERRORS, GatewayError, type ErrorCode } from '../errors/registry.js';
 
 const BY_CODE: Readonly<Record<string, ErrorCode>> = {
   ECONNREFUSED: 'GW_ERR_UPSTREAM_UNREACHABLE',
@@ -46,21 +43,25 @@ const BY_CODE: Readonly<Record<string, ErrorCode>> = {
   CERT_REVOKED: 'GW_ERR_UPSTREAM_CERT_REVOKED',
   UNABLE_TO_GET_CRL: 'GW_ERR_UPSTREAM_TLS',
   CRL_HAS_EXPIRED: 'GW_ERR_UPSTREAM_TLS',
-  [UPSTREAM_PIN_MISMATCH]: 'GW_ERR_UPSTREAM_IDENTITY_MISMATCH',
-  [UPSTREAM_REVOKED]: 'GW_ERR_UPSTREAM_CERT_REVOKED',
-  [UPSTREAM_REVOCATION_UNKNOWN]: 'GW_ERR_UPSTREAM_CERT_REVOCATION_UNKNOWN',
 };
 
-/** Maps an error from the upstream leg to a GatewayError (502 or 504). */
+/** A registry code carried by one of the gateway's own errors (see the module comment). */
+function registryCode(c: string): ErrorCode | undefined {
+  return c.startsWith('GW_ERR_') && Object.hasOwn(ERRORS, c) ? (c as ErrorCode) : undefined;
+}
+
+/**
+ * Maps an error from the upstream leg to a GatewayError (502 or 504). Always a new one with the
+ * original as `cause`, also for the gateway's own verdicts, so the log names what failed.
+ */
 export function translateUpstreamError(err: unknown, upstream: string): GatewayError {
-  if (err instanceof GatewayError) return err;
   let code: ErrorCode | undefined;
   let cur: unknown = err;
   // undici sometimes wraps the socket or TLS error; look one or two causes deep.
   for (let i = 0; i < 3 && cur && code === undefined; i++) {
     const c = (cur as { code?: unknown }).code;
     if (typeof c === 'string') {
-      code = BY_CODE[c] ?? (c.startsWith('HPE_') ? 'GW_ERR_UPSTREAM_PROTOCOL' : c.startsWith('ERR_SSL_') || c.startsWith('ERR_TLS_') ? 'GW_ERR_UPSTREAM_TLS' : undefined);
+      code = BY_CODE[c] ?? registryCode(c) ?? (c.startsWith('HPE_') ? 'GW_ERR_UPSTREAM_PROTOCOL' : c.startsWith('ERR_SSL_') || c.startsWith('ERR_TLS_') ? 'GW_ERR_UPSTREAM_TLS' : undefined);
     }
     // undici's llhttp build reports some parse errors (a garbage status line, an invalid status)
     // without a code; its name is the stable part.

@@ -14,11 +14,11 @@ import type { UpstreamConfig } from '../config/schema.js';
 import { identityFromDer } from '../identity/identity-from-certificate.js';
 import { normalizeFingerprint, type PeerIdentity } from '../identity/peer-identity.js';
 import type { UpstreamTlsMaterial } from '../pki/gateway-material.js';
-import { ChainLinker } from '../revocation/chain-links.js';
+import { ChainLinker } from '../x509/chain-links.js';
 import { checkChain, type RevocationSettings } from '../revocation/revocation-policy.js';
 import type { RevocationStore } from '../revocation/revocation-store.js';
+import { GatewayError } from '../errors/registry.js';
 import { UpstreamGate } from './upstream-gate.js';
-import { UPSTREAM_PIN_MISMATCH, UPSTREAM_REVOCATION_UNKNOWN, UPSTREAM_REVOKED } from './upstream-errors.js';
 
 export interface Upstream {
   readonly name: string;
@@ -73,6 +73,9 @@ export function createUpstream(name: string, cfg: UpstreamConfig, material: Upst
   const expect = cfg.tls.expect;
   const secureContext = buildUpstreamSecureContext(cfg, material);
   const linker = new ChainLinker(material.ca.certs);
+  // Node destroys the upstream socket with whatever this returns; the gateway's own verdicts are
+  // GatewayErrors carrying their registry code from the start, so translateUpstreamError keeps
+  // their code without a look-alike alias table.
   const verifyIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
     const nameErr = checkServerIdentity(servername, cert);
     if (nameErr) return nameErr;
@@ -83,15 +86,15 @@ export function createUpstream(name: string, cfg: UpstreamConfig, material: Upst
       // upstream presented it, which must reach a bundle anchor (see ChainLinker.fromPeer).
       const chain = linker.bundleCompletes(cert.raw) ? linker.fromBundle(new X509Certificate(cert.raw)) : linker.fromPeer(cert as DetailedPeerCertificate);
       if (chain === null) {
-        return Object.assign(new Error(`upstream ${name}: the certificate chain could not be linked to the CA certificates in upstreams.${name}.tls.ca, so revocation cannot be checked on every CA (add the upstream's intermediate CAs there)`), {
-          code: UPSTREAM_REVOCATION_UNKNOWN,
+        return new GatewayError('GW_ERR_UPSTREAM_CERT_REVOCATION_UNKNOWN', {
+          message: `upstream ${name}: the certificate chain could not be linked to the CA certificates in upstreams.${name}.tls.ca, so revocation cannot be checked on every CA (add the upstream's intermediate CAs there)`,
         });
       }
       const verdict = checkChain(revocation.store.index, chain.links, revocation.settings, revocation.now());
       if (!verdict.ok) {
-        return Object.assign(new Error(`upstream ${name}: certificate ${verdict.serial} of ${verdict.subject} ${verdict.revoked ? `revoked (${verdict.reason})` : `has no usable revocation status: ${verdict.reason}`}`), {
-          code: verdict.revoked ? UPSTREAM_REVOKED : UPSTREAM_REVOCATION_UNKNOWN,
-          revocation: verdict,
+        return new GatewayError(verdict.revoked ? 'GW_ERR_UPSTREAM_CERT_REVOKED' : 'GW_ERR_UPSTREAM_CERT_REVOCATION_UNKNOWN', {
+          message: `upstream ${name}: certificate ${verdict.serial} of ${verdict.subject} ${verdict.revoked ? `revoked (${verdict.reason})` : `has no usable revocation status: ${verdict.reason}`}`,
+          detail: { revocation: verdict },
         });
       }
     }
@@ -102,7 +105,7 @@ export function createUpstream(name: string, cfg: UpstreamConfig, material: Upst
       } catch (err) {
         why = `certificate could not be parsed: ${(err as Error).message}`;
       }
-      if (why !== null) return Object.assign(new Error(`upstream ${name}: ${why}`), { code: UPSTREAM_PIN_MISMATCH });
+      if (why !== null) return new GatewayError('GW_ERR_UPSTREAM_IDENTITY_MISMATCH', { message: `upstream ${name}: ${why}` });
     }
     return undefined;
   };

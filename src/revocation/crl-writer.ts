@@ -6,8 +6,8 @@
  */
 
 import { constants, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { normalizeSerial } from '../identity/peer-identity.js';
-import { certFields } from './cert-fields.js';
+import { normalizeSerial } from '../x509/canonical-hex.js';
+import { certFields } from '../x509/cert-fields.js';
 
 export interface CrlWriterEntry {
   /** Hex serial (any case, separators allowed). */

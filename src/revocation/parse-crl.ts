@@ -7,9 +7,9 @@
 
 import { createHash } from 'node:crypto';
 import {
-  DerCursor, DerError, decodeOid, decodeSmallInt, decodeTime, decodeUnsignedInteger, isTimeTag, rangeEquals,
+  DerCursor, DerError, decodeOid, decodeSmallInt, decodeTime, decodeUnsignedInteger, idCe, isTimeShape, isTimeTag, rangeEquals, walkExtensions,
   TAG_BIT_STRING, TAG_BOOLEAN, TAG_ENUMERATED, TAG_INTEGER, TAG_GENERALIZED_TIME, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_UTC_TIME,
-} from './der-reader.js';
+} from '../x509/der.js';
 import { MAX_SERIAL_BYTES, RevokedSerials, RevokedSerialsBuilder } from './revoked-serials.js';
 
 /** The input is not a well-formed CRL. `reason` is stable enough to log; `offset` locates the problem. */
@@ -102,15 +102,6 @@ export function parseCrlFile(bytes: Buffer): ParsedCrl[] {
   return crlDersFromFile(bytes).map((der) => parseCrl(der));
 }
 
-const OID_PREFIX_CE = 0x55; // 2.5 -> first octet 0x55, then 0x1d for id-ce (2.5.29)
-
-/** id-ce extension number when `oid` is 2.5.29.n with n < 128, else -1. */
-function idCe(der: Uint8Array, start: number, end: number): number {
-  if (end - start !== 3 || der[start] !== OID_PREFIX_CE || der[start + 1] !== 0x1d) return -1;
-  const n = der[start + 2]!;
-  return n < 0x80 ? n : -1;
-}
-
 const CE_CRL_NUMBER = 20;
 const CE_REASON_CODE = 21;
 const CE_INVALIDITY_DATE = 24;
@@ -118,43 +109,6 @@ const CE_DELTA_CRL_INDICATOR = 27;
 const CE_ISSUING_DISTRIBUTION_POINT = 28;
 const CE_CERTIFICATE_ISSUER = 29;
 const CE_AUTHORITY_KEY_IDENTIFIER = 35;
-
-interface ExtensionView {
-  readonly oidStart: number;
-  readonly oidEnd: number;
-  readonly critical: boolean;
-  readonly valueStart: number;
-  readonly valueEnd: number;
-}
-
-/** Walks `Extensions ::= SEQUENCE OF Extension` in [start, end), calling `visit` for each one. */
-function walkExtensions(c: DerCursor, start: number, end: number, visit: (ext: ExtensionView) => void): void {
-  const der = c.buf;
-  c.expect(start, end, TAG_SEQUENCE, 'Extensions');
-  if (c.end !== end) throw new DerError('trailing data after Extensions', c.end);
-  const listEnd = c.end;
-  let p = c.contentStart;
-  // SIZE (1..MAX) per RFC 5280, but some encoders (@peculiar/x509 among them) emit an empty list per
-  // entry; it carries no meaning, so tolerate it.
-  while (p < listEnd) {
-    c.expect(p, listEnd, TAG_SEQUENCE, 'Extension');
-    const extEnd = c.end;
-    p = extEnd;
-    c.expect(c.contentStart, extEnd, TAG_OID, 'extnID');
-    const oidStart = c.contentStart;
-    const oidEnd = c.end;
-    c.read(oidEnd, extEnd);
-    let critical = false;
-    if (c.tag === TAG_BOOLEAN) {
-      if (c.end - c.contentStart !== 1) throw new DerError('critical: bad BOOLEAN', c.start);
-      critical = der[c.contentStart] !== 0;
-      c.read(c.end, extEnd);
-    }
-    if (c.tag !== TAG_OCTET_STRING) throw new DerError('extnValue: expected OCTET STRING', c.start);
-    if (c.end !== extEnd) throw new DerError('trailing data in Extension', c.end);
-    visit({ oidStart, oidEnd, critical, valueStart: c.contentStart, valueEnd: c.end });
-  }
-}
 
 interface EntryFlags {
   indirect: boolean;
@@ -200,10 +154,7 @@ function indexEntries(c: DerCursor, start: number, end: number, builder: Revoked
       throw new DerError('revocationDate: expected UTCTime or GeneralizedTime', c.start);
     }
     // Only the shape is checked here; the digits are decoded on a hit, as nothing else needs them.
-    const tlen = c.end - c.contentStart;
-    if ((timeTag === TAG_UTC_TIME ? tlen !== 13 : tlen < 15) || der[c.end - 1] !== 0x5a) {
-      throw new DerError('revocationDate: malformed time', c.start);
-    }
+    if (!isTimeShape(der, timeTag, c.contentStart, c.end)) throw new DerError('revocationDate: malformed time', c.start);
     if (c.end < entryEnd) checkEntryExtensions(c, c.end, entryEnd, flags);
     builder.add(entryStart, s, sEnd);
   }

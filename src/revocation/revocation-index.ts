@@ -5,8 +5,8 @@
  * certificates to check, what a missing or stale CRL means) lives with the caller, not here.
  */
 
-import type { X509Certificate } from 'node:crypto';
-import { caKeyOf } from './cert-fields.js';
+import { createHash, type X509Certificate } from 'node:crypto';
+import { certFields } from '../x509/cert-fields.js';
 import type { ParsedCrl } from './parse-crl.js';
 import { isStale } from './verify-crl.js';
 
@@ -35,7 +35,10 @@ export interface CheckOptions {
 }
 
 export interface IndexedCrlInfo {
-  /** Node's subject of the CRL's CA, lines joined with ', ' (DER order, no RFC 4514 escaping). */
+  /**
+   * Node's subject of the CRL's CA, lines joined with ', ' (DER order, no RFC 4514 escaping). The
+   * one DN not made by src/x509/dn.ts: test/unit/crl-verify.test.ts pins this spelling.
+   */
   readonly issuer: string;
   /** See issuerKeyOf(). */
   readonly issuerKey: string;
@@ -49,12 +52,15 @@ export interface IndexedCrlInfo {
 }
 
 /**
- * The key the index files a CA under: sha256 over the CA's subject Name DER and SubjectPublicKeyInfo
- * DER, lower hex. Name plus key (rather than the certificate fingerprint) so a CA certificate that
- * was renewed with the same key still finds its CRL, while a re-keyed CA with the same name does not.
+ * The key the index files a CA under: sha256 over the CA's subject Name DER followed by its
+ * SubjectPublicKeyInfo DER (both self-delimiting, so the concatenation is unambiguous), lower hex.
+ * Name plus key (rather than the certificate fingerprint) so a CA certificate that was renewed with
+ * the same name and key still finds its CRL (its CRLs still apply to everything it issued), while
+ * a different key under the same name, or the same key under another name, does not.
  */
 export function issuerKeyOf(cert: X509Certificate): string {
-  return caKeyOf(cert);
+  const f = certFields(cert.raw);
+  return createHash('sha256').update(f.subjectDer).update(f.spkiDer).digest('hex');
 }
 
 interface Slot extends IndexedCrl {

@@ -4,7 +4,8 @@
  * The verdict says until when it holds without an index change (a CRL going stale changes it), so
  * callers can cache it per connection keyed by the index generation.
  */
-import type { X509Certificate } from 'node:crypto';
+import type { ChainLink } from '../x509/chain-links.js';
+import { certificateDn } from '../x509/dn.js';
 import type { RevocationIndex } from './revocation-index.js';
 
 export interface RevocationSettings {
@@ -12,16 +13,6 @@ export interface RevocationSettings {
   readonly missing: 'deny' | 'allow';
   readonly stale: 'deny' | 'grace' | 'allow';
   readonly graceMs: number;
-}
-
-/** One certificate of the presented chain, with the CA certificate that issued it. */
-export interface ChainLink {
-  /** Canonical hex serial. */
-  readonly serial: string;
-  readonly subject: string;
-  readonly isCa: boolean;
-  /** The issuing CA's certificate; null when the chain could not be completed. */
-  readonly issuer: X509Certificate | null;
 }
 
 export type RevocationVerdict =
@@ -46,7 +37,7 @@ export type RevocationVerdict =
     };
 
 function issuerName(link: ChainLink): string {
-  return link.issuer ? link.issuer.subject.split('\n').join(', ') : '(unknown issuer)';
+  return link.issuer ? certificateDn(link.issuer) : '(unknown issuer)';
 }
 
 export function checkChain(index: RevocationIndex, links: readonly ChainLink[], settings: RevocationSettings, now: number): RevocationVerdict {

@@ -15,10 +15,13 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { unreadableReason } from '../config/read-regular-file.js';
 import { GatewayError, isGatewayError } from '../errors/registry.js';
+import type { ChainLink } from '../x509/chain-links.js';
+import { certificateDn } from '../x509/dn.js';
 import { CrlHttpSource } from './crl-http-source.js';
 import { describeSource, pathSourceSignature, readPathSource, type CrlSourceSpec } from './crl-sources.js';
 import type { ParsedCrl } from './parse-crl.js';
 import { issuerKeyOf, RevocationIndex, type IndexedCrl } from './revocation-index.js';
+import { checkChain, type RevocationSettings, type RevocationVerdict } from './revocation-policy.js';
 import { isStale, validateCrl } from './verify-crl.js';
 
 export type ParseCrlsFn = (bytes: Buffer) => Promise<ParsedCrl[]>;
@@ -54,7 +57,7 @@ function isOlder(a: ParsedCrl, b: ParsedCrl): boolean {
 
 function crlLog(c: IndexedCrl, now: Date) {
   return {
-    issuer: c.issuer.subject.split('\n').join(', '),
+    issuer: certificateDn(c.issuer),
     crlNumber: c.crl.crlNumber === null ? null : c.crl.crlNumber.toString(),
     thisUpdate: c.crl.thisUpdate.toISOString(),
     nextUpdate: c.crl.nextUpdate ? c.crl.nextUpdate.toISOString() : null,
@@ -95,6 +98,20 @@ export class RevocationStore {
   /** The index in force; replaced as a whole on every change. */
   get index(): RevocationIndex {
     return this.#index;
+  }
+
+  /** Generation of the index in force: a verdict cached under another generation is stale. */
+  get generation(): number {
+    return this.#index.generation;
+  }
+
+  /**
+   * checkChain() against the index in force. This and `generation` are what identity's
+   * ConnectionAuthenticator consults (its ChainRevocationSource), so identity needs no import of
+   * revocation.
+   */
+  checkChain(links: readonly ChainLink[], settings: RevocationSettings, now: number): RevocationVerdict {
+    return checkChain(this.#index, links, settings, now);
   }
 
   /** Revocation is enforced for this domain only when it has CRL sources. */

@@ -5,7 +5,7 @@
  * revocation date and reason are decoded from the DER only on a hit (they are for the log).
  */
 
-import { DerCursor, decodeSmallInt, decodeTime, TAG_ENUMERATED, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_BOOLEAN } from './der-reader.js';
+import { DerCursor, decodeSmallInt, decodeTime, TAG_ENUMERATED, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_BOOLEAN } from '../x509/der.js';
 
 export type SerialLookup =
   | { readonly revoked: false }

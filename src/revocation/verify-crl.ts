@@ -6,8 +6,8 @@
  */
 
 import { constants, verify, type KeyObject, type X509Certificate } from 'node:crypto';
-import { certFields, KEY_USAGE_CRL_SIGN } from './cert-fields.js';
-import { DerCursor, DerError, decodeOid, decodeSmallInt, TAG_INTEGER, TAG_OID, TAG_SEQUENCE } from './der-reader.js';
+import { certFields, KEY_USAGE_CRL_SIGN } from '../x509/cert-fields.js';
+import { DerCursor, DerError, decodeOid, decodeSmallInt, TAG_INTEGER, TAG_OID, TAG_SEQUENCE } from '../x509/der.js';
 import type { ParsedCrl } from './parse-crl.js';
 
 /** Result of a signature check; `reason` says why it failed (bad signature, unsupported algorithm, ...). */

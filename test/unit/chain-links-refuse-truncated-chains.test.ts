@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate } from 'node:tls';
 import t from 'tap';
 import { createIntermediateCa, createRootCa, issueLeaf } from '../../src/pki/dev-pki.js';
-import { ChainLinker } from '../../src/revocation/chain-links.js';
+import { ChainLinker } from '../../src/x509/chain-links.js';
 
 function peer(der: Buffer, issuer?: DetailedPeerCertificate | 'self'): DetailedPeerCertificate {
   const x = new X509Certificate(der);

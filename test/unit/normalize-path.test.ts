@@ -3,7 +3,7 @@
  * passed through untouched.
  */
 import t from 'tap';
-import { MAX_PATH_BYTES, normalizeTarget } from '../../src/http/normalize-path.js';
+import { MAX_PATH_BYTES, normalizeTarget } from '../../src/request/normalize-path.js';
 
 // TAP output is line-based: show the raw target with every non-printable character escaped.
 const show = (raw: string): string => JSON.stringify(raw).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);

@@ -1,7 +1,8 @@
 /**
- * Revocation: a minimal DER TLV reader shared by the CRL parser and the certificate field walker.
- * Every read is bounds-checked against an explicit limit so that hostile input can only ever
- * produce a DerError, never an out-of-range read, a crash or an endless loop.
+ * X.509: the one DER reader. Certificates (identity, CA fields) and CRLs are both walked with it,
+ * so there is one answer to what a well-formed length, OID, INTEGER or time is. Every read is
+ * bounds-checked against an explicit limit so that hostile input can only ever produce a DerError,
+ * never an out-of-range read, a crash or an endless loop.
  */
 
 /** Malformed DER. `offset` is the byte position where the problem was detected. */
@@ -25,7 +26,16 @@ export const TAG_OID = 0x06;
 export const TAG_ENUMERATED = 0x0a;
 export const TAG_UTC_TIME = 0x17;
 export const TAG_GENERALIZED_TIME = 0x18;
+export const TAG_UTF8_STRING = 0x0c;
+export const TAG_NUMERIC_STRING = 0x12;
+export const TAG_PRINTABLE_STRING = 0x13;
+export const TAG_TELETEX_STRING = 0x14;
+export const TAG_IA5_STRING = 0x16;
+export const TAG_VISIBLE_STRING = 0x1a;
+export const TAG_UNIVERSAL_STRING = 0x1c;
+export const TAG_BMP_STRING = 0x1e;
 export const TAG_SEQUENCE = 0x30;
+export const TAG_SET = 0x31;
 
 /**
  * A mutable header reader. The CRL hot loop reads millions of headers; reusing one object keeps
@@ -61,7 +71,7 @@ export class DerCursor {
       len = 0;
       for (let i = 0; i < n; i++) len = len * 256 + buf[p++]!;
     }
-    if (len > limit - p) throw new DerError('element length exceeds its container', pos);
+    if (len > limit - p) throw new DerError('element length overruns its container (truncated)', pos);
     this.tag = tag;
     this.start = pos;
     this.contentStart = p;
@@ -71,7 +81,7 @@ export class DerCursor {
 
   /** Like read(), and the tag must be `tag`. */
   expect(pos: number, limit: number, tag: number, what: string): this {
-    if (pos >= limit || pos >= this.buf.length) throw new DerError(`missing ${what}`, pos);
+    if (pos >= limit || pos >= this.buf.length) throw new DerError(`missing ${what} (truncated)`, pos);
     this.read(pos, limit);
     if (this.tag !== tag) throw new DerError(`${what}: expected tag 0x${hex2(tag)}, found 0x${hex2(this.tag)}`, pos);
     return this;
@@ -132,51 +142,49 @@ function digits(buf: Uint8Array, pos: number, n: number): number {
 }
 
 /**
- * UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSS[.fff]Z), the forms RFC 5280 allows;
- * local times and offsets are refused because they make "now > nextUpdate" ambiguous.
+ * Whether a time element has the one shape RFC 5280 allows (4.1.2.5, 5.1.2.4): UTCTime
+ * YYMMDDHHMMSSZ (13 octets) or GeneralizedTime YYYYMMDDHHMMSSZ (15 octets), seconds present, no
+ * fraction, always Z. A cheap check for the CRL entry loop, which decodes the digits only on a hit.
+ */
+export function isTimeShape(buf: Uint8Array, tag: number, start: number, end: number): boolean {
+  const len = end - start;
+  return (tag === TAG_UTC_TIME ? len === 13 : tag === TAG_GENERALIZED_TIME && len === 15) && buf[end - 1] === 0x5a;
+}
+
+/**
+ * A certificate or CRL time, per RFC 5280: UTCTime YYMMDDHHMMSSZ (YY >= 50 is 19YY, else 20YY) or
+ * GeneralizedTime YYYYMMDDHHMMSSZ. Fractional seconds, missing seconds, local times and offsets are
+ * refused: RFC 5280 forbids them, and an offset would make "now > nextUpdate" ambiguous. The date
+ * must exist (no 31 April, no hour 24, no leap second).
  */
 export function decodeTime(buf: Uint8Array, tag: number, start: number, end: number): Date {
+  if (tag !== TAG_UTC_TIME && tag !== TAG_GENERALIZED_TIME) throw new DerError(`expected a time, found tag 0x${hex2(tag)}`, start);
+  if (!isTimeShape(buf, tag, start, end)) {
+    throw new DerError(tag === TAG_UTC_TIME ? 'UTCTime must be YYMMDDHHMMSSZ' : 'GeneralizedTime must be YYYYMMDDHHMMSSZ', start);
+  }
   let p = start;
   let year: number;
   if (tag === TAG_UTC_TIME) {
-    if (end - start !== 13) throw new DerError('UTCTime must be YYMMDDHHMMSSZ', start);
     const yy = digits(buf, p, 2);
     year = yy >= 50 ? 1900 + yy : 2000 + yy;
     p += 2;
-  } else if (tag === TAG_GENERALIZED_TIME) {
-    if (end - start < 15) throw new DerError('GeneralizedTime too short', start);
+  } else {
     year = digits(buf, p, 4);
     p += 4;
-  } else {
-    throw new DerError(`expected a time, found tag 0x${hex2(tag)}`, start);
   }
   const month = digits(buf, p, 2);
   const day = digits(buf, p + 2, 2);
   const hour = digits(buf, p + 4, 2);
   const minute = digits(buf, p + 6, 2);
   const second = digits(buf, p + 8, 2);
-  p += 10;
-  let ms = 0;
-  if (tag === TAG_GENERALIZED_TIME && p < end && buf[p] === 0x2e) {
-    p++;
-    const fracStart = p;
-    while (p < end - 1) {
-      const d = buf[p]! - 0x30;
-      if (d < 0 || d > 9) throw new DerError('time: bad fraction', p);
-      p++;
-    }
-    if (p === fracStart) throw new DerError('time: empty fraction', p);
-    const frac = Buffer.from(buf.subarray(fracStart, Math.min(p, fracStart + 3))).toString('latin1');
-    ms = Number(frac.padEnd(3, '0'));
-  }
-  if (p !== end - 1 || buf[p] !== 0x5a) throw new DerError('time must end in Z', p);
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
     throw new DerError('time: field out of range', start);
   }
-  const d = new Date(Date.UTC(year, month - 1, day, hour, minute, second, ms));
-  // Date.UTC maps years 0-99 to 1900-1999.
-  if (year < 100) d.setUTCFullYear(year);
-  if (d.getUTCDate() !== day) throw new DerError('time: no such day', start);
+  const d = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, does not map years 0-99 to 1900-1999.
+  d.setUTCFullYear(year, month - 1, day);
+  d.setUTCHours(hour, minute, second, 0);
+  if (d.getUTCMonth() !== month - 1 || d.getUTCDate() !== day) throw new DerError('time: no such day', start);
   return d;
 }
 
@@ -194,4 +202,54 @@ export function rangeEquals(a: Uint8Array, aStart: number, aEnd: number, b: Uint
   if (len !== bEnd - bStart) return false;
   for (let i = 0; i < len; i++) if (a[aStart + i] !== b[bStart + i]) return false;
   return true;
+}
+
+/** The id-ce extension number when the OID content octets are 2.5.29.n with n < 128, else -1. */
+export function idCe(buf: Uint8Array, start: number, end: number): number {
+  if (end - start !== 3 || buf[start] !== 0x55 || buf[start + 1] !== 0x1d) return -1;
+  const n = buf[start + 2]!;
+  return n < 0x80 ? n : -1;
+}
+
+/** One Extension, as offsets into the walked buffer. */
+export interface ExtensionView {
+  readonly oidStart: number;
+  readonly oidEnd: number;
+  readonly critical: boolean;
+  /** Content of extnValue's OCTET STRING: the DER of the extension's own value. */
+  readonly valueStart: number;
+  readonly valueEnd: number;
+}
+
+/**
+ * Walks `Extensions ::= SEQUENCE OF Extension`, which must fill [start, end) exactly, calling
+ * `visit` for each one in order. Shared by certificates and CRLs. Uses (and moves) the cursor `c`.
+ */
+export function walkExtensions(c: DerCursor, start: number, end: number, visit: (ext: ExtensionView) => void): void {
+  const der = c.buf;
+  c.expect(start, end, TAG_SEQUENCE, 'Extensions');
+  if (c.end !== end) throw new DerError('trailing data after Extensions', c.end);
+  const listEnd = c.end;
+  let p = c.contentStart;
+  // SIZE (1..MAX) per RFC 5280, but some encoders (@peculiar/x509 among them) emit an empty list per
+  // CRL entry; it carries no meaning, so tolerate it.
+  while (p < listEnd) {
+    c.expect(p, listEnd, TAG_SEQUENCE, 'Extension');
+    const extEnd = c.end;
+    p = extEnd;
+    c.expect(c.contentStart, extEnd, TAG_OID, 'extnID');
+    const oidStart = c.contentStart;
+    const oidEnd = c.end;
+    // Locals, not c.tag: TypeScript keeps c.tag narrowed across c.read() calls.
+    let tag = c.read(oidEnd, extEnd).tag;
+    let critical = false;
+    if (tag === TAG_BOOLEAN) {
+      if (c.end - c.contentStart !== 1) throw new DerError('critical: bad BOOLEAN', c.start);
+      critical = der[c.contentStart] !== 0;
+      tag = c.read(c.end, extEnd).tag;
+    }
+    if (tag !== TAG_OCTET_STRING) throw new DerError('extnValue: expected OCTET STRING', c.start);
+    if (c.end !== extEnd) throw new DerError('trailing data in Extension', c.end);
+    visit({ oidStart, oidEnd, critical, valueStart: c.contentStart, valueEnd: c.end });
+  }
 }

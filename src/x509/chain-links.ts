@@ -1,29 +1,29 @@
 /**
- * Revocation: turns a peer's certificate chain as Node reports it (getPeerCertificate(true)) into
- * the links revocation is checked on: each certificate below the trust anchor with the CA
- * certificate that issued it. Issuers are matched to the trust bundle's own objects so the index's
- * per-certificate key cache hits; other intermediates are parsed once and kept (bounded).
+ * X.509: turns a peer's certificate chain (completed from a trust bundle, or as Node reports it from
+ * getPeerCertificate(true)) into links: each certificate below the trust anchor with the CA
+ * certificate that issued it, the unit revocation is checked on. Issuers are matched to the trust
+ * bundle's own objects so the revocation index's per-certificate key cache hits; other
+ * intermediates are parsed once and kept (bounded).
  */
 import { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate } from 'node:tls';
-import { normalizeSerial } from '../identity/peer-identity.js';
+import { normalizeSerial } from './canonical-hex.js';
 import { certFields } from './cert-fields.js';
-import type { ChainLink } from './revocation-policy.js';
+import { certificateDn } from './dn.js';
+
+/** One certificate of the presented chain, with the CA certificate that issued it. */
+export interface ChainLink {
+  /** Canonical hex serial. */
+  readonly serial: string;
+  /** RFC 4514 subject, for logs and verdicts. */
+  readonly subject: string;
+  readonly isCa: boolean;
+  /** The issuing CA's certificate; null when the chain could not be completed. */
+  readonly issuer: X509Certificate | null;
+}
 
 const MAX_CHAIN = 16;
 const MAX_SEEN = 1024;
-
-export function peerSubjectLine(peer: { subject?: unknown }): string {
-  const s = peer.subject as Record<string, string | string[]> | undefined;
-  if (!s) return '';
-  return Object.entries(s)
-    .map(([k, v]) => (Array.isArray(v) ? v.map((x) => `${k}=${x}`).join(',') : `${k}=${v}`))
-    .join(',');
-}
-
-export function x509SubjectLine(cert: X509Certificate): string {
-  return cert.subject.split('\n').join(',');
-}
 
 export class ChainLinker {
   readonly #trust: ReadonlyMap<string, X509Certificate>;
@@ -49,7 +49,7 @@ export class ChainLinker {
    * Whether the bundle alone holds every issuer above a certificate (by Name DER), so fromBundle()
    * can complete its chain. Cheap (a DER walk of the leaf, no parsing into objects); lets the
    * caller decide before it touches the socket's certificate APIs, whose call order matters
-   * (see authenticate-connection.ts).
+   * (see src/identity/authenticate-connection.ts).
    */
   bundleCompletes(leafDer: Buffer): boolean {
     let issuer: string | null | undefined;
@@ -82,7 +82,7 @@ export class ChainLinker {
       if (i > 0 && cur.checkIssued(cur)) return { links, depth: i };
       const issuer = this.#issuerInBundle(cur);
       if (issuer === null) return null;
-      links.push({ serial: normalizeSerial(cur.serialNumber), subject: x509SubjectLine(cur), isCa: i > 0, issuer });
+      links.push({ serial: normalizeSerial(cur.serialNumber), subject: certificateDn(cur), isCa: i > 0, issuer });
       cur = issuer;
     }
     return null;
@@ -114,7 +114,7 @@ export class ChainLinker {
         return this.#trust.has(cur.fingerprint256) ? { links, depth: i } : null;
       }
       if (!next || !next.raw) return null;
-      links.push({ serial: normalizeSerial(cur.serialNumber), subject: peerSubjectLine(cur), isCa: i > 0, issuer: this.#x509(next) });
+      links.push({ serial: normalizeSerial(cur.serialNumber), subject: certificateDn(cur), isCa: i > 0, issuer: this.#x509(next) });
       cur = next;
     }
     return null;

@@ -1,0 +1,119 @@
+/**
+ * The HTTP/1 data plane: every request on the listener starts here. It reads the runtime snapshot
+ * once and keeps it to the end of the request, asks admit() for the decision, and then either
+ * streams the request upstream (proxy-http.ts) or writes the gateway's own answer
+ * (respond-error.ts) with its log record. Also the answers to CONNECT and to requests Node's
+ * parser refused. Nothing thrown here may reach the event loop: a bug costs the one request (500,
+ * logged, connection closed), never the process.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import { ERRORS, type ErrorCode } from '../errors/registry.js';
+import { requestIdFor } from '../request/request-id.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { admit, type Admission } from './admit.js';
+import { connectionFacts, type ConnectionFacts } from './connection-context.js';
+import { hasBody, requestHead } from './http1-request.js';
+import { elapsedMs, revocationLog } from './log-records.js';
+import { proxyHttp } from './proxy-http.js';
+import { respondError, respondErrorOnSocket } from './respond-error.js';
+
+export class Http1Handler {
+  readonly #runtime: Runtime;
+  readonly #logger: Logger;
+  #closing = false;
+
+  constructor(runtime: Runtime, logger: Logger) {
+    this.#runtime = runtime;
+    this.#logger = logger;
+  }
+
+  /** From now on every request gets 503 GW_ERR_SHUTTING_DOWN and its connection is closed. */
+  startClosing(): void {
+    this.#closing = true;
+  }
+
+  /** The server's request listener (and `checkExpectation`'s). */
+  readonly onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue = false): void => {
+    let requestId = '';
+    try {
+      requestId = requestIdFor(req.headers['x-request-id']);
+      if (this.#closing) {
+        this.#logger.info({ reqId: requestId, method: req.method, status: 503, code: 'GW_ERR_SHUTTING_DOWN' }, 'request refused');
+        respondError(res, 'GW_ERR_SHUTTING_DOWN', requestId, { close: true });
+        return;
+      }
+      const snapshot = this.#runtime.current;
+      const started = process.hrtime.bigint();
+      const connection = connectionFacts(snapshot, req.socket as TLSSocket, this.#logger);
+      const a = admit(snapshot, connection, requestHead(req));
+      if (a.kind !== 'forward') return this.#refuse(req, res, a, connection, requestId, started);
+      // Only now, with the request admitted, is the client told to send its body.
+      if (expectsContinue) res.writeContinue();
+      proxyHttp(snapshot, req, res, a, requestId, started).catch((err: unknown) => this.#internalFailure(res, requestId, err));
+    } catch (err) {
+      this.#internalFailure(res, requestId || randomUUID(), err);
+    }
+  };
+
+  /** `checkContinue`: the client waits for 100 Continue, which only an admitted request gets. */
+  readonly onCheckContinue = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res, true);
+
+  /** CONNECT: the gateway is not a forward proxy. Nothing about the request is forwarded. */
+  readonly onConnect = (req: IncomingMessage, socket: Socket): void => {
+    const requestId = randomUUID();
+    this.#logger.info({ reqId: requestId, method: req.method, status: 501, code: 'GW_ERR_METHOD_NOT_SUPPORTED', peer: { address: socket.remoteAddress } }, 'request refused');
+    respondErrorOnSocket(socket, 'GW_ERR_METHOD_NOT_SUPPORTED', requestId);
+  };
+
+  /** A request Node's HTTP parser refused: framing errors, oversized heads, header timeouts. */
+  readonly onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
+    const code: ErrorCode =
+      err.code === 'HPE_HEADER_OVERFLOW' ? 'GW_ERR_HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'GW_ERR_REQUEST_TIMEOUT' : 'GW_ERR_REQUEST_INVALID';
+    // Once part of a response is on the wire (a pipelined request after one being answered), no
+    // second status line can follow it: close, as Node does.
+    const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const requestId = randomUUID();
+    this.#logger.info({ reqId: requestId, status: ERRORS[code].status, code, reason: err.code ?? err.message, peer: { address: socket.remoteAddress } }, 'request refused');
+    respondErrorOnSocket(socket, code, requestId);
+  };
+
+  /** Answers a refused request with the gateway's own error and logs it. */
+  #refuse(raw: IncomingMessage, res: ServerResponse, a: Exclude<Admission, { kind: 'forward' }>, connection: ConnectionFacts, requestId: string, started: bigint): void {
+    // A refused request's body is never read: after the answer the connection closes instead of
+    // draining what could be gigabytes.
+    const unreadBody = hasBody(raw) && !raw.complete;
+    if (a.kind === 'refuse-connection') {
+      const v = a.verdict;
+      this.#logger.info(
+        { reqId: requestId, method: raw.method, status: 401, code: v.code, reason: v.reason, peer: { address: raw.socket?.remoteAddress, subject: v.peerSubject, serial: v.peerSerial } },
+        'request refused',
+      );
+      respondError(res, v.code, requestId, { close: true });
+      return;
+    }
+    const log = a.context.log;
+    if (a.revocation !== undefined) {
+      const resumed = connection.ok ? connection.verdict.resumed : undefined;
+      log.warn({ event: 'client-revoked', code: a.code, when: 'request', reqId: requestId, resumed, peer: { address: raw.socket?.remoteAddress }, ...revocationLog(a.revocation) }, 'request refused by revocation');
+    }
+    const status = respondError(res, a.code, requestId, { close: a.close || unreadBody });
+    log.info({ reqId: requestId, method: raw.method, status, code: a.code, durationMs: elapsedMs(started), ...a.fields }, 'request refused');
+  }
+
+  #internalFailure(res: ServerResponse, requestId: string, err: unknown): void {
+    this.#logger.error({ reqId: requestId, code: 'GW_ERR_INTERNAL', err }, 'request failed');
+    try {
+      respondError(res, 'GW_ERR_INTERNAL', requestId, { close: true });
+    } catch {
+      res.destroy();
+    }
+  }
+}

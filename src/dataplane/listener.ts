@@ -1,0 +1,95 @@
+/**
+ * The listener: the HTTPS server (created through Fastify's serverFactory, so Fastify owns listen,
+ * close and idle-connection handling while every request goes straight to the data plane), its
+ * Node-level limits, and the TLS connection events: each connection is registered and judged once
+ * when its handshake completes, so a refusal is logged even if the client never sends a request.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.js';
+import type { Runtime } from '../runtime/runtime.js';
+import type { ConnectionRegistry } from './connection-registry.js';
+import type { Http1Handler } from './http1-handler.js';
+import { identityLog, revocationCode, revocationLog } from './log-records.js';
+
+export type GatewayApp = FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, Logger>;
+
+export interface ListenerDeps {
+  readonly config: GatewayConfig;
+  readonly logger: Logger;
+  readonly runtime: Runtime;
+  readonly registry: ConnectionRegistry;
+  readonly handler: Http1Handler;
+}
+
+export function createListener(deps: ListenerDeps): GatewayApp {
+  const { config, logger, runtime, registry, handler } = deps;
+  const app: GatewayApp = Fastify<HttpsServer, IncomingMessage, ServerResponse, Logger>({
+    loggerInstance: logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    serverFactory: () => {
+      const srv = createHttpsServer(
+        {
+          ...runtime.current.serverTls,
+          handshakeTimeout: config.tls.handshakeTimeout,
+          maxHeaderSize: config.server.maxHeaderSize,
+          // The gateway refuses a missing Host itself (admit()), in its own format; Node's answer is bare.
+          requireHostHeader: false,
+        },
+        handler.onRequest,
+      );
+      srv.keepAliveTimeout = config.server.keepAliveTimeout;
+      srv.requestTimeout = config.server.requestTimeout;
+      srv.headersTimeout = config.server.headersTimeout;
+      // One more than the limit, so that a request over it is seen (and refused with 431) rather
+      // than silently truncated: Node drops header lines past maxHeadersCount, Content-Length
+      // included.
+      srv.maxHeadersCount = config.server.maxHeaders + 1;
+      // Without these listeners Node answers `Expect: 100-continue` before the gateway has
+      // decided, and any other expectation with a bare 417.
+      srv.on('checkContinue', handler.onCheckContinue);
+      srv.on('checkExpectation', handler.onRequest);
+      srv.on('connect', handler.onConnect);
+      return srv;
+    },
+    // Requests Node's parser refuses (framing errors, oversized heads, header timeouts) get the
+    // gateway's own answer instead of Fastify's or Node's bare one.
+    clientErrorHandler: handler.onClientError,
+  });
+
+  app.server.on('secureConnection', (socket: TLSSocket) => {
+    registry.add(socket);
+    const snapshot = runtime.current;
+    const verdict = snapshot.auth.verdict(socket);
+    const peer = { address: socket.remoteAddress, port: socket.remotePort };
+    if (!verdict.ok) {
+      logger.warn({ event: 'client-rejected', code: verdict.code, reason: verdict.reason, peer: { ...peer, subject: verdict.peerSubject, serial: verdict.peerSerial } }, 'client certificate refused');
+      return;
+    }
+    if (snapshot.revocation.clients) {
+      const r = snapshot.auth.revocation(socket, verdict);
+      if (!r.ok) {
+        logger.warn({ event: 'client-revoked', code: revocationCode(r), when: 'handshake', resumed: verdict.resumed, peer, ...revocationLog(r) }, 'client certificate refused by revocation');
+      } else if (r.failOpen) {
+        logger.warn({ event: 'revocation-fail-open', reason: r.failOpen, peer, identity: identityLog(verdict.identity) }, 'client admitted without a current revocation status');
+      }
+    }
+    logger.debug({ event: 'client-connected', peer, identity: identityLog(verdict.identity), resumed: verdict.resumed }, 'client connected');
+  });
+  app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    // A peer that connects and leaves without a ClientHello (TCP health checks, port scans) shows
+    // up as ECONNRESET; that is debug noise, not a handshake failure worth an info line.
+    const reason = err.code ?? err.message;
+    const level = reason === 'ECONNRESET' ? 'debug' : 'info';
+    logger[level]({ event: 'tls-handshake-failed', reason, peer: { address: socket.remoteAddress, port: socket.remotePort } }, 'TLS handshake failed');
+  });
+
+  app.addHook('preClose', (done) => {
+    handler.startClosing();
+    done();
+  });
+  return app;
+}

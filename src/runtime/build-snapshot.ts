@@ -1,0 +1,77 @@
+/**
+ * Builds one runtime snapshot from a configuration and its loaded material: compiles the policy,
+ * creates the upstream pools, the connection authenticator for the client CA, the listener's TLS
+ * options and the per-request settings. Nothing here listens or reads files, so it can run again
+ * for a reload; a throw leaves the snapshot in force untouched.
+ */
+import type { GatewayConfig } from '../config/schema.js';
+import { ConnectionAuthenticator } from '../identity/authenticate-connection.js';
+import { identityFromDer } from '../identity/identity-from-certificate.js';
+import type { PeerIdentity } from '../identity/peer-identity.js';
+import type { GatewayMaterial } from '../pki/gateway-material.js';
+import { compilePolicy } from '../policy/compile-policy.js';
+import { RequestHeaderFilter } from '../proxy/forward-headers.js';
+import { createUpstream, type Upstream } from '../proxy/upstream-pool.js';
+import { revocationSettings } from './revocation-stores.js';
+import type { ConnectionContext, RevocationStores, RuntimeSnapshot, ServerTlsOptions } from './snapshot.js';
+
+export interface SnapshotDeps {
+  readonly generation: number;
+  readonly material: GatewayMaterial;
+  /** Wall clock in ms (validity re-checks, revocation freshness). */
+  readonly now: () => number;
+  /**
+   * The long-lived revocation stores for this material. Called once the policy has compiled, so a
+   * bad route is reported before a bad CRL source, as at startup before.
+   */
+  readonly revocation: (material: GatewayMaterial) => RevocationStores;
+}
+
+export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): RuntimeSnapshot {
+  const { material, now } = deps;
+  const { server, clientCA } = material;
+  const policy = compilePolicy(config.routes, { caseSensitive: config.server.paths.caseSensitive });
+  const revocation = deps.revocation(material);
+  const upstreams = new Map<string, Upstream>();
+  for (const [name, u] of Object.entries(config.upstreams)) {
+    const store = revocation.byDomain.get(`upstream ${name}`);
+    upstreams.set(name, createUpstream(name, u, material.upstreams.get(name)!, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null));
+  }
+  const auth = new ConnectionAuthenticator({
+    verifyDepth: config.tls.verifyDepth,
+    maxChainLength: config.tls.maxChainLength,
+    now,
+    trust: clientCA.certs,
+    revocation: revocation.clients ? { store: revocation.clients, settings: revocationSettings(config.tls.revocation) } : null,
+  });
+  const serverTls: ServerTlsOptions = {
+    key: server.keyPem,
+    cert: server.pem,
+    ca: [...clientCA.pems],
+    // Client certificates are requested and verified by OpenSSL, but a failed verification does
+    // not abort the handshake: the data plane refuses every request on such a connection with 401
+    // and a code naming the reason, then closes it. With rejectUnauthorized: true Node would cut
+    // the connection with a bare reset and the reason would be lost (docs/architecture.md, "TLS
+    // facts"). The test/security suite pins that no unverified connection ever reaches routing.
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: config.tls.minVersion,
+  };
+  return Object.freeze({
+    generation: deps.generation,
+    policy,
+    serverTls,
+    auth,
+    revocation,
+    upstreams,
+    // XFCC's By= names the gateway itself: the SPIFFE ID of its server certificate, if it has one.
+    xfccBy: identityFromDer(server.leaf.raw).spiffe?.uri ?? null,
+    requests: {
+      paths: { allowSemicolons: config.server.paths.allowSemicolons, allowTrailingDotOrSpace: config.server.paths.allowTrailingDotOrSpace },
+      maxHeaders: config.server.maxHeaders,
+      bodyTimeout: config.server.bodyTimeout,
+      headerFilter: new RequestHeaderFilter(config.server.stripRequestHeaders),
+    },
+    contexts: new WeakMap<PeerIdentity, ConnectionContext>(),
+  });
+}

@@ -1,0 +1,74 @@
+/**
+ * The runtime snapshot: everything one request needs, immutable, built in one piece by
+ * buildSnapshot() and swapped in whole by the Runtime. A request reads `runtime.current` once and
+ * keeps that snapshot to its end, so it never mixes two generations (policy from one, upstreams or
+ * the XFCC By= from another). The revocation stores are long-lived (they own timers and file
+ * watches) and are referenced from here, not owned; each store's own index carries its own
+ * generation.
+ */
+import type { SecureContextOptions } from 'node:tls';
+import type { Logger } from 'pino';
+import type { ConnectionAuthenticator } from '../identity/authenticate-connection.js';
+import type { PeerIdentity } from '../identity/peer-identity.js';
+import type { CompiledPolicy } from '../policy/types.js';
+import type { RequestHeaderFilter } from '../proxy/forward-headers.js';
+import type { Upstream } from '../proxy/upstream-pool.js';
+import type { PathOptions } from '../request/normalize-path.js';
+import type { RevocationSettings, RevocationVerdict } from '../revocation/revocation-policy.js';
+import type { RevocationStore } from '../revocation/revocation-store.js';
+
+/**
+ * The listener's TLS options: the complete set, as `setSecureContext` needs it (it resets what is
+ * not passed again, docs/architecture.md "TLS facts").
+ */
+export interface ServerTlsOptions extends SecureContextOptions {
+  readonly requestCert: true;
+  readonly rejectUnauthorized: false;
+}
+
+/** The long-lived revocation stores, by domain: `clients` and `upstream <name>`. */
+export interface RevocationStores {
+  /** The client-certificate store, or null when tls.crl is not set. */
+  readonly clients: RevocationStore | null;
+  /** Every store, keyed by domain, in config order (clients first). */
+  readonly byDomain: ReadonlyMap<string, RevocationStore>;
+}
+
+/** What the data plane enforces on every request besides identity and policy. */
+export interface RequestSettings {
+  readonly paths: PathOptions;
+  /** server.maxHeaders: more header lines than this is refused with 431. */
+  readonly maxHeaders: number;
+  /** server.bodyTimeout, ms. */
+  readonly bodyTimeout: number;
+  readonly headerFilter: RequestHeaderFilter;
+}
+
+/**
+ * What a connection's identity contributes to every request under one snapshot, computed once per
+ * identity: the XFCC header value (its By= names this snapshot's server certificate) and a child
+ * logger whose client bindings pino serializes once.
+ */
+export interface ConnectionContext {
+  readonly xfcc: string;
+  readonly log: Logger;
+}
+
+export interface RuntimeSnapshot {
+  /** 1 for the snapshot built at startup; each later snapshot carries a higher one. */
+  readonly generation: number;
+  readonly policy: CompiledPolicy;
+  readonly serverTls: ServerTlsOptions;
+  /** The connection authenticator for this client CA (its caches are per socket and per certificate). */
+  readonly auth: ConnectionAuthenticator<RevocationSettings, RevocationVerdict>;
+  readonly revocation: RevocationStores;
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  /** XFCC's By=: the SPIFFE ID of the server certificate, if it has one. */
+  readonly xfccBy: string | null;
+  readonly requests: RequestSettings;
+  /**
+   * Per-identity memo for this snapshot (filled by the data plane, src/dataplane/connection-context.ts).
+   * Keyed by the identity object the authenticator shares across a certificate's connections.
+   */
+  readonly contexts: WeakMap<PeerIdentity, ConnectionContext>;
+}
