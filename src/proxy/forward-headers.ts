@@ -114,16 +114,17 @@ function connectionTokens(rawHeaders: readonly string[]): Set<string> | null {
 export function buildUpstreamRequestHeaders(rawHeaders: readonly string[], ctx: ForwardContext): string[] {
   const extra = connectionTokens(rawHeaders);
   const filter = ctx.filter ?? DEFAULT_FILTER;
-  const out: string[] = [];
+  // The gateway's own headers go first: an upstream that keeps only its first N header lines
+  // (Node's server drops lines past maxHeadersCount silently) must still see the identity the
+  // gateway vouches for, however many headers the client sent.
+  const out: string[] = ['x-forwarded-client-cert', ctx.xfcc, 'x-request-id', ctx.requestId, 'x-forwarded-for', ctx.clientAddress, 'x-forwarded-proto', 'https'];
+  if (ctx.originalHost !== null) out.push('x-forwarded-host', ctx.originalHost);
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const canonical = canonicalHeaderName(name);
     if (filter.drops(canonical) || (extra !== null && extra.has(canonical))) continue;
     out.push(name, rawHeaders[i + 1]!);
   }
-  out.push('x-forwarded-for', ctx.clientAddress, 'x-forwarded-proto', 'https');
-  if (ctx.originalHost !== null) out.push('x-forwarded-host', ctx.originalHost);
-  out.push('x-request-id', ctx.requestId, 'x-forwarded-client-cert', ctx.xfcc);
   return out;
 }
 
