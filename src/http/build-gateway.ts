@@ -195,7 +195,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   }
 
   let closing = false;
-  const pathOptions = { allowSemicolons: config.server.paths.allowSemicolons, allowTrailingDotOrSpace: config.server.paths.allowTrailingDotOrSpace };
+  const pathOptions = { allowSemicolons: config.server.paths.allowSemicolons, allowTrimmableSegments: config.server.paths.allowTrimmableSegments };
   const headerFilter = new RequestHeaderFilter(config.server.stripRequestHeaders);
   const maxHeaderFields = config.server.maxHeaders * 2;
   const bodyTimeout = config.server.bodyTimeout;
@@ -248,6 +248,10 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   app.server.on('secureConnection', (socket: TLSSocket) => {
     liveSockets.add(socket);
     socket.once('close', () => liveSockets.delete(socket));
+    guarded(socket, () => judgeConnection(socket));
+  });
+
+  function judgeConnection(socket: TLSSocket): void {
     const verdict = auth.verdict(socket);
     if (!verdict.ok) {
       logger.warn(
@@ -268,7 +272,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     } else {
       logger.debug({ event: 'client-connected', peer: { address: socket.remoteAddress, port: socket.remotePort }, identity: identityLog(verdict.identity), resumed: verdict.resumed }, 'client connected');
     }
-  });
+  }
   app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     // A peer that connects and leaves without a ClientHello (TCP health checks, port scans) shows
     // up as ECONNRESET; that is debug noise, not a handshake failure worth an info line.
@@ -422,6 +426,10 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
 
   /** CONNECT: the gateway is not a forward proxy. Nothing about the request is forwarded. */
   function onConnectMethod(req: IncomingMessage, socket: Socket): void {
+    guarded(socket, () => refuseConnectMethod(req, socket));
+  }
+
+  function refuseConnectMethod(req: IncomingMessage, socket: Socket): void {
     const requestId = randomUUID();
     logger.info({ reqId: requestId, method: req.method, status: 501, code: 'GW_ERR_METHOD_NOT_SUPPORTED', peer: { address: socket.remoteAddress } }, 'request refused');
     respondErrorOnSocket(socket, 'GW_ERR_METHOD_NOT_SUPPORTED', requestId);
@@ -429,12 +437,29 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
 
   /** A request Node's HTTP parser refused: framing errors, oversized heads, header timeouts. */
   function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    guarded(socket, () => answerClientError(err, socket));
+  }
+
+  /** Runs a socket-level handler; a throw costs that connection (logged), never the process. */
+  function guarded(socket: Socket, handler: () => void): void {
+    try {
+      handler();
+    } catch (err) {
+      logger.error({ event: 'connection-failed', code: 'GW_ERR_INTERNAL', err, peer: { address: socket.remoteAddress } }, 'connection handler failed');
+      socket.destroy();
+    }
+  }
+
+  function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     const code: ErrorCode =
       err.code === 'HPE_HEADER_OVERFLOW' ? 'GW_ERR_HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'GW_ERR_REQUEST_TIMEOUT' : 'GW_ERR_REQUEST_INVALID';
     // Once part of a response is on the wire (a pipelined request after one being answered), no
     // second status line can follow it: close, as Node does.
     const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent === true) {
+    // A client that left mid-request (reset, or end of stream inside a request) is not refusing
+    // anything; there is no one to answer.
+    if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable || inProgress?.headersSent === true) {
+      logger.debug({ event: 'client-left', reason: err.code ?? err.message, peer: { address: socket.remoteAddress } }, 'client left mid-request');
       socket.destroy();
       return;
     }
