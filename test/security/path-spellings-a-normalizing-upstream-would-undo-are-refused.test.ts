@@ -4,20 +4,11 @@
 // By default they are refused with 400; with server.paths.caseSensitive: false the route match
 // folds case, so /orders/ADMIN meets the /orders/admin rule.
 import t from 'tap';
+import { FRONT_DOOR_ROUTES_YAML } from '../helpers/front-door-stack.js';
 import { startStack } from '../helpers/harness.js';
 
-const ROUTES = `
-routes:
-  - name: orders-admin
-    match: { pathPrefix: /orders/admin }
-    upstream: orders
-    allow: []
-  - name: orders
-    match: { pathPrefix: /orders }
-    upstream: orders
-    allow:
-      - spiffe: spiffe://example.org/ns/*/sa/billing
-`;
+// /orders/admin admits nobody; /orders admits the billing SPIFFE ID.
+const ROUTES = FRONT_DOOR_ROUTES_YAML;
 
 const TRICKS = [
   '/orders/admin;x=1/users',
