@@ -38,6 +38,13 @@ t.test("the gateway's identity headers survive a request with many header lines"
       t.equal(hit, undefined, `${count} header lines: refused with 431 and not forwarded`);
       continue;
     }
+    if (status === 502 && hit === undefined) {
+      // The upstream's own server refused the head (Node 24's HTTP server answers this many header
+      // lines with HPE_HEADER_OVERFLOW; Node 20's keeps the first 1,023 lines). Nothing reached the
+      // upstream's handler without the gateway's identity, which is what this test defends.
+      t.pass(`${count} header lines: the upstream refused the head itself (502), nothing delivered`);
+      continue;
+    }
     t.ok(hit, `${count} header lines: forwarded (got ${status ?? x.ending})`);
     if (!hit) continue;
     const names = hit.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
