@@ -183,7 +183,7 @@ export const configSchema = z
           .strictObject({
             allowSemicolons: z.boolean().default(false).describe('allow ";" (raw or %3B) in paths; refused by default because servlet containers and some routers strip ";params" before routing'),
             caseSensitive: z.boolean().default(true).describe('false: routes match paths case-insensitively (for upstreams that fold case)'),
-            allowTrailingDotOrSpace: z.boolean().default(false).describe('allow a path segment ending in "." or %20; refused by default because IIS and Windows trim them'),
+            allowTrimmableSegments: z.boolean().default(false).describe('allow a path segment that starts or ends with %20 or ends with "."; refused by default because IIS, Windows and Spring trim them'),
           })
           .prefault({}),
       })

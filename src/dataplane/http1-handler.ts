@@ -64,26 +64,45 @@ export class Http1Handler {
 
   /** CONNECT: the gateway is not a forward proxy. Nothing about the request is forwarded. */
   readonly onConnect = (req: IncomingMessage, socket: Socket): void => {
-    const requestId = randomUUID();
-    this.#logger.info({ reqId: requestId, method: req.method, status: 501, code: 'GW_ERR_METHOD_NOT_SUPPORTED', peer: { address: socket.remoteAddress } }, 'request refused');
-    respondErrorOnSocket(socket, 'GW_ERR_METHOD_NOT_SUPPORTED', requestId);
+    this.guarded(socket, () => {
+      const requestId = randomUUID();
+      this.#logger.info({ reqId: requestId, method: req.method, status: 501, code: 'GW_ERR_METHOD_NOT_SUPPORTED', peer: { address: socket.remoteAddress } }, 'request refused');
+      respondErrorOnSocket(socket, 'GW_ERR_METHOD_NOT_SUPPORTED', requestId);
+    });
   };
+
+  /** Runs a socket-level handler; a throw costs that connection (logged), never the process. */
+  guarded(socket: Socket, handler: () => void): void {
+    try {
+      handler();
+    } catch (err) {
+      this.#logger.error({ event: 'connection-failed', code: 'GW_ERR_INTERNAL', err, peer: { address: socket.remoteAddress } }, 'connection handler failed');
+      socket.destroy();
+    }
+  }
 
   /** A request Node's HTTP parser refused: framing errors, oversized heads, header timeouts. */
   readonly onClientError = (err: NodeJS.ErrnoException, socket: Socket): void => {
+    this.guarded(socket, () => this.#answerClientError(err, socket));
+  };
+
+  #answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     const code: ErrorCode =
       err.code === 'HPE_HEADER_OVERFLOW' ? 'GW_ERR_HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'GW_ERR_REQUEST_TIMEOUT' : 'GW_ERR_REQUEST_INVALID';
     // Once part of a response is on the wire (a pipelined request after one being answered), no
     // second status line can follow it: close, as Node does.
     const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent === true) {
+    // A client that left mid-request (reset, or end of stream inside a request) is not refusing
+    // anything; there is no one to answer.
+    if (err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE' || !socket.writable || inProgress?.headersSent === true) {
+      this.#logger.debug({ event: 'client-left', reason: err.code ?? err.message, peer: { address: socket.remoteAddress } }, 'client left mid-request');
       socket.destroy();
       return;
     }
     const requestId = randomUUID();
     this.#logger.info({ reqId: requestId, status: ERRORS[code].status, code, reason: err.code ?? err.message, peer: { address: socket.remoteAddress } }, 'request refused');
     respondErrorOnSocket(socket, code, requestId);
-  };
+  }
 
   /** Answers a refused request with the gateway's own error and logs it. */
   #refuse(raw: IncomingMessage, res: ServerResponse, a: Exclude<Admission, { kind: 'forward' }>, connection: ConnectionFacts, requestId: string, started: bigint): void {

@@ -62,6 +62,11 @@ export function createListener(deps: ListenerDeps): GatewayApp {
 
   app.server.on('secureConnection', (socket: TLSSocket) => {
     registry.add(socket);
+    // A bug while judging one connection costs that connection, never the process.
+    handler.guarded(socket, () => judgeConnection(socket));
+  });
+
+  function judgeConnection(socket: TLSSocket): void {
     const snapshot = runtime.current;
     const verdict = snapshot.auth.verdict(socket);
     const peer = { address: socket.remoteAddress, port: socket.remotePort };
@@ -78,7 +83,7 @@ export function createListener(deps: ListenerDeps): GatewayApp {
       }
     }
     logger.debug({ event: 'client-connected', peer, identity: identityLog(verdict.identity), resumed: verdict.resumed }, 'client connected');
-  });
+  }
   app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     // A peer that connects and leaves without a ClientHello (TCP health checks, port scans) shows
     // up as ECONNRESET; that is debug noise, not a handshake failure worth an info line.

@@ -39,7 +39,8 @@ export async function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage,
     if (outcome === 'client-left') return clientLeft();
     if (outcome === 'stalled') return fail('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
   }
-  const release = await acquireUpstream(upstream, res);
+  // Most requests find a free slot: no promise or closure on that path.
+  const release = upstream.gate.tryAcquire() ?? (await acquireUpstream(upstream, res));
   if (release === 'client-left') return clientLeft();
   if (release === 'overloaded') {
     stall?.stop();

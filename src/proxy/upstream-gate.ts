@@ -37,15 +37,22 @@ export class UpstreamGate {
     return this.#waiting;
   }
 
+  /** A slot now, without waiting, or null when every slot is taken (or others wait already). */
+  tryAcquire(): Release | null {
+    if (this.#active >= this.#capacity || this.#waiting > 0) return null;
+    this.#active++;
+    return this.#releaser();
+  }
+
   /**
    * Calls `grant` with a release function once a slot is free (synchronously when one is free
    * now), or `timedOut` after the wait bound. Returns a cancel function for a client that leaves
    * while waiting.
    */
   acquire(grant: (release: Release) => void, timedOut: () => void): () => void {
-    if (this.#active < this.#capacity && this.#waiting === 0) {
-      this.#active++;
-      grant(this.#releaser());
+    const now = this.tryAcquire();
+    if (now !== null) {
+      grant(now);
       return noop;
     }
     const waiter: Waiter = {

@@ -27,19 +27,20 @@ export type PathRefusalReason =
   | 'encoded-control'
   | 'bad-utf8'
   | 'semicolon'
-  | 'trailing-dot-or-space';
+  | 'trimmable-segment';
 
 /**
  * Spellings that upstreams commonly rewrite before routing: servlet containers and some routers
- * strip `;params`, IIS and the Windows file layer trim a segment's trailing dots and blanks. The
+ * strip `;params`, IIS and the Windows file layer trim a segment's trailing dots and blanks, Java's
+ * trim() (Spring) its leading and trailing blanks. The
  * gateway refuses them by default, because the path the policy judged must be the path the
  * upstream routes on; each can be allowed for an upstream known to take the path verbatim.
  */
 export interface PathOptions {
   /** Allow `;` (raw or `%3B`) in the path. Default false. */
   readonly allowSemicolons?: boolean;
-  /** Allow a segment ending in `.` or an encoded blank (`%20`). Default false. */
-  readonly allowTrailingDotOrSpace?: boolean;
+  /** Allow a segment that starts or ends with an encoded blank (`%20`) or ends with `.`. Default false. */
+  readonly allowTrimmableSegments?: boolean;
 }
 
 export type NormalizedTarget =
@@ -56,7 +57,7 @@ const REFUSALS: { readonly [R in PathRefusalReason]: NormalizedTarget } = Object
       [
         'not-origin-form', 'too-long', 'nul', 'control-char', 'non-ascii', 'bad-char', 'backslash', 'fragment',
         'bad-escape', 'encoded-slash', 'encoded-backslash', 'encoded-dot', 'encoded-nul', 'double-encoded',
-        'above-root', 'dot-segment-param', 'encoded-control', 'bad-utf8', 'semicolon', 'trailing-dot-or-space',
+        'above-root', 'dot-segment-param', 'encoded-control', 'bad-utf8', 'semicolon', 'trimmable-segment',
       ] as const
     ).map((reason) => [reason, Object.freeze({ ok: false as const, reason })]),
   ) as { [R in PathRefusalReason]: NormalizedTarget },
@@ -219,8 +220,9 @@ function isForbiddenAfterPercent25(path: string, at: number): boolean {
   return v === SLASH || v === BACKSLASH || v === DOT || v === 0;
 }
 
-function endsWithDotOrSpace(seg: string): boolean {
-  return seg.charCodeAt(seg.length - 1) === DOT || seg.endsWith('%20');
+/** A segment a trimming upstream would change: trailing dots (IIS, Windows), blanks at either end (Java's trim(), Spring). */
+function isTrimmable(seg: string): boolean {
+  return seg.charCodeAt(seg.length - 1) === DOT || seg.endsWith('%20') || seg.startsWith('%20');
 }
 
 function normalizeSlow(rawPath: string, query: string, opts: PathOptions): NormalizedTarget {
@@ -248,9 +250,10 @@ function normalizeSlow(rawPath: string, query: string, opts: PathOptions): Norma
         // Servlet containers strip ";params" before resolving dots, so "/a/..;/b" is "/b" to them;
         // some decode "%3B" first, so the encoded spelling is refused as well.
         return REFUSALS['dot-segment-param'];
-      } else if (opts.allowTrailingDotOrSpace !== true && endsWithDotOrSpace(seg)) {
-        // IIS and the Windows file layer serve "/admin." and "/admin%20" as "/admin".
-        return REFUSALS['trailing-dot-or-space'];
+      } else if (opts.allowTrimmableSegments !== true && isTrimmable(seg)) {
+        // IIS and the Windows file layer serve "/admin." and "/admin%20" as "/admin"; Spring's
+        // trimTokens does the same with "/%20admin" (CVE-2016-5007).
+        return REFUSALS['trimmable-segment'];
       } else {
         segments.push(seg);
         trailingSlash = false;

@@ -67,7 +67,7 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
     // XFCC's By= names the gateway itself: the SPIFFE ID of its server certificate, if it has one.
     xfccBy: identityFromDer(server.leaf.raw).spiffe?.uri ?? null,
     requests: {
-      paths: { allowSemicolons: config.server.paths.allowSemicolons, allowTrailingDotOrSpace: config.server.paths.allowTrailingDotOrSpace },
+      paths: { allowSemicolons: config.server.paths.allowSemicolons, allowTrimmableSegments: config.server.paths.allowTrimmableSegments },
       maxHeaders: config.server.maxHeaders,
       bodyTimeout: config.server.bodyTimeout,
       headerFilter: new RequestHeaderFilter(config.server.stripRequestHeaders),

@@ -77,5 +77,7 @@ for (const workers of [1, 2]) {
     t.equal(slow.status, 200, 'the in-flight request finished during the drain');
     t.equal(await exited, 0, 'exit code 0 after draining');
     t.ok(lines.some((l) => l.includes('"event":"draining"')), 'the drain is logged');
+    t.ok(lines.some((l) => l.includes('Server listening at https://')), 'the listener is announced as https://');
+    t.notOk(lines.some((l) => /listening at http:\/\//.test(l)), 'never as http://');
   });
 }

@@ -42,7 +42,7 @@ t.test('rewrites', async (t) => {
     t.same(normalizeTarget(raw), { ok: true, path, query: '' }, raw);
   }
   // Accepted only where the operator allowed them (server.paths); refused by default (next test).
-  const permissive = { allowSemicolons: true, allowTrailingDotOrSpace: true };
+  const permissive = { allowSemicolons: true, allowTrimmableSegments: true };
   const permissiveRows: [string, string][] = [
     ['/a/...', '/a/...'],
     ['/a%3bb', '/a%3Bb'],
@@ -59,9 +59,11 @@ t.test('refused by default: what upstreams commonly rewrite before routing', asy
     ['/a;b/c;v=1', 'semicolon'],
     ['/a%3bb', 'semicolon'],
     ['/a/b;/..', 'semicolon'],
-    ['/a/...', 'trailing-dot-or-space'],
-    ['/orders/admin./users', 'trailing-dot-or-space'],
-    ['/orders/admin%20/users', 'trailing-dot-or-space'],
+    ['/a/...', 'trimmable-segment'],
+    ['/orders/admin./users', 'trimmable-segment'],
+    ['/orders/admin%20/users', 'trimmable-segment'],
+    ['/orders/%20admin/users', 'trimmable-segment'],
+    ['/orders/x/../%20admin', 'trimmable-segment'],
     ['/orders/admin%09/users', 'encoded-control'],
     ['/a%7f', 'encoded-control'],
     ['/a%1F', 'encoded-control'],
