@@ -122,6 +122,10 @@ function assertRefused(t: Test, r: Run, error: RegExp, what: string): void {
   t.match(r.stderr, error, `${what}: the error names the key and the path`);
 }
 
+// Dozens of real CLI processes (about 1 s of CPU each to start): more than the suite's default
+// 120 s on a loaded 2-core CI machine.
+t.setTimeout(300_000);
+
 t.test('config check and start refuse config paths that are not regular files, and exit', async (t) => {
   const pki = await makeTestPki();
   const { dir: root, cleanup } = await tempDir();

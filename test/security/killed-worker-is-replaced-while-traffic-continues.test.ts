@@ -100,6 +100,10 @@ function get(port: number, pki: TestPki): Promise<string> {
   });
 }
 
+// Each round restarts real worker processes (about 1 s of CPU each): on a loaded 2-core CI machine
+// this file needs more than the suite's default 120 s.
+t.setTimeout(300_000);
+
 t.test('serving workers that crash or are killed under traffic are replaced; the port keeps serving', async (t) => {
   const pki = await makeTestPki();
   const { dir, cleanup } = await tempDir();
