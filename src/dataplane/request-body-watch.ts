@@ -29,7 +29,9 @@ export function watchBodyStall(req: IncomingMessage, res: ServerResponse, ms: nu
   const socket = req.socket;
   let stopped = false;
   const onTimeout = () => {
-    if (stopped || req.complete) return;
+    if (stopped) return;
+    // The whole body is here, buffered until the request is forwarded: nothing left to stall.
+    if (req.complete) return stop();
     // Data is waiting to be read: the gateway is the slow side (the upstream applies backpressure,
     // or the request waits for an upstream connection). With an empty buffer the socket is being
     // read, so a quiet socket means the client sends nothing.
@@ -44,11 +46,17 @@ export function watchBodyStall(req: IncomingMessage, res: ServerResponse, ms: nu
     if (stopped) return;
     stopped = true;
     req.off('timeout', onTimeout);
+    res.off('timeout', onTimeout);
     req.off('end', stop);
     // Once the response has finished, Node has set its own keep-alive timer on the socket.
     if (!res.writableFinished && socket !== null && !socket.destroyed) socket.setTimeout(0);
   };
   req.setTimeout(ms, onTimeout);
+  // Node emits the socket's 'timeout' on the request only while its body is incomplete; once the
+  // body is complete (and still unread, e.g. while the request waits for an upstream slot) only
+  // the response hears it, and with no listener there Node destroys the socket: the request would
+  // be cut without an answer.
+  res.on('timeout', onTimeout);
   req.once('end', stop);
   return { signal: controller.signal, stop };
 }

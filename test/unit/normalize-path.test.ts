@@ -118,6 +118,12 @@ t.test('refusals', async (t) => {
     ['/a%G1', 'bad-escape'],
     ['/a%1G/b', 'bad-escape'],
     ['/a%%41', 'bad-escape'],
+    // A run of UTF-8 escapes that ends in a cut-off or non-hex escape: the run stops there and the
+    // escape itself is refused, without reading past the end of the segment.
+    ['/%C3%A9%', 'bad-escape'],
+    ['/%C3%A9%4', 'bad-escape'],
+    ['/%C3%A9%zz', 'bad-escape'],
+    ['/%C3%A9%4/x', 'bad-escape'],
     ['/a%2Fb', 'encoded-slash'],
     ['/a%2fb', 'encoded-slash'],
     ['/a%5Cb', 'encoded-backslash'],

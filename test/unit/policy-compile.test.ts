@@ -56,12 +56,30 @@ t.test('each bad value is named by its key path', async (t) => {
     ['empty methods', { match: { pathPrefix: '/', methods: [] } }, 'routes[1].match.methods', /non-empty/],
     ['unknown match key', { match: { pathPrefix: '/', hosts: 'x' } }, 'routes[1].match.hosts', /unknown key/],
     ['unknown route key', { denyy: [] }, 'routes[1].denyy', /unknown key/],
+    ['DN pattern not a string', { allow: [{ subject: { CN: 42 } }] }, 'routes[1].allow[0].subject.CN', /non-empty pattern/],
+    ['empty DN pattern', { deny: [{ issuer: { OU: '' } }] }, 'routes[1].deny[0].issuer.OU', /non-empty pattern/],
+    ['selector not a mapping', { allow: ['spiffe://example.org/ns/a'] }, 'routes[1].allow[0]', /selector mapping/],
+    ['spiffe trust domain with an empty label', { allow: [{ spiffe: 'spiffe://example..org/*' }] }, 'routes[1].allow[0].spiffe', /empty label/],
+    ['uri pattern with an empty authority', { allow: [{ uri: 'https:///svc/*' }] }, 'routes[1].allow[0].uri', /empty authority/],
+    ['IPv4-mapped CIDR with host bits', { allow: [{ ip: '::ffff:10.0.0.1/104' }] }, 'routes[1].allow[0].ip', /host bits/],
+    ['empty route name', { name: '' }, 'routes[1].name', /non-empty string/],
+    ['upstream not a string', { upstream: 7 }, 'routes[1].upstream', /non-empty string/],
+    ['empty host', { match: { host: '', pathPrefix: '/' } }, 'routes[1].match.host', /host name/],
+    ['host not a string', { match: { host: ['a.example.com'], pathPrefix: '/' } }, 'routes[1].match.host', /host name/],
   ];
   for (const [name, over, path, message] of rows) {
     const issues = issuesOf([route({}), route(over)]);
     t.equal(issues.length, 1, `${name}: one issue (${JSON.stringify(issues)})`);
     t.equal(issues[0]?.path, path, `${name}: path`);
     t.match(issues[0]?.message ?? '', message, `${name}: message`);
+  }
+});
+
+t.test('a route that is not a mapping is named by its index, with what it lacks', async (t) => {
+  for (const bad of ['orders', null, ['GET', '/orders']]) {
+    const issues = issuesOf([route({}), bad]);
+    t.same(issues.map((i) => i.path), ['routes[1]', 'routes[1].name', 'routes[1].upstream', 'routes[1].match', 'routes[1].match'], JSON.stringify(bad));
+    t.match(issues[0]?.message ?? '', /route mapping/);
   }
 });
 

@@ -127,6 +127,7 @@ t.test('parse: malformed headers throw', async (t) => {
   const bad: Array<[string, RegExp]> = [
     ['Subject="unterminated', /unterminated quote/],
     ['Subject="a\\"', /unterminated quote/],
+    ['Subject="a\\', /unterminated quote/],
     ['Subject="a"b;URI=x', /after its closing quote/],
     ['novalue', /no "="/],
     ['Hash=1;novalue', /no "="/],
