@@ -1,5 +1,5 @@
 /**
- * `mtls-gateway pki init | issue | revoke | crl`: a development PKI on disk. `init` writes the whole
+ * `mtls-gateway pki init | issue | revoke | crl | ticket-key`: a development PKI on disk. `init` writes the whole
  * set (root and intermediate CA, the gateway's server and upstream-client certificates, demo
  * upstream servers, client certificates, CRLs); `issue` adds a certificate signed by the
  * intermediate CA; `revoke` adds a serial to its issuer's CRL and re-signs it with every earlier
@@ -7,8 +7,8 @@
  * record of what is revoked: nothing else is kept. For development and tests only; production
  * certificates come from a real CA (cert-manager, Vault, step-ca, ...).
  */
-import { X509Certificate } from 'node:crypto';
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { access, chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { identityFromDer } from '../identity/identity-from-certificate.js';
 import { parseSpiffeId } from '../identity/spiffe.js';
@@ -309,4 +309,49 @@ export async function runPkiCrl(opts: { dir: string | undefined }): Promise<numb
   } catch (err) {
     return failure('pki crl', (err as Error).message);
   }
+}
+
+/** Bytes in a session ticket key file: what Node's tls `ticketKeys` takes (16 name, 16 HMAC, 16 AES). */
+const TICKET_KEY_BYTES = 48;
+
+/**
+ * `pki ticket-key --out FILE [--force]`: 48 random bytes, mode 0600, for `tls.sessionTickets.keyFile`
+ * (the TLS session ticket keys every worker and replica shares, so a session resumes on any of them).
+ * Without --force an existing FILE is left alone (exclusive create, exit 1); with --force it is
+ * replaced through a same-directory temp file and a rename, so a reader never sees half a key.
+ * Nothing else is created: no directory, no backup.
+ */
+export async function runPkiTicketKey(opts: { out: string | undefined; force: boolean }): Promise<number> {
+  const cmd = 'pki ticket-key';
+  if (opts.out === undefined || opts.out === '') return usageError(cmd, '--out FILE is required (the file tls.sessionTickets.keyFile names)');
+  const file = path.resolve(process.cwd(), opts.out);
+  const name = shown(file) === '' ? file : shown(file);
+  const key = randomBytes(TICKET_KEY_BYTES);
+  const target = opts.force ? path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`) : file;
+  let fh;
+  try {
+    // 'wx': never through an existing file or a planted symlink.
+    fh = await open(target, 'wx', KEY_MODE);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && !opts.force) return failure(cmd, `${name} already exists; pass --force to replace it (every worker and replica must then get the new file)`);
+    return failure(cmd, `cannot write ${name}: ${code ?? (err as Error).message}`);
+  }
+  try {
+    await fh.writeFile(key);
+    // The umask may have narrowed the creation mode; set it exactly.
+    await fh.chmod(KEY_MODE);
+    await fh.sync();
+    await fh.close();
+    if (opts.force) {
+      await rename(target, file);
+      await chmod(file, KEY_MODE);
+    }
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await unlink(target).catch(() => undefined);
+    return failure(cmd, `cannot write ${name}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  process.stdout.write(`wrote a ${TICKET_KEY_BYTES}-byte TLS session ticket key to ${name} (mode 0600); point tls.sessionTickets.keyFile at it on every worker and replica\n`);
+  return 0;
 }
