@@ -33,12 +33,17 @@ export interface ExplainResult {
     readonly upstream: string | null;
     readonly route: string | null;
     readonly rule: string | null;
+    /**
+     * The deciding route is in audit mode: a deny is what the policy decides (allowed stays false,
+     * exit 3), but the gateway forwards the request and logs it as would-deny.
+     */
+    readonly audit: boolean;
     readonly summary: string;
   };
 }
 
 function refused(code: ErrorCode, summary: string): ExplainResult['result'] {
-  return { allowed: false, status: ERRORS[code].status ?? 500, code, upstream: null, route: null, rule: null, summary };
+  return { allowed: false, status: ERRORS[code].status ?? 500, code, upstream: null, route: null, rule: null, audit: false, summary };
 }
 
 export async function explainRequest(opts: {
@@ -73,9 +78,9 @@ export async function explainRequest(opts: {
   const d = explanation.decision;
   let result: ExplainResult['result'];
   if (d.kind === 'allow') {
-    result = { allowed: true, status: 200, code: null, upstream: d.route.upstream, route: d.route.name, rule: d.rule, summary: explanation.summary };
+    result = { allowed: true, status: 200, code: null, upstream: d.route.upstream, route: d.route.name, rule: d.rule, audit: d.route.audit, summary: explanation.summary };
   } else if (d.kind === 'deny') {
-    result = { ...refused('GW_ERR_POLICY_DENIED', explanation.summary), route: d.route.name, rule: d.rule };
+    result = { ...refused('GW_ERR_POLICY_DENIED', explanation.summary), route: d.route.name, rule: d.rule, audit: d.route.audit, ...(d.route.audit ? { upstream: d.route.upstream } : {}) };
   } else {
     result = refused('GW_ERR_ROUTE_NOT_FOUND', explanation.summary);
   }
@@ -97,7 +102,9 @@ export function formatExplainResult(r: ExplainResult): string {
   lines.push(
     res.allowed
       ? `result: ALLOW: forwarded to upstream "${res.upstream}" by route "${res.route}" (${res.rule})`
-      : `result: DENY: ${res.status} ${res.code}${r.explanation === null ? ` (${res.summary})` : ''}`,
+      : res.audit
+        ? `result: WOULD-DENY: ${res.status} ${res.code} once enforced; route "${res.route}" is in audit mode, so the gateway forwards it to upstream "${res.upstream}" and logs decision would-deny`
+        : `result: DENY: ${res.status} ${res.code}${r.explanation === null ? ` (${res.summary})` : ''}`,
   );
   return lines.join('\n') + '\n';
 }

@@ -43,6 +43,20 @@ export interface SuperviseOptions {
   /** Defaults to cluster.fork. */
   fork?: () => Worker;
   now?: () => number;
+  /** Each new worker, right after it was forked (the primary hands it the shared ticket keys). */
+  onFork?: (worker: Worker) => void;
+  /** SIGHUP: by default forwarded to every serving worker. */
+  onSighup?: () => void;
+  /** SIGTERM or SIGINT arrived; the workers are being stopped. */
+  onStopping?: (signal: NodeJS.Signals) => void;
+  /** Receives the supervisor's view of its workers once they are being started. */
+  expose?: (view: SupervisorView) => void;
+}
+
+export interface SupervisorView {
+  /** Workers that reported listening and have not exited. */
+  serving(): Worker[];
+  readonly slots: number;
 }
 
 /** Forks the workers and resolves with the process exit code once the last one is gone. */
@@ -77,6 +91,7 @@ export function superviseWorkers(opts: SuperviseOptions): Promise<number> {
     const start = (slot: Slot) => {
       slot.restartTimer = null;
       const worker = fork();
+      opts.onFork?.(worker);
       slot.worker = worker;
       slot.servingSince = null;
       live.add(worker);
@@ -130,13 +145,19 @@ export function superviseWorkers(opts: SuperviseOptions): Promise<number> {
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) return;
       logger.info({ event: 'draining', signal }, 'stopping workers');
+      opts.onStopping?.(signal);
       stopAll();
     };
     // Only serving workers have a SIGHUP handler; a starting one would die of the signal (and it
     // reads every CRL as it starts anyway).
-    const onSighup = () => {
+    const forwardSighup = () => {
       for (const slot of slots) if (slot.worker && slot.servingSince !== null) slot.worker.process.kill('SIGHUP');
     };
+    const onSighup = opts.onSighup ?? forwardSighup;
+    opts.expose?.({
+      serving: () => slots.filter((s) => s.worker !== null && s.servingSince !== null && !stopping).map((s) => s.worker!),
+      slots: workers,
+    });
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', onSighup);

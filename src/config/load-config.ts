@@ -125,6 +125,7 @@ function resolvePaths(cfg: GatewayConfig, baseDir: string): GatewayConfig {
       cert: abs(cfg.tls.cert),
       key: abs(cfg.tls.key),
       clientCA: abs(cfg.tls.clientCA),
+      sessionTickets: cfg.tls.sessionTickets.keyFile === undefined ? cfg.tls.sessionTickets : { keyFile: abs(cfg.tls.sessionTickets.keyFile) },
       ...(cfg.tls.crl ? { crl: cfg.tls.crl.map(crlSource) } : {}),
     },
     upstreams,

@@ -103,6 +103,10 @@ const routeSchema = z
     upstream: nonEmpty,
     allow: z.array(selectorSchema).default([]),
     deny: z.array(selectorSchema).default([]),
+    audit: z
+      .boolean()
+      .optional()
+      .describe('default false. Audit mode: the decision is computed, logged and counted, but a deny is forwarded as "would-deny" (try a policy on real traffic before enforcing it); certificate, revocation and path checks always enforce'),
   });
 
 const upstreamSchema = z.strictObject({
@@ -163,6 +167,13 @@ export const configSchema = z
       verifyDepth: z.number().int().min(1).max(10).default(3).describe('maximum number of CA certificates above the client certificate'),
       maxChainLength: z.number().int().min(1).max(100).default(10).describe('most certificates a client may present in its chain (leaf included); a longer chain is refused'),
       handshakeTimeout: duration({ min: 100 }).default(10_000),
+      sessionTickets: z
+        .strictObject({
+          keyFile: filePath
+            .optional()
+            .describe('48-byte TLS session ticket key (`mtls-gateway pki ticket-key` writes one), shared by every worker and replica so a client resumes wherever it lands; reloaded on change. Without it the workers of one process share a key generated at start'),
+        })
+        .prefault({}),
     }),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'upstream names are 1-64 letters, digits, ".", "_" or "-"'), upstreamSchema),
     routes: z.array(routeSchema),
@@ -174,6 +185,12 @@ export const configSchema = z
         bodyTimeout: duration({ min: 100 }).default(60_000).describe("longest pause while a request body is arriving (nginx's client_body_timeout); 408 before the response started, the connection is cut after"),
         maxHeaderSize: z.number().int().min(1024).max(1_048_576).default(16_384).describe('largest request head in bytes; larger gets 431'),
         maxHeaders: z.number().int().min(1).max(10_000).default(100).describe('most header lines a request may carry; more gets 431 (never silently dropped)'),
+        drainDelay: duration({ min: 0, max: 300_000 })
+          .default(0)
+          .describe('after SIGTERM/SIGINT, /readyz answers 503 at once but the listener keeps serving this long (so load balancers and Kubernetes endpoints stop sending), then the drain starts'),
+        drainTimeout: duration({ min: 0, max: 3_600_000 })
+          .default(25_000)
+          .describe('how long in-flight requests may take to finish once the listener stopped accepting; idle connections close at once, busy ones after their response; then the rest are cut'),
         trustProxyHeaders: z.literal(false).default(false).describe('client-sent X-Forwarded-* headers are always replaced'),
         stripRequestHeaders: z
           .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name'))
@@ -186,6 +203,17 @@ export const configSchema = z
             allowTrimmableSegments: z.boolean().default(false).describe('allow a path segment that starts or ends with %20 or ends with "."; refused by default because IIS, Windows and Spring trim them'),
           })
           .prefault({}),
+      })
+      .prefault({}),
+    admin: z
+      .strictObject({
+        listen: z
+          .strictObject({
+            host: nonEmpty.default('127.0.0.1').describe('plain HTTP: keep it on loopback or a network only operators and Prometheus reach'),
+            port: z.number().int().min(0).max(65535).default(9901),
+          })
+          .prefault({}),
+        enabled: z.boolean().default(true).describe('false: no admin listener (no /healthz, /readyz, /metrics, /status, POST /reload)'),
       })
       .prefault({}),
     log: z

@@ -42,6 +42,10 @@ export interface Forward {
   readonly route: string;
   readonly rule: string | null;
   readonly upstream: Upstream;
+  /** `would-deny`: the route is in audit mode and its policy denied; forwarded all the same. */
+  readonly decision: 'allow' | 'would-deny';
+  /** For would-deny: why the policy denied (logged with the access record). */
+  readonly audit: Readonly<Record<string, unknown>> | null;
 }
 
 export interface Refusal {
@@ -102,7 +106,7 @@ export function admit(snapshot: RuntimeSnapshot, connection: ConnectionFacts, he
   if (decision.kind === 'no-route') {
     return { kind: 'refuse', context, code: 'GW_ERR_ROUTE_NOT_FOUND', fields: { path: target.path, decision: 'no-route' }, close: false };
   }
-  if (decision.kind === 'deny') {
+  if (decision.kind === 'deny' && !decision.route.audit) {
     return {
       kind: 'refuse',
       context,
@@ -111,10 +115,24 @@ export function admit(snapshot: RuntimeSnapshot, connection: ConnectionFacts, he
       close: false,
     };
   }
+  // Audit mode: a deny is computed and reported, not enforced. Only the policy decision is
+  // audited; everything above (certificate, revocation, framing, path, Host) always enforces.
+  const audit = decision.kind === 'deny' ? { rule: decision.rule, reason: decision.reason, policy: explain(policy, identity, attrs).summary } : null;
   const upstream = snapshot.upstreams.get(decision.route.upstream);
   if (upstream === undefined) {
     // compilePolicy checks every route's upstream; fail closed should that ever change.
     return { kind: 'refuse', context, code: 'GW_ERR_INTERNAL', fields: { why: 'route names an unknown upstream', route: decision.route.name }, close: false };
   }
-  return { kind: 'forward', context, method, path: target.path, query: target.query, route: decision.route.name, rule: decision.rule, upstream };
+  return {
+    kind: 'forward',
+    context,
+    method,
+    path: target.path,
+    query: target.query,
+    route: decision.route.name,
+    rule: decision.rule,
+    upstream,
+    decision: audit === null ? 'allow' : 'would-deny',
+    audit,
+  };
 }

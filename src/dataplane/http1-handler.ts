@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { ERRORS, type ErrorCode } from '../errors/registry.js';
 import { requestIdFor } from '../request/request-id.js';
 import type { Runtime } from '../runtime/runtime.js';
+import type { GatewayMetrics, RequestDecision } from '../telemetry/metrics.js';
 import { admit, type Admission } from './admit.js';
 import { connectionFacts, type ConnectionFacts } from './connection-context.js';
 import { hasBody, requestHead } from './http1-request.js';
@@ -21,19 +22,42 @@ import { elapsedMs, revocationLog } from './log-records.js';
 import { proxyHttp } from './proxy-http.js';
 import { respondError, respondErrorOnSocket } from './respond-error.js';
 
+/** The refusal codes that say how policy decided; every other refusal happened before policy. */
+function refusalDecision(code: ErrorCode): RequestDecision {
+  return code === 'GW_ERR_POLICY_DENIED' ? 'deny' : code === 'GW_ERR_ROUTE_NOT_FOUND' ? 'no-route' : 'refused';
+}
+
 export class Http1Handler {
   readonly #runtime: Runtime;
   readonly #logger: Logger;
+  readonly #metrics: GatewayMetrics;
   #closing = false;
+  #draining = false;
 
-  constructor(runtime: Runtime, logger: Logger) {
+  constructor(runtime: Runtime, logger: Logger, metrics: GatewayMetrics) {
     this.#runtime = runtime;
     this.#logger = logger;
+    this.#metrics = metrics;
   }
 
-  /** From now on every request gets 503 GW_ERR_SHUTTING_DOWN and its connection is closed. */
+  /**
+   * From now on every request gets 503 GW_ERR_SHUTTING_DOWN and its connection is closed. A drain
+   * (startDraining) serves them instead; only a close without a drain refuses.
+   */
   startClosing(): void {
-    this.#closing = true;
+    if (!this.#draining) this.#closing = true;
+  }
+
+  /**
+   * The drain: requests still arriving on open connections (a head that was on its way) are served,
+   * each answer with `Connection: close`, so every connection ends after its response.
+   */
+  startDraining(): void {
+    this.#draining = true;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
   }
 
   /** The server's request listener (and `checkExpectation`'s). */
@@ -44,8 +68,10 @@ export class Http1Handler {
       if (this.#closing) {
         this.#logger.info({ reqId: requestId, method: req.method, status: 503, code: 'GW_ERR_SHUTTING_DOWN' }, 'request refused');
         respondError(res, 'GW_ERR_SHUTTING_DOWN', requestId, { close: true });
+        this.#metrics.request('', 'refused', 503, 0);
         return;
       }
+      if (this.#draining) res.shouldKeepAlive = false;
       const snapshot = this.#runtime.current;
       const started = process.hrtime.bigint();
       const connection = connectionFacts(snapshot, req.socket as TLSSocket, this.#logger);
@@ -53,7 +79,7 @@ export class Http1Handler {
       if (a.kind !== 'forward') return this.#refuse(req, res, a, connection, requestId, started);
       // Only now, with the request admitted, is the client told to send its body.
       if (expectsContinue) res.writeContinue();
-      proxyHttp(snapshot, req, res, a, requestId, started).catch((err: unknown) => this.#internalFailure(res, requestId, err));
+      proxyHttp(snapshot, req, res, a, requestId, started, this.#metrics).catch((err: unknown) => this.#internalFailure(res, requestId, err));
     } catch (err) {
       this.#internalFailure(res, requestId || randomUUID(), err);
     }
@@ -68,6 +94,7 @@ export class Http1Handler {
       const requestId = randomUUID();
       this.#logger.info({ reqId: requestId, method: req.method, status: 501, code: 'GW_ERR_METHOD_NOT_SUPPORTED', peer: { address: socket.remoteAddress } }, 'request refused');
       respondErrorOnSocket(socket, 'GW_ERR_METHOD_NOT_SUPPORTED', requestId);
+      this.#metrics.request('', 'refused', 501, 0);
     });
   };
 
@@ -101,7 +128,8 @@ export class Http1Handler {
     }
     const requestId = randomUUID();
     this.#logger.info({ reqId: requestId, status: ERRORS[code].status, code, reason: err.code ?? err.message, peer: { address: socket.remoteAddress } }, 'request refused');
-    respondErrorOnSocket(socket, code, requestId);
+    const status = respondErrorOnSocket(socket, code, requestId);
+    this.#metrics.request('', 'refused', status, 0);
   }
 
   /** Answers a refused request with the gateway's own error and logs it. */
@@ -116,6 +144,7 @@ export class Http1Handler {
         'request refused',
       );
       respondError(res, v.code, requestId, { close: true });
+      this.#metrics.request('', 'refused', 401, elapsedMs(started) / 1000);
       return;
     }
     const log = a.context.log;
@@ -124,11 +153,13 @@ export class Http1Handler {
       log.warn({ event: 'client-revoked', code: a.code, when: 'request', reqId: requestId, resumed, peer: { address: raw.socket?.remoteAddress }, ...revocationLog(a.revocation) }, 'request refused by revocation');
     }
     const status = respondError(res, a.code, requestId, { close: a.close || unreadBody });
+    this.#metrics.request(typeof a.fields['route'] === 'string' ? a.fields['route'] : '', refusalDecision(a.code), status, elapsedMs(started) / 1000);
     log.info({ reqId: requestId, method: raw.method, status, code: a.code, durationMs: elapsedMs(started), ...a.fields }, 'request refused');
   }
 
   #internalFailure(res: ServerResponse, requestId: string, err: unknown): void {
     this.#logger.error({ reqId: requestId, code: 'GW_ERR_INTERNAL', err }, 'request failed');
+    this.#metrics.request('', 'refused', 500, 0);
     try {
       respondError(res, 'GW_ERR_INTERNAL', requestId, { close: true });
     } catch {

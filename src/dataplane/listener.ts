@@ -11,6 +11,8 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Runtime } from '../runtime/runtime.js';
+import type { RuntimeSnapshot } from '../runtime/snapshot.js';
+import type { GatewayMetrics } from '../telemetry/metrics.js';
 import type { ConnectionRegistry } from './connection-registry.js';
 import type { Http1Handler } from './http1-handler.js';
 import { identityLog, revocationCode, revocationLog } from './log-records.js';
@@ -23,10 +25,39 @@ export interface ListenerDeps {
   readonly runtime: Runtime;
   readonly registry: ConnectionRegistry;
   readonly handler: Http1Handler;
+  readonly metrics: GatewayMetrics;
+}
+
+/** The Node server settings a reload may change on a running listener. */
+function applyServerSettings(srv: HttpsServer, config: GatewayConfig): void {
+  srv.keepAliveTimeout = config.server.keepAliveTimeout;
+  srv.requestTimeout = config.server.requestTimeout;
+  srv.headersTimeout = config.server.headersTimeout;
+  // One more than the limit, so that a request over it is seen (and refused with 431) rather
+  // than silently truncated: Node drops header lines past maxHeadersCount, Content-Length
+  // included.
+  srv.maxHeadersCount = config.server.maxHeaders + 1;
+}
+
+/**
+ * Puts a new snapshot's listener-level state in force: the TLS context for new handshakes (server
+ * certificate and key, client CA bundle, minimum version, ticket keys) and the server timeouts.
+ * setSecureContext replaces the whole context, so it always gets the complete option set
+ * (docs/architecture.md, "TLS facts"); live connections keep the context they were made with.
+ */
+export function applySnapshotToServer(srv: HttpsServer, next: RuntimeSnapshot, previous: RuntimeSnapshot): void {
+  if (next.serverTls !== previous.serverTls && !sameServerTls(next, previous)) srv.setSecureContext({ ...next.serverTls });
+  applyServerSettings(srv, next.config);
+}
+
+function sameServerTls(a: RuntimeSnapshot, b: RuntimeSnapshot): boolean {
+  const x = a.serverTls;
+  const y = b.serverTls;
+  return x.key === y.key && x.cert === y.cert && x.minVersion === y.minVersion && x.ticketKeys.equals(y.ticketKeys) && JSON.stringify(x.ca) === JSON.stringify(y.ca);
 }
 
 export function createListener(deps: ListenerDeps): GatewayApp {
-  const { config, logger, runtime, registry, handler } = deps;
+  const { config, logger, runtime, registry, handler, metrics } = deps;
   const app: GatewayApp = Fastify<HttpsServer, IncomingMessage, ServerResponse, Logger>({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -41,13 +72,7 @@ export function createListener(deps: ListenerDeps): GatewayApp {
         },
         handler.onRequest,
       );
-      srv.keepAliveTimeout = config.server.keepAliveTimeout;
-      srv.requestTimeout = config.server.requestTimeout;
-      srv.headersTimeout = config.server.headersTimeout;
-      // One more than the limit, so that a request over it is seen (and refused with 431) rather
-      // than silently truncated: Node drops header lines past maxHeadersCount, Content-Length
-      // included.
-      srv.maxHeadersCount = config.server.maxHeaders + 1;
+      applyServerSettings(srv, config);
       // Without these listeners Node answers `Expect: 100-continue` before the gateway has
       // decided, and any other expectation with a bare 417.
       srv.on('checkContinue', handler.onCheckContinue);
@@ -71,12 +96,14 @@ export function createListener(deps: ListenerDeps): GatewayApp {
     const verdict = snapshot.auth.verdict(socket);
     const peer = { address: socket.remoteAddress, port: socket.remotePort };
     if (!verdict.ok) {
+      metrics.clientCertRejected(verdict.code);
       logger.warn({ event: 'client-rejected', code: verdict.code, reason: verdict.reason, peer: { ...peer, subject: verdict.peerSubject, serial: verdict.peerSerial } }, 'client certificate refused');
       return;
     }
     if (snapshot.revocation.clients) {
       const r = snapshot.auth.revocation(socket, verdict);
       if (!r.ok) {
+        metrics.clientCertRejected(revocationCode(r));
         logger.warn({ event: 'client-revoked', code: revocationCode(r), when: 'handshake', resumed: verdict.resumed, peer, ...revocationLog(r) }, 'client certificate refused by revocation');
       } else if (r.failOpen) {
         logger.warn({ event: 'revocation-fail-open', reason: r.failOpen, peer, identity: identityLog(verdict.identity) }, 'client admitted without a current revocation status');

@@ -12,27 +12,41 @@ import { translateUpstreamError } from '../proxy/upstream-errors.js';
 import type { Release } from '../proxy/upstream-gate.js';
 import type { Upstream } from '../proxy/upstream-pool.js';
 import type { RuntimeSnapshot } from '../runtime/snapshot.js';
+import type { GatewayMetrics } from '../telemetry/metrics.js';
 import type { Forward } from './admit.js';
 import { hasBody } from './http1-request.js';
 import { elapsedMs } from './log-records.js';
 import { firstBodyBytes, watchBodyStall } from './request-body-watch.js';
 import { respondError } from './respond-error.js';
 
-export async function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint): Promise<void> {
+export async function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics): Promise<void> {
+  // The upstream stays open for this request even if a reload retires it meanwhile.
+  const unhold = a.upstream.hold();
+  try {
+    await proxy(snapshot, raw, res, a, requestId, started, metrics);
+  } finally {
+    unhold();
+  }
+}
+
+async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics): Promise<void> {
   const { upstream } = a;
   const log = a.context.log;
   const bodyTimeout = snapshot.requests.bodyTimeout;
-  const access = { reqId: requestId, method: a.method, path: a.path, route: a.route, rule: a.rule, upstream: upstream.name, decision: 'allow' };
+  const access = { reqId: requestId, method: a.method, path: a.path, route: a.route, rule: a.rule, upstream: upstream.name, decision: a.decision, ...(a.audit !== null ? { audit: a.audit } : {}) };
   const body = hasBody(raw) ? raw : null;
   const stall = body !== null && !raw.complete ? watchBodyStall(raw, res, bodyTimeout) : null;
   const fail = (code: ErrorCode, fields: Record<string, unknown>, headers?: Record<string, string>) => {
     log.warn({ ...access, code, durationMs: elapsedMs(started), ...fields }, code === 'GW_ERR_REQUEST_TIMEOUT' ? 'request refused' : 'upstream failed');
-    respondError(res, code, requestId, { close: body !== null && !raw.complete, ...(headers ? { headers } : {}) });
+    const status = respondError(res, code, requestId, { close: body !== null && !raw.complete, ...(headers ? { headers } : {}) });
+    if (code !== 'GW_ERR_REQUEST_TIMEOUT') metrics.upstreamError(upstream.name, code);
+    metrics.request(a.route, a.decision, status, elapsedMs(started) / 1000);
   };
   const clientLeft = () => {
     stall?.stop();
     res.destroy();
     log.info({ ...access, status: 499, clientAborted: true, durationMs: elapsedMs(started) }, 'request');
+    metrics.request(a.route, a.decision, 499, elapsedMs(started) / 1000);
   };
   if (stall !== null && raw.readableLength === 0) {
     const outcome = await firstBodyBytes(raw, res, stall.signal);
@@ -73,6 +87,7 @@ export async function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage,
       },
       'request',
     );
+    metrics.request(a.route, a.decision, result.status, elapsedMs(started) / 1000);
   } catch (err) {
     if (err instanceof ForwardError && err.clientAborted) return clientLeft();
     if (stall?.signal.aborted) return fail('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });

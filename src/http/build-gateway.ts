@@ -1,22 +1,30 @@
 /**
  * The gateway facade: assembles the gateway without listening, so that tests, the CLI and the
  * demo share one wiring. It loads the material, creates the long-lived revocation stores, builds
- * the first runtime snapshot (src/runtime) and puts the data plane (src/dataplane) on a listener.
- * One request's path is in docs/architecture.md.
+ * the first runtime snapshot (src/runtime), puts the data plane (src/dataplane) on a listener and
+ * connects the reloader, the file watch and the metrics to them. One request's path is in
+ * docs/architecture.md; what a reload does is in docs/operations.md.
  */
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
 import { recordPresentedChainLengths } from '../identity/presented-chain.js';
-import { loadGatewayMaterial } from '../pki/gateway-material.js';
+import { loadGatewayMaterial, TICKET_KEY_BYTES } from '../pki/gateway-material.js';
 import { readFileFromDisk, type ReadFileFn } from '../pki/tls-material.js';
 import type { ParseCrlsFn, RevocationStore } from '../revocation/revocation-store.js';
 import { ConnectionRegistry } from '../dataplane/connection-registry.js';
+import { drainListener } from '../dataplane/drain.js';
 import { Http1Handler } from '../dataplane/http1-handler.js';
-import { createListener, type GatewayApp } from '../dataplane/listener.js';
+import { applySnapshotToServer, createListener, type GatewayApp } from '../dataplane/listener.js';
 import { buildSnapshot } from '../runtime/build-snapshot.js';
-import { createRevocationStores } from '../runtime/revocation-stores.js';
+import { CertificateExpiryTimer } from '../runtime/certificate-expiry-timer.js';
+import { ConfigFileWatch, filesNamedBy } from '../runtime/config-file-watch.js';
+import { Reloader, type ReloadResult } from '../runtime/reloader.js';
+import { createRevocationStores, type RevocationStoreDeps } from '../runtime/revocation-stores.js';
 import { Runtime } from '../runtime/runtime.js';
+import { certificatesOf, crlsOf, readiness, statusOf, type GatewayStatus, type Readiness } from '../runtime/state-view.js';
+import { GatewayMetrics } from '../telemetry/metrics.js';
 
 export interface GatewayDeps {
   readonly config: GatewayConfig;
@@ -26,16 +34,43 @@ export interface GatewayDeps {
   readonly readFile?: ReadFileFn;
   /** CRL file parser; the default parses big files off the event loop. */
   readonly parseCrls?: ParseCrlsFn;
+  /**
+   * How a reload obtains the configuration: normally by reading the config file again. Without
+   * it, a reload keeps `config` and re-reads every file it names.
+   */
+  readonly loadConfig?: () => Promise<GatewayConfig>;
+  /**
+   * The config file, watched (with every file it names) for changes that trigger a reload; the
+   * CLI sets it. Unset: no file watch (reload on demand only).
+   */
+  readonly watchFile?: string;
+  /** Session ticket keys when tls.sessionTickets.keyFile is unset (workers get the primary's). */
+  readonly ticketKeys?: Buffer;
+  /** Metrics registry to count into (the CLI's has the default process metrics). */
+  readonly metrics?: GatewayMetrics;
 }
 
 export interface Gateway {
   readonly app: GatewayApp;
-  /** Revocation stores: `clients` and one per upstream that has CRL sources. */
+  readonly runtime: Runtime;
+  readonly metrics: GatewayMetrics;
+  /** Revocation stores in force: `clients` and one per upstream that has CRL sources. */
   readonly revocation: ReadonlyMap<string, RevocationStore>;
   /** Starts listening on config.listen; resolves with the bound address. */
   listen(): Promise<AddressInfo>;
-  /** Re-reads every CRL source now (SIGHUP); a bad file keeps the last good state. */
-  reload(reason: string): Promise<void>;
+  /**
+   * Reloads everything (config, certificates, keys, CAs, policy, upstreams, CRLs): validate, then
+   * swap. Never rejects: a failure keeps the running state and is in the result.
+   */
+  reload(trigger: string): Promise<ReloadResult>;
+  readiness(): Readiness;
+  status(): GatewayStatus;
+  /**
+   * The graceful stop: not ready at once, keep serving for server.drainDelay, then stop accepting,
+   * let in-flight requests finish (each connection closes after its response) for at most
+   * server.drainTimeout, cut what is left, and release everything.
+   */
+  drain(signal: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -43,52 +78,110 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const { config, logger } = deps;
   const now = deps.now ?? Date.now;
   const read = deps.readFile ?? readFileFromDisk;
+  const metrics = deps.metrics ?? new GatewayMetrics();
+  // Without a key file, one key for the process: every reload passes the same one to
+  // setSecureContext, so resumption survives reloads (and the primary shares its own with workers).
+  const ticketKeys = deps.ticketKeys ?? randomBytes(TICKET_KEY_BYTES);
 
   // Load and check everything before anything listens: a bad file stops startup, naming its key.
   const material = await loadGatewayMaterial(config, read, new Date(now()));
-  const registry = new ConnectionRegistry(logger);
-  const snapshot = buildSnapshot(config, {
-    generation: 1,
-    material,
+  const registry = new ConnectionRegistry(logger, metrics);
+  const storeDeps: RevocationStoreDeps = {
+    logger,
     now,
-    revocation: (m) =>
-      createRevocationStores(config, m, {
-        logger,
-        now,
-        parse: deps.parseCrls,
-        // After the client CRLs changed, every live connection is judged again.
-        onClientsChange: () => registry.rejudge(runtime.current),
-        // After an upstream's CRLs changed, later requests run on connections verified against them.
-        onUpstreamChange: (name) => runtime.current.upstreams.get(name)?.renew(),
-      }),
+    parse: deps.parseCrls,
+    // After the client CRLs changed, every live connection is judged again.
+    onClientsChange: () => registry.rejudge(runtime.current),
+    // After an upstream's CRLs changed, later requests run on connections verified against them.
+    onUpstreamChange: (name) => runtime.current.upstreams.get(name)?.renew(),
+  };
+  const snapshot = buildSnapshot(config, { generation: 1, material, now, ticketKeys, revocation: (m) => createRevocationStores(config, m, storeDeps) });
+  const runtime: Runtime = new Runtime(snapshot, {
+    afterSwap: (next, previous) => {
+      applySnapshotToServer(app.server, next, previous);
+      registry.rejudge(next, previous);
+    },
   });
-  const runtime = new Runtime(snapshot, { afterSwap: (next) => registry.rejudge(next) });
-  const byDomain = snapshot.revocation.byDomain;
-  for (const store of byDomain.values()) await store.loadInitial();
+  for (const store of snapshot.revocation.byDomain.values()) await store.loadInitial();
   // tls.maxChainLength needs the number of certificates each client presented. Node 24.21 reads
   // them itself during the handshake and discards them (nodejs/node#65579); this keeps the count,
   // process-wide and idempotent, observing a call Node already makes (src/identity/presented-chain.ts).
   recordPresentedChainLengths();
 
-  const handler = new Http1Handler(runtime, logger);
-  const app = createListener({ config, logger, runtime, registry, handler });
-  for (const store of byDomain.values()) store.start();
+  const handler = new Http1Handler(runtime, logger, metrics);
+  const app = createListener({ config, logger, runtime, registry, handler, metrics });
+  for (const store of snapshot.revocation.byDomain.values()) store.start();
+
+  let draining = false;
+  const reloader = new Reloader({
+    runtime,
+    logger,
+    now,
+    readFile: read,
+    loadConfig: deps.loadConfig ?? (async () => config),
+    ticketKeys,
+    storeDeps,
+    onResult: (r) => {
+      metrics.reload(r.result);
+      if (r.result === 'success') expiry.check();
+    },
+  });
+  const expiry = new CertificateExpiryTimer(() => certificatesOf(runtime.current), logger, now);
+  const watch =
+    deps.watchFile === undefined
+      ? null
+      : new ConfigFileWatch({
+          logger,
+          pollIntervalMs: 2_000,
+          debounceMs: 200,
+          onChange: async () => {
+            await reloader.reload('file-change');
+            await watch!.setFiles([deps.watchFile!, ...filesNamedBy(runtime.current.config)]);
+          },
+        });
+  if (watch !== null) await watch.start([deps.watchFile!, ...filesNamedBy(config)]);
+
+  const ready = () => readiness(runtime.current, { listening: app.server.listening, draining, now: now() });
+  metrics.setSource({
+    generation: () => runtime.current.generation,
+    ready: () => ready().ready,
+    connectionsOpen: () => registry.size,
+    certificates: () => certificatesOf(runtime.current),
+    crls: () => crlsOf(runtime.current),
+  });
+
+  let closed: Promise<void> | null = null;
+  const close = () =>
+    (closed ??= (async () => {
+      watch?.stop();
+      expiry.stop();
+      await Promise.all([...runtime.current.revocation.byDomain.values()].map((s) => s.stop()));
+      await app.close();
+      await Promise.all([...runtime.current.upstreams.values()].map((u) => u.close()));
+    })());
 
   return {
     app,
-    revocation: byDomain,
+    runtime,
+    metrics,
+    get revocation() {
+      return runtime.current.revocation.byDomain;
+    },
     async listen() {
       // Fastify cannot tell that the server it was handed speaks TLS; its line would say http://.
       await app.listen({ host: config.listen.host, port: config.listen.port, listenTextResolver: (address) => `Server listening at ${address.replace(/^http:/, 'https:')}` });
       return app.server.address() as AddressInfo;
     },
-    async reload(reason: string) {
-      await Promise.all([...byDomain.values()].map((s) => s.reload(reason)));
+    reload: (trigger) => reloader.reload(trigger),
+    readiness: ready,
+    status: () => statusOf(runtime.current, { lastReload: reloader.last, readiness: ready(), connectionsOpen: registry.size }),
+    async drain(signal: string) {
+      if (draining) return close();
+      draining = true;
+      const { drainDelay, drainTimeout } = runtime.current.config.server;
+      logger.info({ event: 'draining', signal, drainDelayMs: drainDelay, drainTimeoutMs: drainTimeout }, 'stopping: not ready; serving on for drainDelay, then draining in-flight requests');
+      await drainListener({ server: app.server, registry, handler, logger, delayMs: drainDelay, timeoutMs: drainTimeout, close });
     },
-    async close() {
-      await Promise.all([...byDomain.values()].map((s) => s.stop()));
-      await app.close();
-      await Promise.all([...runtime.current.upstreams.values()].map((u) => u.close()));
-    },
+    close,
   };
 }

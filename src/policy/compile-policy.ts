@@ -23,7 +23,7 @@ import { DECISIONS, type RouteWithDecisions } from './precomputed-decisions.js';
 import { compileRouteMatch } from './route-match.js';
 import { SELECTOR_FIELDS, type CompiledPolicy, type CompileOptions, type CompiledSelector, type Decision, type FieldCheck, type SelectorField } from './types.js';
 
-const ROUTE_KEYS = new Set(['name', 'match', 'upstream', 'allow', 'deny']);
+const ROUTE_KEYS = new Set(['name', 'match', 'upstream', 'allow', 'deny', 'audit']);
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(SELECTOR_FIELDS);
 const NO_VALUES: readonly string[] = Object.freeze([]);
 
@@ -188,7 +188,7 @@ function compileRoute(route: unknown, index: number, issues: PolicyIssue[], fold
   const r = isRecord(route) ? route : {};
   if (!isRecord(route)) issues.push({ path, message: 'must be a route mapping (name, match, upstream, allow, deny)' });
   for (const key of Object.keys(r)) {
-    if (!ROUTE_KEYS.has(key) && r[key] !== undefined) issues.push({ path: keyPath(path, key), message: 'unknown key (known: name, match, upstream, allow, deny)' });
+    if (!ROUTE_KEYS.has(key) && r[key] !== undefined) issues.push({ path: keyPath(path, key), message: 'unknown key (known: name, match, upstream, allow, deny, audit)' });
   }
   const name = r['name'];
   const upstream = r['upstream'];
@@ -197,6 +197,8 @@ function compileRoute(route: unknown, index: number, issues: PolicyIssue[], fold
   const match = compileRouteMatch(r['match'], `${path}.match`, issues, foldCase);
   const deny = Object.freeze(compileSelectorList(r['deny'], 'deny', path, issues));
   const allow = Object.freeze(compileSelectorList(r['allow'], 'allow', path, issues));
+  const audit = r['audit'];
+  if (audit !== undefined && typeof audit !== 'boolean') issues.push({ path: `${path}.audit`, message: 'must be true or false' });
 
   const compiled = {
     index,
@@ -205,6 +207,7 @@ function compileRoute(route: unknown, index: number, issues: PolicyIssue[], fold
     match,
     deny,
     allow,
+    audit: audit === true,
   } as { -readonly [K in keyof RouteWithDecisions]: RouteWithDecisions[K] };
   const denyDecisions: Decision[] = deny.map((s) => Object.freeze({ kind: 'deny' as const, route: compiled, rule: s.rule, reason: 'denied-by-rule' as const }));
   const allowDecisions: Decision[] = allow.map((s) => Object.freeze({ kind: 'allow' as const, route: compiled, rule: s.rule }));

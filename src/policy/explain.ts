@@ -72,6 +72,12 @@ function describeFailures(sel: SelectorTrace): string {
 }
 
 function summarize(decision: Decision, req: RequestAttributes, routes: readonly RouteTrace[], closestMiss: SelectorTrace | null): string {
+  const text = summarizeDecision(decision, req, routes, closestMiss);
+  // Audit mode changes what happens to a deny, not the decision: say both.
+  return decision.kind === 'deny' && decision.route.audit ? `would-${text} (audit mode: logged and counted as would-deny, and forwarded)` : text;
+}
+
+function summarizeDecision(decision: Decision, req: RequestAttributes, routes: readonly RouteTrace[], closestMiss: SelectorTrace | null): string {
   switch (decision.kind) {
     case 'no-route':
       return `no-route: nothing matches ${describeRequest(req)} (${routes.length} route${routes.length === 1 ? '' : 's'} tried)`;

@@ -63,6 +63,12 @@ export interface CompiledRoute {
   readonly match: CompiledRouteMatch;
   readonly deny: readonly CompiledSelector[];
   readonly allow: readonly CompiledSelector[];
+  /**
+   * Audit mode (`audit: true`): the decision is computed, logged and counted, but a deny is not
+   * enforced: the request is forwarded as `would-deny`. Only the policy decision is ever audited;
+   * certificate, revocation and path checks always enforce.
+   */
+  readonly audit: boolean;
 }
 
 export interface CompileOptions {

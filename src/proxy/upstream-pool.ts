@@ -32,6 +32,14 @@ export interface Upstream {
    * certificate was verified against the current CRLs. In-flight requests finish on the old pool.
    */
   renew(): void;
+  /**
+   * Marks one request as using this upstream until the returned function is called. A retired
+   * upstream closes its pool only once nothing holds it, so a request admitted under the previous
+   * snapshot still finds a working pool even if it waited for its body or a slot across a reload.
+   */
+  hold(): () => void;
+  /** No new snapshot uses this upstream (a reload removed or replaced it): close when unheld. */
+  retire(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -129,6 +137,13 @@ export function createUpstream(name: string, cfg: UpstreamConfig, material: Upst
   });
   let pool = newPool();
   const draining = new Set<Promise<void>>();
+  let holds = 0;
+  let retired: { resolve: () => void; promise: Promise<void> } | null = null;
+  const closeAll = () => Promise.all([pool.close(), ...draining]).then(() => undefined);
+  const release = () => {
+    holds--;
+    if (holds === 0 && retired !== null) void closeAll().then(retired.resolve, retired.resolve);
+  };
   return {
     name,
     origin,
@@ -143,8 +158,26 @@ export function createUpstream(name: string, cfg: UpstreamConfig, material: Upst
       draining.add(p);
       void p.finally(() => draining.delete(p));
     },
+    hold() {
+      holds++;
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        release();
+      };
+    },
+    retire() {
+      if (retired === null) {
+        let resolve!: () => void;
+        const promise = new Promise<void>((r) => (resolve = r));
+        retired = { resolve, promise };
+        if (holds === 0) void closeAll().then(resolve, resolve);
+      }
+      return retired.promise;
+    },
     async close() {
-      await Promise.all([pool.close(), ...draining]);
+      await closeAll();
     },
   };
 }

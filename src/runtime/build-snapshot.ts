@@ -25,6 +25,38 @@ export interface SnapshotDeps {
    * bad route is reported before a bad CRL source, as at startup before.
    */
   readonly revocation: (material: GatewayMaterial) => RevocationStores;
+  /**
+   * Session ticket keys when tls.sessionTickets.keyFile is not set: generated once per process (or
+   * handed down by the primary to every worker) so that a reload keeps resumption working.
+   */
+  readonly ticketKeys: Buffer;
+  /**
+   * The snapshot in force, on a reload: its connection authenticator and upstreams are kept when
+   * nothing they depend on changed, so their caches and pooled connections survive.
+   */
+  readonly previous?: RuntimeSnapshot | undefined;
+}
+
+/**
+ * What an object built from config depends on, as one comparable string: the config subtree, the
+ * PEM material and the identity of the revocation store it uses.
+ */
+const storeIds = new WeakMap<object, number>();
+let nextStoreId = 1;
+function identityOf(o: object | null): number {
+  if (o === null) return 0;
+  let id = storeIds.get(o);
+  if (id === undefined) storeIds.set(o, (id = nextStoreId++));
+  return id;
+}
+const reuseKeys = new WeakMap<object, string>();
+
+function reuse<T extends object>(previous: T | undefined, key: string): T | undefined {
+  return previous !== undefined && reuseKeys.get(previous) === key ? previous : undefined;
+}
+function remember<T extends object>(value: T, key: string): T {
+  reuseKeys.set(value, key);
+  return value;
 }
 
 export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): RuntimeSnapshot {
@@ -32,18 +64,28 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
   const { server, clientCA } = material;
   const policy = compilePolicy(config.routes, { caseSensitive: config.server.paths.caseSensitive });
   const revocation = deps.revocation(material);
+  const previous = deps.previous;
   const upstreams = new Map<string, Upstream>();
   for (const [name, u] of Object.entries(config.upstreams)) {
-    const store = revocation.byDomain.get(`upstream ${name}`);
-    upstreams.set(name, createUpstream(name, u, material.upstreams.get(name)!, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null));
+    const store = revocation.byDomain.get(`upstream ${name}`) ?? null;
+    const m = material.upstreams.get(name)!;
+    const key = JSON.stringify([name, u, m.client.pem, m.client.keyPem, m.ca.pems, identityOf(store)]);
+    const kept = reuse(previous?.upstreams.get(name), key);
+    upstreams.set(name, kept ?? remember(createUpstream(name, u, m, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null), key));
   }
-  const auth = new ConnectionAuthenticator({
-    verifyDepth: config.tls.verifyDepth,
-    maxChainLength: config.tls.maxChainLength,
-    now,
-    trust: clientCA.certs,
-    revocation: revocation.clients ? { store: revocation.clients, settings: revocationSettings(config.tls.revocation) } : null,
-  });
+  const authKey = JSON.stringify([config.tls.verifyDepth, config.tls.maxChainLength, clientCA.pems, config.tls.revocation, identityOf(revocation.clients)]);
+  const auth =
+    reuse(previous?.auth, authKey) ??
+    remember(
+      new ConnectionAuthenticator({
+        verifyDepth: config.tls.verifyDepth,
+        maxChainLength: config.tls.maxChainLength,
+        now,
+        trust: clientCA.certs,
+        revocation: revocation.clients ? { store: revocation.clients, settings: revocationSettings(config.tls.revocation) } : null,
+      }),
+      authKey,
+    );
   const serverTls: ServerTlsOptions = {
     key: server.keyPem,
     cert: server.pem,
@@ -56,9 +98,13 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
     requestCert: true,
     rejectUnauthorized: false,
     minVersion: config.tls.minVersion,
+    ticketKeys: material.ticketKeys ?? deps.ticketKeys,
   };
   return Object.freeze({
     generation: deps.generation,
+    loadedAt: now(),
+    config,
+    material,
     policy,
     serverTls,
     auth,

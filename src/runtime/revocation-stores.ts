@@ -31,13 +31,37 @@ export function revocationSettings(r: RevocationConfig): RevocationSettings {
   return { scope: r.scope, missing: r.missing, stale: r.stale, graceMs: r.grace ?? 0 };
 }
 
+/** What a store was made from; a reload keeps a store whose key is unchanged. */
+const storeKeys = new WeakMap<RevocationStore, string>();
+
+export interface RevocationStoreChange {
+  readonly stores: RevocationStores;
+  /** New stores: to load before the swap, start after it, stop if the reload fails. */
+  readonly created: readonly RevocationStore[];
+  /** Stores of the previous set not kept: to stop after the swap. */
+  readonly retired: readonly RevocationStore[];
+}
+
 /** Creates (does not load or start) the stores; `revocation-off` is logged when tls.crl is unset. */
 export function createRevocationStores(config: GatewayConfig, material: GatewayMaterial, deps: RevocationStoreDeps): RevocationStores {
+  return reviseRevocationStores(config, material, null, deps).stores;
+}
+
+/**
+ * The stores for a (re)loaded configuration: a domain whose CRL sources, revocation settings and
+ * trust are unchanged keeps its store (with its index, timers and watches); any other gets a new
+ * one, which the caller loads before the swap.
+ */
+export function reviseRevocationStores(config: GatewayConfig, material: GatewayMaterial, previous: RevocationStores | null, deps: RevocationStoreDeps): RevocationStoreChange {
   const { logger, now } = deps;
   const parse = deps.parse ?? parseDefault;
   const byDomain = new Map<string, RevocationStore>();
-  const makeStore = (domain: string, key: string, sources: GatewayConfig['tls']['crl'], rev: RevocationConfig, trust: TrustBundle['certs'], onChange: () => void) =>
-    new RevocationStore({
+  const created: RevocationStore[] = [];
+  const makeStore = (domain: string, key: string, sources: GatewayConfig['tls']['crl'], rev: RevocationConfig, trust: TrustBundle['certs'], onChange: () => void) => {
+    const storeKey = JSON.stringify([domain, sources, rev, trust.map((c) => c.fingerprint256)]);
+    const old = previous?.byDomain.get(domain);
+    if (old !== undefined && storeKeys.get(old) === storeKey) return old;
+    const store = new RevocationStore({
       domain,
       sources: normalizeCrlSources(sources, key),
       trust,
@@ -48,13 +72,19 @@ export function createRevocationStores(config: GatewayConfig, material: GatewayM
       pollIntervalMs: rev.pollInterval,
       onChange,
     });
+    storeKeys.set(store, storeKey);
+    created.push(store);
+    return store;
+  };
   const clients = config.tls.crl && config.tls.crl.length > 0 ? makeStore('clients', 'tls.crl', config.tls.crl, config.tls.revocation, material.clientCA.certs, () => deps.onClientsChange()) : null;
   if (clients) byDomain.set('clients', clients);
-  else logger.warn({ event: 'revocation-off', domain: 'clients' }, 'tls.crl is not set: client certificates are not checked for revocation');
+  else if (previous === null || previous.clients !== null) logger.warn({ event: 'revocation-off', domain: 'clients' }, 'tls.crl is not set: client certificates are not checked for revocation');
   for (const [name, u] of Object.entries(config.upstreams)) {
     if (u.tls.crl && u.tls.crl.length > 0) {
       byDomain.set(`upstream ${name}`, makeStore(`upstream ${name}`, `upstreams.${name}.tls.crl`, u.tls.crl, u.tls.revocation, material.upstreams.get(name)!.ca.certs, () => deps.onUpstreamChange(name)));
     }
   }
-  return { clients, byDomain };
+  const kept = new Set(byDomain.values());
+  const retired = previous === null ? [] : [...previous.byDomain.values()].filter((s) => !kept.has(s));
+  return { stores: { clients, byDomain }, created, retired };
 }

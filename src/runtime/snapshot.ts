@@ -8,6 +8,8 @@
  */
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
+import type { GatewayConfig } from '../config/schema.js';
+import type { GatewayMaterial } from '../pki/gateway-material.js';
 import type { ConnectionAuthenticator } from '../identity/authenticate-connection.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import type { CompiledPolicy } from '../policy/types.js';
@@ -24,6 +26,8 @@ import type { RevocationStore } from '../revocation/revocation-store.js';
 export interface ServerTlsOptions extends SecureContextOptions {
   readonly requestCert: true;
   readonly rejectUnauthorized: false;
+  /** Always set: setSecureContext would otherwise replace the keys, and resumption with them. */
+  readonly ticketKeys: Buffer;
 }
 
 /** The long-lived revocation stores, by domain: `clients` and `upstream <name>`. */
@@ -57,6 +61,12 @@ export interface ConnectionContext {
 export interface RuntimeSnapshot {
   /** 1 for the snapshot built at startup; each later snapshot carries a higher one. */
   readonly generation: number;
+  /** When this snapshot was built (ms). */
+  readonly loadedAt: number;
+  /** The validated configuration it was built from (paths resolved). */
+  readonly config: GatewayConfig;
+  /** The certificates and keys it was built from. */
+  readonly material: GatewayMaterial;
   readonly policy: CompiledPolicy;
   readonly serverTls: ServerTlsOptions;
   /** The connection authenticator for this client CA (its caches are per socket and per certificate). */

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { pino } from 'pino';
-import { parseConfigText } from '../../src/config/load-config.js';
+import { loadConfig, parseConfigText } from '../../src/config/load-config.js';
 import { buildGateway, type Gateway } from '../../src/http/build-gateway.js';
 import { createDevPki, issueLeaf, createRootCa, type DevPki, type Issued } from '../../src/pki/dev-pki.js';
 
@@ -161,7 +161,7 @@ routes:
       - subject: { CN: ops-admin, OU: sre }
 `;
 
-export function gatewayYaml(opts: { upstreamPort: number; routes?: string; crl?: boolean; crlYaml?: string; upstreamExtra?: string; servername?: string; extra?: string }): string {
+export function gatewayYaml(opts: { upstreamPort: number; routes?: string; crl?: boolean; crlYaml?: string; upstreamExtra?: string; servername?: string; extra?: string; admin?: string }): string {
   return `
 listen: { host: 127.0.0.1, port: 0 }
 tls:
@@ -180,6 +180,7 @@ upstreams:
 ${opts.upstreamExtra ?? ''}
 ${opts.routes ?? DEFAULT_ROUTES_YAML}
 log: { level: debug }
+${opts.admin ?? 'admin: { listen: { host: 127.0.0.1, port: 0 } }'}
 ${opts.extra ?? ''}
 `;
 }
@@ -188,8 +189,12 @@ ${opts.extra ?? ''}
 export async function startGateway(opts: { dir: string; yaml: string; now?: () => number }): Promise<TestGateway> {
   const logs: LogRecord[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogRecord) });
-  const config = parseConfigText(opts.yaml, path.join(opts.dir, 'gateway.yaml'));
-  const gateway = await buildGateway({ config, logger, ...(opts.now ? { now: opts.now } : {}) });
+  // The YAML is written to dir/gateway.yaml, and a reload reads that file again (as the CLI does),
+  // so a test changes the configuration by rewriting it.
+  const file = path.join(opts.dir, 'gateway.yaml');
+  await writeFile(file, opts.yaml);
+  const config = parseConfigText(opts.yaml, file);
+  const gateway = await buildGateway({ config, logger, loadConfig: async () => (await loadConfig(file)).config, ...(opts.now ? { now: opts.now } : {}) });
   const address = await gateway.listen();
   return { port: address.port, gateway, logs, dir: opts.dir, close: () => gateway.close() };
 }

@@ -24,11 +24,13 @@ const LAYERS: readonly (readonly string[])[] = [
   ['request'],
   ['policy'],
   ['proxy', 'upstream'],
+  // Metrics know nothing of the gateway: the data plane counts into them, and the state they
+  // report at scrape time comes in through an interface (src/telemetry/metrics.ts).
+  ['telemetry'],
   ['runtime'],
   ['dataplane'],
   ['http'],
   ['admin'],
-  ['telemetry'],
   ['cli'],
   ['demo'],
 ];

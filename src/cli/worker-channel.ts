@@ -1,0 +1,84 @@
+/**
+ * The IPC between the `start --workers N` primary and its workers (node:cluster's channel): the
+ * primary hands each new worker the shared session ticket keys, asks workers to reload after it
+ * validated a configuration, and asks them for readiness, status and metrics for its one admin
+ * listener. Every message carries `mtlsGateway: 1` so prom-client's and cluster's own messages on
+ * the same channel are left alone. Answers that do not come within the timeout count as failures.
+ */
+import type { Worker } from 'node:cluster';
+
+export type WorkerQuestion = 'readiness' | 'status' | 'metrics' | 'reload';
+
+export type ToWorker =
+  | { readonly mtlsGateway: 1; readonly kind: 'init'; readonly ticketKeys: string }
+  | { readonly mtlsGateway: 1; readonly kind: 'ask'; readonly id: number; readonly question: WorkerQuestion; readonly trigger?: string };
+
+export type FromWorker = { readonly mtlsGateway: 1; readonly kind: 'answer'; readonly id: number; readonly ok: boolean; readonly value: unknown };
+
+export function isGatewayMessage<T extends { mtlsGateway: 1 }>(m: unknown): m is T {
+  return typeof m === 'object' && m !== null && (m as { mtlsGateway?: unknown }).mtlsGateway === 1;
+}
+
+let nextId = 1;
+
+/** Asks one worker; rejects on timeout, on a failed answer, or when the worker exits first. */
+export function askWorker(worker: Worker, question: WorkerQuestion, timeoutMs: number, trigger?: string): Promise<unknown> {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      worker.off('message', onMessage);
+      worker.off('exit', onExit);
+    };
+    const onMessage = (m: unknown) => {
+      if (!isGatewayMessage<FromWorker>(m) || m.kind !== 'answer' || m.id !== id) return;
+      done();
+      if (m.ok) resolve(m.value);
+      else reject(new Error(String(m.value)));
+    };
+    const onExit = () => {
+      done();
+      reject(new Error(`worker ${worker.process.pid} exited`));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`worker ${worker.process.pid} did not answer "${question}" within ${timeoutMs} ms`));
+    }, timeoutMs);
+    worker.on('message', onMessage);
+    worker.once('exit', onExit);
+    try {
+      worker.send({ mtlsGateway: 1, kind: 'ask', id, question, ...(trigger !== undefined ? { trigger } : {}) } satisfies ToWorker);
+    } catch (err) {
+      done();
+      reject(err as Error);
+    }
+  });
+}
+
+/** Worker side: answers the primary's questions with `answer`. */
+export function answerPrimary(answer: (question: WorkerQuestion, trigger: string | undefined) => Promise<unknown>): void {
+  process.on('message', (m: unknown) => {
+    if (!isGatewayMessage<ToWorker>(m) || m.kind !== 'ask') return;
+    answer(m.question, m.trigger).then(
+      (value) => process.send?.({ mtlsGateway: 1, kind: 'answer', id: m.id, ok: true, value } satisfies FromWorker),
+      (err: unknown) => process.send?.({ mtlsGateway: 1, kind: 'answer', id: m.id, ok: false, value: (err as Error)?.message ?? String(err) } satisfies FromWorker),
+    );
+  });
+}
+
+/** Worker side: waits for the primary's init message (the shared ticket keys). */
+export function awaitInit(timeoutMs: number): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      process.off('message', onMessage);
+      resolve(null);
+    }, timeoutMs);
+    const onMessage = (m: unknown) => {
+      if (!isGatewayMessage<ToWorker>(m) || m.kind !== 'init') return;
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      resolve(Buffer.from(m.ticketKeys, 'base64'));
+    };
+    process.on('message', onMessage);
+  });
+}

@@ -1,0 +1,203 @@
+/**
+ * Telemetry: the gateway's Prometheus metrics, on prom-client (the de-facto Node client: text
+ * exposition format, histograms, default process and Node metrics, and cluster aggregation, none of
+ * which is worth writing again). Every metric is listed in docs/metrics.md; a test keeps the two in
+ * step. Label values are bounded: routes and upstreams come from the config, codes from the error
+ * registry, decisions and results from fixed sets, and nothing is labelled per client.
+ *
+ * Counters and the histogram are updated by the data plane as things happen. Everything that
+ * describes the state in force (generation, readiness, certificates, CRLs, open connections) is
+ * read at scrape time from a StateSource, so it can never lag behind a reload.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** A certificate the gateway holds or trusts, as /metrics and /status report it. */
+export interface CertificateInfo {
+  /** server, client-ca, upstream-client or upstream-ca. */
+  readonly role: 'server' | 'client-ca' | 'upstream-client' | 'upstream-ca';
+  readonly subject: string;
+  /** Upper-case hex, as Node reports it. */
+  readonly serial: string;
+  readonly notAfter: Date;
+  /** For upstream roles: the upstream's name. */
+  readonly upstream?: string;
+}
+
+export interface CrlInfo {
+  /** `clients` or `upstream NAME`. */
+  readonly domain: string;
+  readonly issuer: string;
+  readonly nextUpdate: string | null;
+  readonly entries: number;
+}
+
+/** What the metrics read of the state in force at scrape time. */
+export interface StateSource {
+  generation(): number;
+  ready(): boolean;
+  connectionsOpen(): number;
+  certificates(): readonly CertificateInfo[];
+  crls(): readonly CrlInfo[];
+}
+
+/** What a request's outcome is counted as. */
+export type RequestDecision = 'allow' | 'deny' | 'would-deny' | 'no-route' | 'refused';
+
+/** Seconds; from 1 ms to 30 s, the span between a cached refusal and a slow upstream. */
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export interface MetricsOptions {
+  /** prom-client's default process_* and nodejs_* metrics (on in the CLI; tests leave them off). */
+  readonly defaultMetrics?: boolean;
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  #source: StateSource | null = null;
+  readonly #requests: Counter<'route' | 'decision' | 'status'>;
+  readonly #duration: Histogram<'route'>;
+  readonly #clientCertRejections: Counter<'code'>;
+  readonly #upstreamErrors: Counter<'upstream' | 'code'>;
+  readonly #reloads: Counter<'result'>;
+  readonly #revokedClosed: Counter;
+
+  constructor(opts: MetricsOptions = {}) {
+    const registers = [this.registry];
+    const source = () => this.#source;
+    this.#requests = new Counter({
+      name: 'mtls_gateway_requests_total',
+      help: 'Requests answered, by route ("" when none matched), decision (allow, deny, would-deny, no-route, refused) and HTTP status.',
+      labelNames: ['route', 'decision', 'status'],
+      registers,
+    });
+    this.#duration = new Histogram({
+      name: 'mtls_gateway_request_duration_seconds',
+      help: 'Time from the request head to the end of the answer, by route ("" when none matched).',
+      labelNames: ['route'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.#clientCertRejections = new Counter({
+      name: 'mtls_gateway_client_cert_rejections_total',
+      help: 'Client connections refused for their certificate (chain, validity, usage, revocation), by error code.',
+      labelNames: ['code'],
+      registers,
+    });
+    new Gauge({
+      name: 'mtls_gateway_connections_open',
+      help: 'Client TLS connections open now.',
+      registers,
+      collect() {
+        this.set(source()?.connectionsOpen() ?? 0);
+      },
+    });
+    this.#upstreamErrors = new Counter({
+      name: 'mtls_gateway_upstream_errors_total',
+      help: 'Requests that failed on the upstream leg, by upstream and error code.',
+      labelNames: ['upstream', 'code'],
+      registers,
+    });
+    new Gauge({
+      name: 'mtls_gateway_certificate_expiration_timestamp_seconds',
+      help: "notAfter of the gateway's own certificates and of the CAs it trusts (role: server, client-ca, upstream-client, upstream-ca), Unix seconds.",
+      labelNames: ['role', 'subject', 'serial'],
+      registers,
+      aggregator: 'first',
+      collect() {
+        this.reset();
+        for (const c of source()?.certificates() ?? []) this.set({ role: c.role, subject: c.subject, serial: c.serial }, Math.floor(c.notAfter.getTime() / 1000));
+      },
+    });
+    new Gauge({
+      name: 'mtls_gateway_crl_next_update_timestamp_seconds',
+      help: 'nextUpdate of each CRL in force, Unix seconds (a CRL without nextUpdate is not listed).',
+      labelNames: ['domain', 'issuer'],
+      registers,
+      aggregator: 'first',
+      collect() {
+        this.reset();
+        for (const c of source()?.crls() ?? []) if (c.nextUpdate !== null) this.set({ domain: c.domain, issuer: c.issuer }, Math.floor(Date.parse(c.nextUpdate) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'mtls_gateway_crl_entries',
+      help: 'Revoked serials listed by each CRL in force.',
+      labelNames: ['domain', 'issuer'],
+      registers,
+      aggregator: 'first',
+      collect() {
+        this.reset();
+        for (const c of source()?.crls() ?? []) this.set({ domain: c.domain, issuer: c.issuer }, c.entries);
+      },
+    });
+    this.#reloads = new Counter({
+      name: 'mtls_gateway_config_reloads_total',
+      help: 'Configuration reloads, by result (success, failure).',
+      labelNames: ['result'],
+      registers,
+    });
+    new Gauge({
+      name: 'mtls_gateway_config_generation',
+      help: 'Generation of the runtime snapshot in force (1 at start, +1 per successful reload).',
+      registers,
+      aggregator: 'min',
+      collect() {
+        this.set(source()?.generation() ?? 0);
+      },
+    });
+    this.#revokedClosed = new Counter({
+      name: 'mtls_gateway_revoked_connections_closed_total',
+      help: 'Live client connections closed because a CRL update or a reload no longer admits their certificate.',
+      registers,
+    });
+    new Gauge({
+      name: 'mtls_gateway_ready',
+      help: '1 when /readyz answers 200, else 0.',
+      registers,
+      aggregator: 'min',
+      collect() {
+        this.set(source()?.ready() ? 1 : 0);
+      },
+    });
+    // Counters start at zero for the values operators alert on, so rate() and increase() work from
+    // the first scrape rather than from the first failure.
+    this.#reloads.inc({ result: 'success' }, 0);
+    this.#reloads.inc({ result: 'failure' }, 0);
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Connects the scrape-time gauges to the state in force. */
+  setSource(source: StateSource): void {
+    this.#source = source;
+  }
+
+  request(route: string, decision: RequestDecision, status: number, seconds: number): void {
+    this.#requests.inc({ route, decision, status: String(status) });
+    this.#duration.observe({ route }, seconds);
+  }
+
+  clientCertRejected(code: string): void {
+    this.#clientCertRejections.inc({ code });
+  }
+
+  upstreamError(upstream: string, code: string): void {
+    this.#upstreamErrors.inc({ upstream, code });
+  }
+
+  reload(result: 'success' | 'failure'): void {
+    this.#reloads.inc({ result });
+  }
+
+  revokedConnectionClosed(): void {
+    this.#revokedClosed.inc();
+  }
+
+  /** Prometheus text exposition. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
