@@ -2,9 +2,10 @@
 #
 # mtls-gateway: multi-stage image on Node 24 LTS. The runtime stage holds production dependencies
 # and the compiled dist/ only, runs as the unprivileged `node` user (uid 1000), writes nothing to
-# its filesystem (run it with a read-only root), and drains in-flight requests on SIGTERM (up to
-# 25 s; give the orchestrator a longer grace period). Certificates, keys, CRLs and the config are
-# mounted at run time and never baked in: see docs/deployment.md.
+# its filesystem (run it with a read-only root), and drains in-flight requests on SIGTERM (for
+# server.drainDelay + server.drainTimeout, 0 + 25 s by default; give the orchestrator a longer
+# grace period). Certificates, keys, CRLs and the config are mounted at run time and never baked
+# in: see docs/deployment.md.
 #
 #   docker build -t mtls-gateway .
 #   docker run --read-only -p 8443:8443 \
@@ -23,7 +24,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund && npm run build
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     MTLS_GATEWAY_CONFIG=/etc/mtls-gateway/gateway.yaml \
-    HEALTHCHECK_PORT=8443
+    ADMIN_PORT=9901
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would run tsc, which is a dev dependency and is not installed here.
@@ -35,9 +36,12 @@ RUN mkdir -p /etc/mtls-gateway/certs && chown -R node:node /etc/mtls-gateway
 USER node
 EXPOSE 8443
 STOPSIGNAL SIGTERM
-# There is no admin/health endpoint yet, so the check is honest about what it knows: the TLS
-# listener accepts TCP connections on HEALTHCHECK_PORT (set it to the config's listen.port).
+# Docker has one health state, and it gates `depends_on: condition: service_healthy`, so the check
+# asks the admin listener's /readyz (200 only while the listener is up with a valid server
+# certificate and usable CRLs, and not draining). The admin listener is plain HTTP on 127.0.0.1 by
+# default (admin.listen), which is where this check runs: set ADMIN_PORT to admin.listen.port.
+# The admin port is not EXPOSEd: publish it only deliberately.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "require('node:net').connect(Number(process.env.HEALTHCHECK_PORT||8443),'127.0.0.1').once('connect',function(){this.end();process.exit(0)}).once('error',function(){process.exit(1)}).setTimeout(2000,function(){process.exit(1)})"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.ADMIN_PORT||9901)+'/readyz',{signal:AbortSignal.timeout(2000)}).then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["node", "dist/cli/main.js"]
 CMD ["start"]

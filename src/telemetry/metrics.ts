@@ -147,7 +147,7 @@ export class GatewayMetrics {
     });
     this.#revokedClosed = new Counter({
       name: 'mtls_gateway_revoked_connections_closed_total',
-      help: 'Live client connections closed because a CRL update or a reload no longer admits their certificate.',
+      help: 'Live client connections closed because a CRL update revoked their certificate or left its revocation status unknown.',
       registers,
     });
     new Gauge({

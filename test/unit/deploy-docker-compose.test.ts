@@ -1,10 +1,14 @@
 // Dockerfile and docker-compose.yml checked offline (no Docker engine here): the image is
 // multi-stage on Node 24 with production dependencies only, runs as `node`, bakes in no
-// certificates or config, and stops on SIGTERM; the compose file parses, names files that exist,
-// and agrees with deploy/docker/gateway.yaml (ports, mount paths, service names, the dev PKI's
-// file names and DNS names) and with the demo's routes.
+// certificates or config, stops on SIGTERM, and its HEALTHCHECK asks the admin listener's /readyz
+// (the command itself is run here against local servers); the compose file parses, names files
+// that exist, and agrees with deploy/docker/gateway.yaml (ports, mount paths, service names, the
+// dev PKI's file names and DNS names, the admin port) and with the demo's routes.
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { access, readFile, readdir } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import t from 'tap';
 import { parse as parseYaml, parseDocument } from 'yaml';
@@ -20,6 +24,25 @@ function flag(command: string[], name: string): string | undefined {
   return i >= 0 ? command[i + 1] : undefined;
 }
 
+/** The exec-form command of the Dockerfile's HEALTHCHECK (continuation lines joined). */
+function healthcheckCommand(dockerfile: string): string[] {
+  const joined = dockerfile.replace(/\\\n\s*/g, ' ');
+  const line = joined.split('\n').find((l) => /^HEALTHCHECK /.test(l))!;
+  return JSON.parse(line.slice(line.indexOf('CMD ') + 4)) as string[];
+}
+
+/** Runs the health check command with ADMIN_PORT set; resolves to its exit code. */
+function runHealthcheck(command: string[], adminPort: number): Promise<number> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, command.slice(1), { env: { ...process.env, ADMIN_PORT: String(adminPort) }, timeout: 15_000 }, () => resolve(child.exitCode ?? -1));
+  });
+}
+
+async function listen(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
 t.test('Dockerfile', async (t) => {
   const text = await readFile(path.join(REPO, 'Dockerfile'), 'utf8');
   const lines = text.split('\n').filter((l) => !l.trim().startsWith('#'));
@@ -31,6 +54,9 @@ t.test('Dockerfile', async (t) => {
   t.match(lines.join('\n'), /^USER node$/m);
   t.match(lines.join('\n'), /^STOPSIGNAL SIGTERM$/m);
   t.match(lines.join('\n'), /^HEALTHCHECK /m);
+  t.match(lines.join('\n'), /ADMIN_PORT=9901/, 'ADMIN_PORT defaults to admin.listen.port\'s default');
+  t.notMatch(text, /HEALTHCHECK_PORT/, 'the TCP check on the TLS port is gone');
+  t.notMatch(lines.filter((l) => /^EXPOSE /.test(l)).join('\n'), /9901/, 'the admin port is not exposed');
   t.match(lines.join('\n'), /^ENTRYPOINT \["node", "dist\/cli\/main\.js"\]$/m);
   t.match(lines.join('\n'), /^CMD \["start"\]$/m);
   t.match(lines.join('\n'), /MTLS_GATEWAY_CONFIG=\/etc\/mtls-gateway\/gateway\.yaml/);
@@ -39,6 +65,44 @@ t.test('Dockerfile', async (t) => {
   const ignore = (await readFile(path.join(REPO, '.dockerignore'), 'utf8')).split('\n');
   for (const p of ['certs', 'node_modules', '*.key', '*.pem', '.git']) t.ok(ignore.includes(p), `.dockerignore excludes ${p}`);
   for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) await t.resolves(access(path.join(REPO, f)), `${f} (copied by the build) exists`);
+});
+
+t.test('the HEALTHCHECK command passes only on 200 from /readyz', async (t) => {
+  const command = healthcheckCommand(await readFile(path.join(REPO, 'Dockerfile'), 'utf8'));
+  t.equal(command[0], 'node');
+  t.match(command.join(' '), /\/readyz/);
+  t.match(command.join(' '), /process\.env\.ADMIN_PORT\|\|9901/);
+
+  const paths: string[] = [];
+  let status = 200;
+  const admin = createServer((req, res) => {
+    paths.push(`${req.method} ${req.url}`);
+    res.writeHead(status, { 'content-type': 'application/json' }).end(status === 200 ? '{"ready":true}' : '{"ready":false,"reasons":["draining"]}');
+  });
+  const port = await listen(admin);
+  t.teardown(() => admin.close());
+  t.equal(await runHealthcheck(command, port), 0, 'ready: exit 0');
+  t.same(paths, ['GET /readyz'], 'asks GET /readyz');
+  status = 503;
+  t.equal(await runHealthcheck(command, port), 1, '503: exit 1');
+  status = 500;
+  t.equal(await runHealthcheck(command, port), 1, '500: exit 1');
+
+  const closed = createServer();
+  const closedPort = await listen(closed);
+  await new Promise((resolve) => closed.close(resolve));
+  t.equal(await runHealthcheck(command, closedPort), 1, 'nothing listening: exit 1');
+
+  const silent = createServer(() => {}); // never answers
+  const silentPort = await listen(silent);
+  t.teardown(() => silent.closeAllConnections());
+  t.teardown(() => silent.close());
+  t.equal(await runHealthcheck(command, silentPort), 1, 'no answer: exit 1 (its own timeout)');
+  // Its own timeout is shorter than the HEALTHCHECK's --timeout, so a hung admin listener reads as
+  // "unhealthy" rather than as a check that timed out.
+  const own = Number(/AbortSignal\.timeout\((\d+)\)/.exec(command.join(' '))?.[1]);
+  const docker = Number(/--timeout=(\d+)s/.exec(await readFile(path.join(REPO, 'Dockerfile'), 'utf8'))?.[1]) * 1000;
+  t.ok(own > 0 && own < docker, `request timeout ${own} ms < --timeout ${docker} ms`);
 });
 
 t.test('docker-compose.yml', async (t) => {
@@ -70,8 +134,14 @@ t.test('docker-compose.yml', async (t) => {
   const configText = await readFile(configFile, 'utf8');
   const config = parseConfigText(configText, configTarget);
   t.equal(config.listen.host, '0.0.0.0');
-  t.same(gw['ports'], [`127.0.0.1:${config.listen.port}:${config.listen.port}`], 'published on the listen port, loopback only');
-  t.equal(gw['environment']['HEALTHCHECK_PORT'], String(config.listen.port));
+  t.same(gw['ports'], [`127.0.0.1:${config.listen.port}:${config.listen.port}`], 'published on the listen port, loopback only (the admin port is not published)');
+  // The image's HEALTHCHECK runs inside the container: the admin listener stays on loopback
+  // (admin.listen defaults to 127.0.0.1:9901) and ADMIN_PORT names its port.
+  t.equal(config.admin.enabled, true, 'the admin listener is on (the HEALTHCHECK needs it)');
+  t.equal(config.admin.listen.host, '127.0.0.1', 'admin listener on loopback');
+  t.equal(gw['environment']['ADMIN_PORT'], String(config.admin.listen.port), 'ADMIN_PORT = admin.listen.port');
+  t.notOk('HEALTHCHECK_PORT' in gw['environment'], 'no HEALTHCHECK_PORT any more');
+  t.notOk(gw['healthcheck'], 'the gateway uses the image\'s /readyz HEALTHCHECK');
   t.equal(gw['command'][0], 'start');
 
   // Every file the config names lives in the certs volume, under a name `pki init` writes.
@@ -102,7 +172,10 @@ t.test('docker-compose.yml', async (t) => {
     t.equal(flag(cmd, '--listen'), `0.0.0.0:${url.port}`, `${name} listens where the gateway expects it`);
     t.equal(flag(cmd, '--certs'), certsDir);
     t.ok((svc!['networks']['mesh']['aliases'] as string[]).includes(url.hostname), `${url.hostname} resolves to the ${name} service`);
-    t.equal(svc!['environment']['HEALTHCHECK_PORT'], url.port);
+    // The demo services have no admin listener: their own check connects to their TLS port.
+    const test = (svc!['healthcheck']?.['test'] ?? []) as string[];
+    t.equal(test[0], 'CMD', `${name} overrides the image's /readyz HEALTHCHECK`);
+    t.match(test.join(' '), new RegExp(`connect\\(${url.port},'127\\.0\\.0\\.1'\\)`), `${name}'s health check connects to its port ${url.port}`);
     t.match(new X509Certificate(pki.upstreams[name]!.certPem).subjectAltName, new RegExp(`DNS:${u.tls.servername.replace(/\./g, '\\.')}(,|$)`), `the ${name} certificate carries ${u.tls.servername}`);
     t.equal(gw['depends_on'][name]['condition'], 'service_healthy');
   }

@@ -1,7 +1,9 @@
 // deploy/kubernetes checked offline (no cluster here): every manifest parses, the kustomization
 // names files that exist, the embedded gateway config is valid and agrees with the Deployment on
-// ports and mount paths, probes use the container port, and the pod is locked down. When kubectl
-// is installed, `kubectl kustomize deploy/kubernetes` must build too.
+// ports and mount paths, the probes ask the admin listener (/readyz, /healthz), Prometheus finds
+// /metrics on it, the Service keeps it private, shutdown is drainDelay (no preStop sleep) within
+// the grace period, and the pod is locked down. When kubectl is installed,
+// `kubectl kustomize deploy/kubernetes` must build too.
 import { execFile } from 'node:child_process';
 import { access, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -67,17 +69,56 @@ t.test('kubernetes base', async (t) => {
   const config = parseConfigText(configText, configPath);
   t.equal(config.listen.host, '0.0.0.0', 'listens on all interfaces in a pod');
 
-  // Ports: container, Service, probes, NetworkPolicy, HEALTHCHECK_PORT all say listen.port.
+  // Ports: container, Service, NetworkPolicy all say listen.port.
   const port = (container['ports'] as Obj[]).find((p) => p['name'] === 'https')!;
   t.equal(port['containerPort'], config.listen.port, 'containerPort = listen.port');
-  t.equal(env['HEALTHCHECK_PORT'], String(config.listen.port));
-  const svcPort = (service['spec']['ports'] as Obj[])[0]!;
+  t.notOk('HEALTHCHECK_PORT' in env, 'no HEALTHCHECK_PORT: Kubernetes probes the admin listener');
+  const svcPorts = service['spec']['ports'] as Obj[];
+  t.equal(svcPorts.length, 1, 'the Service has the TLS port only');
+  const svcPort = svcPorts[0]!;
   t.ok(svcPort['targetPort'] === 'https' || svcPort['targetPort'] === config.listen.port, 'Service targets the container port');
-  for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
-    const p = container[probe]?.['tcpSocket']?.['port'];
-    t.ok(p === 'https' || p === config.listen.port, `${probe} checks the listener (${p})`);
+  const ingress = netpol['spec']['ingress'] as Obj[];
+  t.ok(ingress.some((i) => (i['ports'] as Obj[]).some((p) => p['port'] === config.listen.port)), 'ingress allowed on listen.port');
+
+  // The admin listener: on every interface (the kubelet probes the pod IP), a named container
+  // port, the probes' and Prometheus' target, kept out of the Service and admitted by the
+  // NetworkPolicy only from chosen sources.
+  t.equal(config.admin.enabled, true, 'the admin listener is on');
+  t.equal(config.admin.listen.host, '0.0.0.0', 'admin.listen.host: 0.0.0.0 so the kubelet reaches it');
+  const adminPortNumber = config.admin.listen.port;
+  t.equal(adminPortNumber, 9901, 'admin.listen.port');
+  t.not(adminPortNumber, config.listen.port, 'admin and TLS ports differ');
+  const adminPort = (container['ports'] as Obj[]).find((p) => p['name'] === 'admin');
+  t.equal(adminPort?.['containerPort'], adminPortNumber, 'container port "admin" = admin.listen.port');
+  const isAdmin = (p: unknown): boolean => p === 'admin' || p === adminPortNumber;
+  const probes: [string, string][] = [['startupProbe', '/readyz'], ['readinessProbe', '/readyz'], ['livenessProbe', '/healthz']];
+  for (const [probe, probePath] of probes) {
+    const get = container[probe]?.['httpGet'] as Obj | undefined;
+    t.ok(get, `${probe} is an HTTP probe`);
+    t.ok(isAdmin(get?.['port']), `${probe} asks the admin port (${get?.['port']})`);
+    t.equal(get?.['path'], probePath, `${probe} asks ${probePath}`);
+    t.notOk(get?.['scheme'] && get['scheme'] !== 'HTTP', `${probe}: plain HTTP`);
   }
-  t.ok((netpol['spec']['ingress'] as Obj[]).some((i) => (i['ports'] as Obj[]).some((p) => p['port'] === config.listen.port)), 'ingress allowed on listen.port');
+  const annotations = pod['metadata']['annotations'] as Record<string, string>;
+  t.equal(annotations['prometheus.io/scrape'], 'true', 'Prometheus scrape annotation (a string)');
+  t.equal(annotations['prometheus.io/port'], String(adminPortNumber), 'Prometheus scrapes the admin port');
+  t.equal(annotations['prometheus.io/path'], '/metrics');
+  t.notOk(svcPorts.some((p) => isAdmin(p['targetPort']) || p['port'] === adminPortNumber), 'the clients\' Service does not expose the admin port');
+  const adminRules = ingress.filter((i) => (i['ports'] as Obj[]).some((p) => isAdmin(p['port'])));
+  t.equal(adminRules.length, 1, 'one ingress rule for the admin port');
+  for (const rule of adminRules) {
+    t.ok(Array.isArray(rule['from']) && rule['from'].length > 0, 'the admin port is admitted only from listed sources');
+    t.notOk((rule['ports'] as Obj[]).some((p) => p['port'] === config.listen.port), 'the admin rule is not the TLS rule');
+  }
+  for (const rule of ingress.filter((i) => !i['from'])) t.notOk((rule['ports'] as Obj[]).some((p) => isAdmin(p['port'])), 'the admin port is not open to everyone');
+
+  // Shutdown: drainDelay keeps serving while the pod leaves the endpoints (instead of a preStop
+  // sleep), then drainTimeout; the grace period covers both.
+  const { drainDelay, drainTimeout } = config.server;
+  t.ok(drainDelay >= 1000, `server.drainDelay is set (${drainDelay} ms)`);
+  t.ok(drainTimeout > 0, `server.drainTimeout (${drainTimeout} ms)`);
+  t.notOk(container['lifecycle']?.['preStop'], 'no preStop hook: drainDelay does its job');
+  t.ok(pod['spec']['terminationGracePeriodSeconds'] * 1000 > drainDelay + drainTimeout, `grace period ${pod['spec']['terminationGracePeriodSeconds']} s > drainDelay + drainTimeout`);
   const egressPorts = (netpol['spec']['egress'] as Obj[]).flatMap((e) => ((e['ports'] as Obj[] | undefined) ?? []).map((p) => p['port']));
   for (const [name, u] of Object.entries(config.upstreams)) t.ok(egressPorts.includes(Number(new URL(u.url).port || 443)), `egress allowed to upstream ${name}`);
 
@@ -125,7 +166,6 @@ t.test('kubernetes base', async (t) => {
   t.equal(pod['spec']['serviceAccountName'], sa['metadata']['name']);
   t.ok(container['resources']['limits']['cpu'] && container['resources']['limits']['memory'], 'limits set');
   t.ok(container['resources']['requests']['cpu'] && container['resources']['requests']['memory'], 'requests set');
-  t.ok(pod['spec']['terminationGracePeriodSeconds'] > 25 + 5, 'grace period covers the 25 s drain after the preStop pause');
 
   // Availability: several replicas, PDB, HPA, all selecting the pods.
   const podLabels = pod['metadata']['labels'] as Record<string, string>;
@@ -136,6 +176,16 @@ t.test('kubernetes base', async (t) => {
   t.ok(labelsMatch(netpol['spec']['podSelector']['matchLabels'], podLabels), 'NetworkPolicy selects the pods');
   t.same(hpa['spec']['scaleTargetRef'], { apiVersion: 'apps/v1', kind: 'Deployment', name: deployment['metadata']['name'] });
   t.ok(hpa['spec']['minReplicas'] >= 2);
+
+  // The optional session ticket key is not required.
+  t.equal(config.tls.sessionTickets.keyFile, undefined, 'tls.sessionTickets.keyFile stays a commented example');
+
+  // The PodMonitor example scrapes the same port and path.
+  const podMonitor = docs.get(path.join('examples', 'podmonitor.yaml'))![0]!;
+  t.equal(podMonitor['kind'], 'PodMonitor');
+  t.ok(labelsMatch(podMonitor['spec']['selector']['matchLabels'], pod['metadata']['labels']), 'PodMonitor selects the pods');
+  t.same(podMonitor['spec']['podMetricsEndpoints'].map((e: Obj) => [e['port'], e['path']]), [['admin', '/metrics']]);
+  t.notOk(resources.some((r) => r.includes('podmonitor')), 'the PodMonitor needs CRDs and stays out of the base');
 
   // The cert-manager example writes the Secrets the Deployment mounts.
   const certificates = docs.get(path.join('examples', 'cert-manager.yaml'))!;
