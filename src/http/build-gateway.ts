@@ -155,8 +155,10 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     (closed ??= (async () => {
       watch?.stop();
       expiry.stop();
-      await Promise.all([...runtime.current.revocation.byDomain.values()].map((s) => s.stop()));
+      // The listener stops accepting first and its connections finish (a drain); revocation keeps
+      // being enforced on them meanwhile, so the stores stop only after it.
       await app.close();
+      await Promise.all([...runtime.current.revocation.byDomain.values()].map((s) => s.stop()));
       await Promise.all([...runtime.current.upstreams.values()].map((u) => u.close()));
     })());
 

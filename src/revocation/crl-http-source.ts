@@ -303,10 +303,13 @@ export class CrlHttpSource {
     await writeFileAtomic(this.metaFile, `${JSON.stringify(meta, null, 2)}\n`);
   }
 
-  /** Closes the private Agent; an injected dispatcher belongs to the caller and stays open. */
+  /**
+   * Closes the private Agent, aborting a fetch in flight (a hanging CRL server must not hold up a
+   * stop or a reload); an injected dispatcher belongs to the caller and stays open.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.ownAgent) await this.ownAgent.close();
+    if (this.ownAgent) await this.ownAgent.destroy();
   }
 }

@@ -186,15 +186,22 @@ ${opts.extra ?? ''}
 }
 
 /** Builds and starts the gateway from YAML text; the YAML's relative paths resolve against dir. */
-export async function startGateway(opts: { dir: string; yaml: string; now?: () => number }): Promise<TestGateway> {
+export async function startGateway(opts: { dir: string; yaml: string; now?: () => number; watch?: boolean; file?: string }): Promise<TestGateway> {
   const logs: LogRecord[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogRecord) });
   // The YAML is written to dir/gateway.yaml, and a reload reads that file again (as the CLI does),
   // so a test changes the configuration by rewriting it.
-  const file = path.join(opts.dir, 'gateway.yaml');
+  const file = opts.file ?? path.join(opts.dir, 'gateway.yaml');
   await writeFile(file, opts.yaml);
   const config = parseConfigText(opts.yaml, file);
-  const gateway = await buildGateway({ config, logger, loadConfig: async () => (await loadConfig(file)).config, ...(opts.now ? { now: opts.now } : {}) });
+  const gateway = await buildGateway({
+    config,
+    logger,
+    loadConfig: async () => (await loadConfig(file)).config,
+    ...(opts.now ? { now: opts.now } : {}),
+    // The file watch the CLI runs: a change of the config or a file it names triggers a reload.
+    ...(opts.watch ? { watchFile: file } : {}),
+  });
   const address = await gateway.listen();
   return { port: address.port, gateway, logs, dir: opts.dir, close: () => gateway.close() };
 }

@@ -143,3 +143,15 @@ t.test('describeSelector', async (t) => {
   );
   t.equal(describeSelector(policy.routes[1]!.allow[1]!), 'spiffe=spiffe://example.org/ns/*/sa/billing, subject.OU=finance, subject.CN=billing-*');
 });
+
+t.test('a route in audit mode: the decision stays deny, the summary says would-deny and forwarded', async (t) => {
+  const audited = compilePolicy([{ ...routes[1]!, audit: true }]);
+  const e = explain(audited, id, req('/orders/1'));
+  t.equal(e.decision.kind, 'deny', 'the policy decision itself is unchanged');
+  t.match(e.summary, /^would-deny: route "orders" \(routes\[0\]\): no allow entry matched/);
+  t.match(e.summary, /audit mode: logged and counted as would-deny, and forwarded/);
+  t.match(formatExplanation(e), /decision: would-deny/);
+  const allowed = explain(compilePolicy([{ ...routes[3]!, deny: [], audit: true }]), id, req('/open'));
+  t.match(allowed.summary, /^allow: /, 'an allow in audit mode is a plain allow');
+  t.throws(() => compilePolicy([{ ...routes[1]!, audit: 'yes' as unknown as boolean }]), /routes\[0\]\.audit: must be true or false/);
+});
