@@ -52,6 +52,8 @@ routes:
 server:
   keepAliveTimeout: 300s
 log: { level: ${logLevel} }
+# The admin listener stays on (as by default); port 0 because several gateways run at once.
+admin: { listen: { host: 127.0.0.1, port: 0 } }
 `;
 }
 
