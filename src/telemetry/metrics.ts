@@ -171,10 +171,21 @@ export class GatewayMetrics {
     this.#source = source;
   }
 
+  /**
+   * Counts one answered request. On the request path: the labelled children are looked up once per
+   * (route, decision, status) and kept, so a request costs two increments, not two label hashes.
+   */
   request(route: string, decision: RequestDecision, status: number, seconds: number): void {
-    this.#requests.inc({ route, decision, status: String(status) });
-    this.#duration.observe({ route }, seconds);
+    const key = `${route}\u0000${decision}\u0000${status}`;
+    let child = this.#requestChildren.get(key);
+    if (child === undefined) {
+      child = { count: this.#requests.labels(route, decision, String(status)), duration: this.#duration.labels(route) };
+      this.#requestChildren.set(key, child);
+    }
+    child.count.inc();
+    child.duration.observe(seconds);
   }
+  readonly #requestChildren = new Map<string, { count: { inc(): void }; duration: { observe(v: number): void } }>();
 
   clientCertRejected(code: string): void {
     this.#clientCertRejections.inc({ code });
