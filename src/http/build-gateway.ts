@@ -98,7 +98,12 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   const snapshot = buildSnapshot(config, { generation: 1, material, now, ticketKeys, revocation: (m) => createRevocationStores(config, m, storeDeps) });
   const runtime: Runtime = new Runtime(snapshot, {
     afterSwap: (next, previous) => {
-      applySnapshotToServer(app.server, next, previous);
+      // The snapshot is in force from here on; what follows must not undo that by throwing.
+      try {
+        applySnapshotToServer(app.server, next, previous);
+      } catch (err) {
+        logger.error({ event: 'tls-context-not-applied', generation: next.generation, err }, 'the new TLS context could not be applied; new handshakes keep the previous one');
+      }
       registry.rejudge(next, previous);
     },
   });

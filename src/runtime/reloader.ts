@@ -10,6 +10,7 @@
  * Reloads are coalesced: a trigger while one runs schedules one more run after it, shared by every
  * trigger that arrived meanwhile, so a burst of file events costs at most two reloads.
  */
+import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/schema.js';
 import { isGatewayError } from '../errors/registry.js';
@@ -142,6 +143,9 @@ export class Reloader {
       // New CRL sources load (and are validated) before anything changes; a refused CRL file
       // refuses the reload as it refuses startup.
       for (const store of created) await store.loadInitial();
+      // The listener's context is built here once as a check: setSecureContext runs after the
+      // swap, where a throw would leave the new snapshot in force with the old context.
+      createSecureContext(next.serverTls);
       runtime.swap(next);
       for (const store of created) store.start();
       for (const store of retired) void store.stop();
