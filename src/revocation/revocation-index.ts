@@ -7,6 +7,7 @@
 
 import { createHash, type X509Certificate } from 'node:crypto';
 import { certFields } from '../x509/cert-fields.js';
+import { certificateDn } from '../x509/dn.js';
 import type { ParsedCrl } from './parse-crl.js';
 import { isStale } from './verify-crl.js';
 
@@ -40,6 +41,8 @@ export interface IndexedCrlInfo {
    * one DN not made by src/x509/dn.ts: test/unit/crl-verify.test.ts pins this spelling.
    */
   readonly issuer: string;
+  /** The same CA's subject in RFC 4514 (src/x509/dn.ts), as every other DN the gateway reports. */
+  readonly issuerDn: string;
   /** See issuerKeyOf(). */
   readonly issuerKey: string;
   /** Decimal string: bigint does not survive JSON logging. */
@@ -167,6 +170,7 @@ export class RevocationIndex {
   describe(now: Date = new Date()): IndexedCrlInfo[] {
     return [...this.slots.values()].map((s) => ({
       issuer: s.issuer.subject.split('\n').join(', '),
+      issuerDn: certificateDn(s.issuer),
       issuerKey: s.key,
       crlNumber: s.crl.crlNumber === null ? null : s.crl.crlNumber.toString(),
       thisUpdate: s.crl.thisUpdate.toISOString(),

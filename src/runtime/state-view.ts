@@ -60,9 +60,9 @@ export function readiness(snapshot: RuntimeSnapshot | null, facts: ReadinessFact
       if (c.nextUpdate === null) continue;
       const next = Date.parse(c.nextUpdate);
       if (next >= now.getTime()) continue;
-      if (rev.stale === 'deny') reasons.push(`crl ${domain}: the CRL of ${c.issuer} is past its nextUpdate (${c.nextUpdate}) and stale is "deny"`);
+      if (rev.stale === 'deny') reasons.push(`crl ${domain}: the CRL of ${c.issuerDn} is past its nextUpdate (${c.nextUpdate}) and stale is "deny"`);
       else if (rev.stale === 'grace' && now.getTime() > next + (rev.grace ?? 0)) {
-        reasons.push(`crl ${domain}: the CRL of ${c.issuer} is past its nextUpdate (${c.nextUpdate}) and its grace of ${rev.grace ?? 0} ms`);
+        reasons.push(`crl ${domain}: the CRL of ${c.issuerDn} is past its nextUpdate (${c.nextUpdate}) and its grace of ${rev.grace ?? 0} ms`);
       }
     }
   }
@@ -99,7 +99,7 @@ export function crlsOf(snapshot: RuntimeSnapshot): CrlStatus[] {
   const out: CrlStatus[] = [];
   for (const [domain, store] of snapshot.revocation.byDomain) {
     for (const c of store.describe()) {
-      out.push({ domain, issuer: c.issuer, number: c.crlNumber, thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, entries: c.entries, source: c.source, stale: c.stale });
+      out.push({ domain, issuer: c.issuerDn, number: c.crlNumber, thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, entries: c.entries, source: c.source, stale: c.stale });
     }
   }
   return out;

@@ -186,6 +186,8 @@ t.test('RevocationIndex', async (tt) => {
   tt.equal(d.length, 2);
   tt.same(d.find((x) => x.source === '/etc/crl/ca.crl'), {
     issuer: 'CN=Verify Test CA, O=Example',
+    // RFC 4514 lists the RDNs last first: this CA's subject is CN then O in the DER.
+    issuerDn: 'O=Example,CN=Verify Test CA',
     issuerKey: issuerKeyOf(ca.node),
     crlNumber: '10',
     thisUpdate: new Date(NOW.getTime() - HOUR).toISOString(),
