@@ -13,6 +13,8 @@
  * bounded (head size, time, no body beyond a few bytes); any other method or path gets 405 or 404.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 
@@ -35,12 +37,25 @@ export interface AdminBackend {
   reload(trigger: string): Promise<AdminReloadResult>;
 }
 
+/** admin.tls: HTTPS, and who may use the endpoints that are not probes (src/admin/admin-tls.ts). */
+export interface AdminTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: readonly string[];
+  authorize(socket: TLSSocket): { readonly ok: true } | { readonly ok: false; readonly status: 401 | 403; readonly reason: string };
+}
+
 export interface AdminServerOptions {
   readonly host: string;
   readonly port: number;
   readonly backend: AdminBackend;
   readonly logger: Logger;
+  /** Serve over HTTPS; /metrics, /status and POST /reload then need an admitted client certificate. */
+  readonly tls?: AdminTls | null;
 }
+
+/** Open to anyone who reaches the listener, also with admin.tls: probes carry no certificate. */
+const PROBES = new Set(['/healthz', '/readyz']);
 
 /** A POST /reload may carry at most this much body (it is ignored). */
 const MAX_BODY_BYTES = 1024;
@@ -98,12 +113,19 @@ export class AdminServer {
 
   constructor(opts: AdminServerOptions) {
     this.#opts = opts;
-    this.server = createServer({ maxHeaderSize: 8192, requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000 }, (req, res) => {
+    const limits = { maxHeaderSize: 8192, requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000 };
+    const listener = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err: unknown) => {
         opts.logger.error({ event: 'admin-request-failed', err, path: req.url }, 'admin request failed');
         json(res, 500, { error: { code: 'GW_ERR_INTERNAL', message: 'The admin request failed.' } });
       });
-    });
+    };
+    const tls = opts.tls ?? null;
+    // With TLS, a client certificate is requested but the handshake never fails for lack of one,
+    // so probes get their answer; every other endpoint checks it per request.
+    this.server = tls
+      ? createHttpsServer({ ...limits, cert: tls.cert, key: tls.key, ca: [...tls.ca], requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: 5_000 }, listener)
+      : createServer(limits, listener);
     this.server.maxHeadersCount = 50;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       // A request still being answered on this connection (pipelined garbage after it) gets its
@@ -144,6 +166,14 @@ export class AdminServer {
     if (methods === null) return json(res, 404, { error: { code: 'not-found', message: 'Unknown admin endpoint. Try /healthz, /readyz, /metrics, /status or POST /reload.' } });
     if (!methods.includes(req.method ?? '')) {
       return json(res, 405, { error: { code: 'method-not-allowed', message: `Use ${methods.join(' or ')}.` } }, { allow: methods.join(', ') });
+    }
+    const tls = this.#opts.tls ?? null;
+    if (tls !== null && !PROBES.has(path)) {
+      const verdict = tls.authorize(req.socket as TLSSocket);
+      if (!verdict.ok) {
+        logger.warn({ event: 'admin-refused', path, status: verdict.status, reason: verdict.reason, peer: req.socket.remoteAddress }, 'admin request refused');
+        return json(res, verdict.status, { error: { code: verdict.status === 401 ? 'client-certificate-required' : 'forbidden', message: verdict.status === 401 ? 'A client certificate admitted by admin.allow is required.' : 'This identity may not use the admin endpoints.' } }, { connection: 'close' });
+      }
     }
     switch (path) {
       case '/healthz':

@@ -6,6 +6,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { GatewayConfig } from '../config/schema.js';
 import { pino } from 'pino';
+import { loadAdminTls } from '../admin/admin-tls.js';
 import { compilePolicy } from '../policy/compile-policy.js';
 import { loadGatewayMaterial } from '../pki/gateway-material.js';
 import { readFileFromDisk } from '../pki/tls-material.js';
@@ -18,6 +19,7 @@ const DAY = 86_400_000;
 export async function checkConfigFiles(config: GatewayConfig, now: Date = new Date()): Promise<string[]> {
   compilePolicy(config.routes, { caseSensitive: config.server.paths.caseSensitive });
   const material = await loadGatewayMaterial(config, readFileFromDisk, now);
+  await loadAdminTls(config, readFileFromDisk, now);
   const notes: string[] = [];
   const soon = (cert: X509Certificate, key: string) => {
     const left = new Date(cert.validTo).getTime() - now.getTime();

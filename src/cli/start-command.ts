@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { pino, type Logger } from 'pino';
 import { AdminServer, type AdminBackend, type AdminReloadResult } from '../admin/admin-server.js';
+import { loadAdminTls } from '../admin/admin-tls.js';
 import { gatewayAdminBackend } from '../admin/gateway-backend.js';
 import { ConfigError, loadConfig, resolveConfigPath } from '../config/load-config.js';
 import type { GatewayConfig } from '../config/schema.js';
@@ -99,9 +100,11 @@ function startupFailed(logger: Logger, err: unknown): number {
 
 async function startAdmin(config: GatewayConfig, backend: AdminBackend, logger: Logger): Promise<AdminServer | null> {
   if (!config.admin.enabled) return null;
-  const admin = new AdminServer({ host: config.admin.listen.host, port: config.admin.listen.port, backend, logger });
+  const tls = await loadAdminTls(config);
+  const admin = new AdminServer({ host: config.admin.listen.host, port: config.admin.listen.port, backend, logger, tls });
   const address = await admin.listen();
-  logger.info({ event: 'admin-listening', address: address.address, port: address.port }, `admin listener at http://${address.address}:${address.port}`);
+  const scheme = tls ? 'https' : 'http';
+  logger.info({ event: 'admin-listening', address: address.address, port: address.port, tls: tls !== null }, `admin listener at ${scheme}://${address.address}:${address.port}`);
   return admin;
 }
 
@@ -130,7 +133,8 @@ async function runWorker(config: GatewayConfig, file: string, logger: Logger): P
       admin = await startAdmin(config, gatewayAdminBackend(gateway), logger);
     } catch (err) {
       await gateway.close();
-      return startupFailed(logger, new Error(`admin.listen ${config.admin.listen.host}:${config.admin.listen.port}: ${(err as Error).message}`));
+      // A material error names its own key (admin.tls.cert, ...); a bind error gets admin.listen.
+      return startupFailed(logger, isGatewayError(err) ? err : new Error(`admin.listen ${config.admin.listen.host}:${config.admin.listen.port}: ${(err as Error).message}`));
     }
   } else {
     answerPrimary(async (question, trigger) => {
@@ -282,9 +286,10 @@ async function runPrimary(opts: PrimaryOptions): Promise<number> {
   try {
     admin = await startAdmin(config, backend, logger);
   } catch (err) {
-    logger.fatal({ event: 'admin-listen-failed', reason: (err as Error).message }, `admin.listen: ${(err as Error).message}`);
+    const message = isGatewayError(err) ? err.message : `admin.listen ${config.admin.listen.host}:${config.admin.listen.port}: ${(err as Error).message}`;
+    logger.fatal({ event: 'admin-listen-failed', reason: message }, message);
     logger.flush();
-    process.stderr.write(`mtls-gateway: admin.listen ${config.admin.listen.host}:${config.admin.listen.port}: ${(err as Error).message}\n`);
+    process.stderr.write(`mtls-gateway: ${message}\n`);
     return 1;
   }
   const watch = new ConfigFileWatch({

@@ -118,8 +118,10 @@ function resolvePaths(cfg: GatewayConfig, baseDir: string): GatewayConfig {
       },
     };
   }
+  const adminTls = cfg.admin.tls;
   return {
     ...cfg,
+    ...(adminTls ? { admin: { ...cfg.admin, tls: { cert: abs(adminTls.cert), key: abs(adminTls.key), clientCA: abs(adminTls.clientCA) } } } : {}),
     tls: {
       ...cfg.tls,
       cert: abs(cfg.tls.cert),

@@ -214,6 +214,18 @@ export const configSchema = z
           })
           .prefault({}),
         enabled: z.boolean().default(true).describe('false: no admin listener (no /healthz, /readyz, /metrics, /status, POST /reload)'),
+        tls: z
+          .strictObject({
+            cert: filePath.describe("the admin listener's server certificate (chain allowed)"),
+            key: filePath,
+            clientCA: filePath.describe('CAs whose client certificates may use /metrics, /status and POST /reload (with admin.allow)'),
+          })
+          .optional()
+          .describe('serve the admin listener over HTTPS; /metrics, /status and POST /reload then need a client certificate that admin.allow admits, while /healthz and /readyz stay open to probes'),
+        allow: z.array(selectorSchema).min(1).optional().describe('with admin.tls: the identities admitted to /metrics, /status and POST /reload (selectors as in routes)'),
+      })
+      .refine((a) => (a.tls === undefined) === (a.allow === undefined), {
+        message: 'set "tls" and "allow" together: who may use the admin endpoints is decided by client certificate',
       })
       .prefault({}),
     log: z
