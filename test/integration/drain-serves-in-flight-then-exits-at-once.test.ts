@@ -4,59 +4,18 @@
 // request in flight finish with `Connection: close` (and closes its connection), and exits 0 as
 // soon as nothing is left, long before server.drainTimeout. With an upstream that never answers,
 // drainTimeout cuts the connection and the process still exits 0, logging `drain-timeout`.
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
+import { startCli, waitFor as waitForCli } from '../helpers/cli-process.js';
 import { gatewayYaml, makeTestPki, startUpstream, tempDir, writePkiFiles, type TestPki, type UpstreamHandler } from '../helpers/harness.js';
 
-const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+/** Polls every 10 ms: the drain's timings are checked to tens of milliseconds. */
+const waitFor = (what: string, ok: () => boolean, timeoutMs: number) => waitForCli(what, ok, timeoutMs, 10);
 
-type LogRecord = Record<string, unknown>;
-
-interface Running {
-  child: ChildProcess;
-  records: LogRecord[];
-  /** When each record arrived here (same index as records). */
-  arrivedAt: number[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-}
-
-function startCli(file: string): Running {
-  const child = spawn(process.execPath, [CLI, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const records: LogRecord[] = [];
-  const arrivedAt: number[] = [];
-  let buf = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        records.push(JSON.parse(line) as LogRecord);
-        arrivedAt.push(Date.now());
-      } catch {
-        /* not JSON */
-      }
-    }
-  });
-  child.stderr!.resume();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
-  return { child, records, arrivedAt, exited };
-}
-
-async function waitFor(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface ParsedResponse {
   status: number;

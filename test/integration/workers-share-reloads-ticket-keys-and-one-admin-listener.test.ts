@@ -2,74 +2,16 @@
 // ticket key (a client resumes its TLS session on whichever worker the cluster gives it), runs the
 // one admin listener (readiness, /status and /metrics over both workers), and decides reloads once:
 // a configuration it refuses never reaches a worker, one it accepts reaches both. SIGTERM exits 0.
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { readFile, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
+import { freePortBelowEphemeral, startCli, waitFor } from '../helpers/cli-process.js';
 import { gatewayYaml, makeTestPki, startUpstream, tempDir, writePkiFiles, type TestPki } from '../helpers/harness.js';
-
-const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
-
-type LogRecord = Record<string, unknown>;
-
-interface Running {
-  child: ChildProcess;
-  records: LogRecord[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startCli(file: string): Running {
-  const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const records: LogRecord[] = [];
-  let buf = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        records.push(JSON.parse(line) as LogRecord);
-      } catch {
-        /* not JSON */
-      }
-    }
-  });
-  child.stderr!.resume();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { child, records, exited };
-}
-
-async function waitFor(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A fixed port below the ephemeral range: cluster workers given port 0 would each get their own. */
-async function freePort(): Promise<number> {
-  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999');
-  const low = Number(range.trim().split(/\s+/)[0]);
-  const bottom = 10_000;
-  const top = Number.isInteger(low) && low > bottom + 1_000 ? low : 32_768;
-  for (let i = 0; i < 50; i++) {
-    const port = bottom + Math.floor(Math.random() * (top - bottom));
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = net.createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port below the ephemeral range');
-}
 
 interface Exchange {
   status: number;
@@ -175,7 +117,7 @@ t.test('--workers 2: one ticket key, one admin listener, reloads decided once in
   await writePkiFiles(pki, dir);
   const up = await startUpstream({ server: pki.upstreams['orders']!, ca: pki.caBundlePem, handler: (_req, res) => res.end('ok') });
   t.teardown(() => up.close());
-  const port = await freePort();
+  const port = await freePortBelowEphemeral();
   const file = path.join(dir, 'gateway.yaml');
   const goodYaml = gatewayYaml({ upstreamPort: up.port })
     .replace('listen: { host: 127.0.0.1, port: 0 }', `listen: { host: 127.0.0.1, port: ${port} }`)
@@ -185,7 +127,7 @@ t.test('--workers 2: one ticket key, one admin listener, reloads decided once in
   t.match(goodYaml, /log: \{ level: debug, bufferBytes: 0 \}/);
   await writeFile(file, goodYaml);
 
-  const gw = startCli(file);
+  const gw = startCli(file, { args: ['--workers', '2'] });
   const workerPids = () => [...new Set(gw.records.filter((r) => r['event'] === 'listening').map((r) => r['pid'] as number))];
   t.teardown(async () => {
     if (gw.child.exitCode === null && gw.child.signalCode === null) gw.child.kill('SIGKILL');

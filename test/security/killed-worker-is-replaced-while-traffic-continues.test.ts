@@ -5,24 +5,12 @@
 // would cause; both at once too) and are SIGKILLed (one, then both at once): the primary never
 // exits, every time the port serves again, and SIGTERM still drains with exit 0. Only workers that
 // fail at startup (a broken config) make the primary give up: `workers-failing`, exit 1.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import https from 'node:https';
-import net from 'node:net';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import t from 'tap';
+import { freePortBelowEphemeral, startCli, waitFor } from '../helpers/cli-process.js';
 import { gatewayYaml, makeTestPki, startUpstream, tempDir, writePkiFiles, type TestPki } from '../helpers/harness.js';
-
-const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
-
-type LogRecord = Record<string, unknown>;
-
-interface Running {
-  child: ChildProcess;
-  records: LogRecord[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
 
 /**
  * A module preloaded into the gateway's processes (test only): on SIGUSR2 the process throws from
@@ -30,58 +18,6 @@ interface Running {
  */
 const CRASH_HOOK = `process.on('SIGUSR2', () => { throw new Error('simulated request-triggered crash'); });\n`;
 
-function startCli(file: string, preload?: string): Running {
-  const env = preload ? { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${pathToFileURL(preload).href}`.trim() } : process.env;
-  const child = spawn(process.execPath, [CLI, 'start', '--config', file, '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  const records: LogRecord[] = [];
-  let buf = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        records.push(JSON.parse(line) as LogRecord);
-      } catch {
-        /* not JSON */
-      }
-    }
-  });
-  child.stderr!.resume();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { child, records, exited };
-}
-
-async function waitFor(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/**
- * A fixed port: a cluster shares the port its primary bound, and with port 0 a new one is chosen
- * once every worker is gone. It is picked below the ephemeral range, so that none of the test's
- * own connections, made while the port is closed, can take it as their local port.
- */
-async function freePort(): Promise<number> {
-  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999');
-  const low = Number(range.trim().split(/\s+/)[0]);
-  const bottom = 10_000;
-  const top = Number.isInteger(low) && low > bottom + 1_000 ? low : 32_768;
-  for (let i = 0; i < 50; i++) {
-    const port = bottom + Math.floor(Math.random() * (top - bottom));
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = net.createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port below the ephemeral range');
-}
 
 /** One request on a new mTLS connection: 'ok' on a 200, otherwise what went wrong. */
 function get(port: number, pki: TestPki): Promise<string> {
@@ -111,7 +47,7 @@ t.test('serving workers that crash or are killed under traffic are replaced; the
   await writePkiFiles(pki, dir);
   const up = await startUpstream({ server: pki.upstreams['orders']!, ca: pki.caBundlePem, handler: (_req, res) => res.end('ok') });
   t.teardown(() => up.close());
-  const port = await freePort();
+  const port = await freePortBelowEphemeral();
   const file = path.join(dir, 'gateway.yaml');
   await writeFile(
     file,
@@ -121,7 +57,7 @@ t.test('serving workers that crash or are killed under traffic are replaced; the
   );
   const hook = path.join(dir, 'crash-hook.mjs');
   await writeFile(hook, CRASH_HOOK);
-  const gw = startCli(file, hook);
+  const gw = startCli(file, { args: ['--workers', '2'], preload: hook });
   t.teardown(() => {
     if (gw.child.exitCode === null && gw.child.signalCode === null) gw.child.kill('SIGKILL');
   });
@@ -249,7 +185,7 @@ t.test('workers that fail at startup make the primary give up: workers-failing, 
   t.match(yaml, /cert: \.\/gateway\.crt\n\s+key: \.\/gateway-client\.key/);
   await writeFile(file, yaml);
   const started = Date.now();
-  const gw = startCli(file);
+  const gw = startCli(file, { args: ['--workers', '2'] });
   t.teardown(() => {
     if (gw.child.exitCode === null && gw.child.signalCode === null) gw.child.kill('SIGKILL');
   });

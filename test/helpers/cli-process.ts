@@ -1,0 +1,81 @@
+/**
+ * The gateway's CLI as a child process, for tests that need the real `start` (signals, workers,
+ * the admin listener): spawns `node dist/cli/main.js start --config FILE [args]`, collects its JSON
+ * log lines (with the time each arrived), and resolves `exited` with the exit code or signal. Also
+ * a fixed free port for cluster tests and a bounded wait.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import { pathToFileURL } from 'node:url';
+
+export const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+
+export type LogRecord = Record<string, unknown>;
+
+export interface RunningCli {
+  readonly child: ChildProcess;
+  /** Every JSON line of stdout, in order. */
+  readonly records: LogRecord[];
+  /** Date.now() when each record arrived (same index). */
+  readonly arrivedAt: number[];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+}
+
+/** `start --config FILE` plus `args`; `preload` is a module imported into every process of it. */
+export function startCli(file: string, opts: { args?: readonly string[]; preload?: string } = {}): RunningCli {
+  const env = opts.preload ? { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${pathToFileURL(opts.preload).href}`.trim() } : process.env;
+  const child = spawn(process.execPath, [CLI, 'start', '--config', file, ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const records: LogRecord[] = [];
+  const arrivedAt: number[] = [];
+  let buf = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    buf += c.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        records.push(JSON.parse(line) as LogRecord);
+        arrivedAt.push(Date.now());
+      } catch {
+        /* not JSON */
+      }
+    }
+  });
+  child.stderr!.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
+  return { child, records, arrivedAt, exited };
+}
+
+/** Polls `ok` every `everyMs` until it holds; throws naming `what` after `timeoutMs`. */
+export async function waitFor(what: string, ok: () => boolean, timeoutMs: number, everyMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/**
+ * A fixed port: a cluster shares the port its primary bound, and with port 0 a new one is chosen
+ * once every worker is gone (and workers given port 0 would each get their own). It is picked
+ * below the ephemeral range, so that none of the test's own connections, made while the port is
+ * closed, can take it as their local port.
+ */
+export async function freePortBelowEphemeral(): Promise<number> {
+  const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999');
+  const low = Number(range.trim().split(/\s+/)[0]);
+  const bottom = 10_000;
+  const top = Number.isInteger(low) && low > bottom + 1_000 ? low : 32_768;
+  for (let i = 0; i < 50; i++) {
+    const port = bottom + Math.floor(Math.random() * (top - bottom));
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
+}
