@@ -20,6 +20,7 @@ import type { RevocationStore } from '../revocation/revocation-store.js';
 import { buildSnapshot } from './build-snapshot.js';
 import { reviseRevocationStores, type RevocationStoreDeps } from './revocation-stores.js';
 import type { Runtime } from './runtime.js';
+import type { RuntimeSnapshot } from './snapshot.js';
 import type { LastReload } from './state-view.js';
 
 export interface ReloadResult {
@@ -122,12 +123,13 @@ export class Reloader {
     const previous = runtime.current;
     let created: readonly RevocationStore[] = [];
     let retired: readonly RevocationStore[] = [];
+    let built: RuntimeSnapshot | null = null;
     try {
       const config = await this.#deps.loadConfig();
       const fixed = restartNeededFor(previous.config, config);
       if (fixed !== null) throw new RestartNeeded(fixed);
       const material = await loadGatewayMaterial(config, this.#deps.readFile, new Date(now()));
-      const next = buildSnapshot(config, {
+      const next = (built = buildSnapshot(config, {
         generation: previous.generation + 1,
         material,
         now,
@@ -139,7 +141,7 @@ export class Reloader {
           retired = change.retired;
           return change.stores;
         },
-      });
+      }));
       // New CRL sources load (and are validated) before anything changes; a refused CRL file
       // refuses the reload as it refuses startup.
       for (const store of created) await store.loadInitial();
@@ -161,6 +163,8 @@ export class Reloader {
       return this.#record(trigger, started, { result: 'success', generation: next.generation }, null);
     } catch (err) {
       for (const store of created) void store.stop();
+      // Pools made for the refused snapshot never carried a request; close them all the same.
+      if (built !== null) for (const [name, u] of built.upstreams) if (previous.upstreams.get(name) !== u) void u.close();
       const e = err as { code?: unknown; message?: unknown };
       const code = err instanceof RestartNeeded ? err.code : isGatewayError(err) ? err.code : typeof e?.code === 'string' && e.code.startsWith('GW_ERR_') ? e.code : 'GW_ERR_CONFIG_INVALID';
       const message = typeof e?.message === 'string' ? e.message : String(err);
