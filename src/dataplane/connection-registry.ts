@@ -51,14 +51,11 @@ export class ConnectionRegistry {
         if (before === null || socket.destroyed) continue;
         const old = before.peek(socket) ?? before.verdict(socket);
         if (!old.ok) continue;
-        // OpenSSL verified this chain at the handshake; a chain the new bundle cannot link is one
-        // whose CA was withdrawn: untrusted, whatever the linker's own wording.
-        const code = v.code === 'GW_ERR_CLIENT_CERT_INVALID' && !/tls\.maxChainLength/.test(v.reason) ? 'GW_ERR_CLIENT_CERT_UNTRUSTED' : v.code;
         this.#logger.warn(
-          { event: 'client-rejected', code, reason: v.reason, when: 'reload', peer: { address: socket.remoteAddress, port: socket.remotePort, subject: v.peerSubject, serial: v.peerSerial } },
+          { event: 'client-rejected', code: v.code, reason: v.reason, when: 'reload', peer: { address: socket.remoteAddress, port: socket.remotePort, subject: v.peerSubject, serial: v.peerSerial } },
           'closing a live connection the reloaded client CA bundle no longer admits',
         );
-        this.#metrics?.clientCertRejected(code);
+        this.#metrics?.clientCertRejected(v.code);
         socket.destroy();
         continue;
       }

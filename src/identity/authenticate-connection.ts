@@ -14,6 +14,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket, DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import type { ErrorCode } from '../errors/registry.js';
+import { certFields } from '../x509/cert-fields.js';
 import { ChainLinker, type ChainLink } from '../x509/chain-links.js';
 import { certificateDn } from '../x509/dn.js';
 import { identityFromDer } from './identity-from-certificate.js';
@@ -135,7 +136,9 @@ export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = R
   constructor(opts: AuthenticatorOptions<S, V>) {
     this.#opts = opts;
     this.#linker = new ChainLinker(opts.trust);
+    this.#trustFingerprints = new Set(opts.trust.map((c) => c.fingerprint256));
   }
+  readonly #trustFingerprints: ReadonlySet<string>;
 
   /** The cached verdict, if this connection was judged already (no computation). */
   peek(socket: TLSSocket): ConnectionVerdict | undefined {
@@ -233,6 +236,22 @@ export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = R
     return { ...verdict, resumed };
   }
 
+  /**
+   * Whether the chain Node reports for a connection climbs to a self-issued root that is not in
+   * tls.clientCA (so the chain is complete, and untrusted here). A chain Node cut short (Node 24
+   * drops client-sent intermediates) ends below a root and does not count.
+   */
+  #endsAtRootOutsideTrust(leaf: DetailedPeerCertificate): boolean {
+    let top = leaf;
+    for (let i = 0; i < 32 && top.issuerCertificate && top.issuerCertificate.fingerprint256 !== top.fingerprint256; i++) top = top.issuerCertificate;
+    try {
+      const f = certFields(top.raw);
+      return f.subjectDer.equals(f.issuerDer) && !this.#trustFingerprints.has(top.fingerprint256);
+    } catch {
+      return false;
+    }
+  }
+
   /** Everything about a verified certificate that does not depend on the connection. */
   #judgeCertificate(summary: PeerCertificate, detailed: DetailedPeerCertificate | null, peerSerial: string | null): CertificateVerdict {
     let leaf: X509Certificate;
@@ -257,6 +276,11 @@ export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = R
       // which OpenSSL's verdict rules out, so Node lost part of it (Node 24.21 drops client-sent
       // intermediates, nodejs/node#65579). Either way revocation and depth cannot be checked on
       // every CA: refuse rather than skip one.
+      // A chain that ends at a root of its own which tls.clientCA does not hold is simply not
+      // trusted: OpenSSL admitted it under a bundle a reload has since replaced.
+      if (detailed !== null && this.#endsAtRootOutsideTrust(detailed)) {
+        return { ok: false, code: 'GW_ERR_CLIENT_CERT_UNTRUSTED', reason: 'the chain ends at a root CA that is not in tls.clientCA', peerSubject: certificateDn(summary), peerSerial };
+      }
       return {
         ok: false,
         code: 'GW_ERR_CLIENT_CERT_INVALID',
