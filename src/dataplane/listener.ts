@@ -46,14 +46,9 @@ function applyServerSettings(srv: HttpsServer, config: GatewayConfig): void {
  * (docs/architecture.md, "TLS facts"); live connections keep the context they were made with.
  */
 export function applySnapshotToServer(srv: HttpsServer, next: RuntimeSnapshot, previous: RuntimeSnapshot): void {
-  if (next.serverTls !== previous.serverTls && !sameServerTls(next, previous)) srv.setSecureContext({ ...next.serverTls });
+  // buildSnapshot() keeps the previous options object when nothing in it changed.
+  if (next.serverTls !== previous.serverTls) srv.setSecureContext({ ...next.serverTls });
   applyServerSettings(srv, next.config);
-}
-
-function sameServerTls(a: RuntimeSnapshot, b: RuntimeSnapshot): boolean {
-  const x = a.serverTls;
-  const y = b.serverTls;
-  return x.key === y.key && x.cert === y.cert && x.minVersion === y.minVersion && x.ticketKeys.equals(y.ticketKeys) && JSON.stringify(x.ca) === JSON.stringify(y.ca);
 }
 
 export function createListener(deps: ListenerDeps): GatewayApp {

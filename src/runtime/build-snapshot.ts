@@ -38,8 +38,10 @@ export interface SnapshotDeps {
 }
 
 /**
- * What an object built from config depends on, as one comparable string: the config subtree, the
- * PEM material and the identity of the revocation store it uses.
+ * Reuse across reloads: an object built from config (authenticator, upstream, listener TLS
+ * options) is remembered with a key naming everything it was made from (the config subtree, the
+ * PEM material, the identity of the revocation store it uses); a later build with the same key
+ * takes the previous object instead of making a new one.
  */
 const storeIds = new WeakMap<object, number>();
 let nextStoreId = 1;
@@ -86,7 +88,10 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
       }),
       authKey,
     );
-  const serverTls: ServerTlsOptions = {
+  const ticketKeys = material.ticketKeys ?? deps.ticketKeys;
+  // Kept when unchanged, so the listener is given a new context only when there is one.
+  const tlsKey = JSON.stringify([server.keyPem, server.pem, clientCA.pems, config.tls.minVersion, ticketKeys.toString('base64')]);
+  const serverTls: ServerTlsOptions = reuse(previous?.serverTls, tlsKey) ?? remember<ServerTlsOptions>({
     key: server.keyPem,
     cert: server.pem,
     ca: [...clientCA.pems],
@@ -98,8 +103,8 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
     requestCert: true,
     rejectUnauthorized: false,
     minVersion: config.tls.minVersion,
-    ticketKeys: material.ticketKeys ?? deps.ticketKeys,
-  };
+    ticketKeys,
+  }, tlsKey);
   return Object.freeze({
     generation: deps.generation,
     loadedAt: now(),

@@ -147,7 +147,7 @@ export class Reloader {
       for (const store of created) await store.loadInitial();
       // The listener's context is built here once as a check: setSecureContext runs after the
       // swap, where a throw would leave the new snapshot in force with the old context.
-      createSecureContext(next.serverTls);
+      if (next.serverTls !== previous.serverTls) createSecureContext(next.serverTls);
       runtime.swap(next);
       for (const store of created) store.start();
       for (const store of retired) void store.stop();
