@@ -6,8 +6,9 @@
  * FIFO or socket (also one dropped into a CRL directory) is refused, as is a file over
  * CRL_FILE_MAX_BYTES, with a GW_ERR_TLS_MATERIAL error naming the source's key and the file.
  */
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { fileSignature } from '../config/file-signature.js';
 import { CRL_FILE_MAX_BYTES, readRegularFile, unreadableReason } from '../config/read-regular-file.js';
 import type { CrlSourceConfig } from '../config/schema.js';
 import { GatewayError } from '../errors/registry.js';
@@ -53,11 +54,6 @@ export interface ReadFileSource {
   readonly signature: string;
 }
 
-async function fileSignature(file: string): Promise<string> {
-  const real = await realpath(file);
-  const st = await stat(real);
-  return `${file}->${real}:${st.ino}:${st.size}:${st.mtimeMs}`;
-}
 
 async function listDir(dir: string, key: string): Promise<string[]> {
   let names: string[];

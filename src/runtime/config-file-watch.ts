@@ -10,9 +10,9 @@
  * so writing a certificate and then its key costs one reload, not two.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { fileSignature } from '../config/file-signature.js';
 import type { GatewayConfig } from '../config/schema.js';
 
 /** Every file a configuration names, except CRL sources (their stores watch those). */
@@ -23,11 +23,10 @@ export function filesNamedBy(config: GatewayConfig): string[] {
   return [...new Set(files)];
 }
 
+/** A missing or unreadable file has a signature too: its appearance is a change. */
 async function signature(file: string): Promise<string> {
   try {
-    const real = await realpath(file);
-    const st = await stat(real);
-    return `${real}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    return await fileSignature(file);
   } catch (err) {
     return `missing:${(err as NodeJS.ErrnoException).code ?? 'error'}`;
   }
