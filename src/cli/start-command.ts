@@ -27,7 +27,7 @@ import { buildGateway, type Gateway } from '../http/build-gateway.js';
 import { cachedIsoTime } from '../log/cached-iso-time.js';
 import { TICKET_KEY_BYTES } from '../pki/gateway-material.js';
 import { ConfigFileWatch, filesNamedBy } from '../runtime/config-file-watch.js';
-import { keyOf, restartNeededFor } from '../runtime/reloader.js';
+import { describeReloadError, RestartNeeded, restartNeededFor } from '../runtime/reloader.js';
 import type { LastReload } from '../runtime/state-view.js';
 import { GatewayMetrics } from '../telemetry/metrics.js';
 import { checkConfigFiles } from './check-files.js';
@@ -233,15 +233,12 @@ async function runPrimary(opts: PrimaryOptions): Promise<number> {
       next = (await loadConfig(file)).config;
       const fixed = restartNeededFor(config, next);
       if (fixed !== null) {
-        throw Object.assign(new Error(`${fixed}: cannot change while the gateway runs; restart it to apply this change (the running configuration stays in force)`), { code: 'GW_ERR_CONFIG_INVALID', key: fixed });
+        throw new RestartNeeded(fixed);
       }
       // The same checks as `config check` and startup: every file, key pair, CA and CRL.
       await checkConfigFiles(next);
     } catch (err) {
-      const e = err as { code?: unknown; message?: unknown };
-      const code = isGatewayError(err) ? err.code : typeof e.code === 'string' && e.code.startsWith('GW_ERR_') ? e.code : 'GW_ERR_CONFIG_INVALID';
-      const message = typeof e.message === 'string' ? e.message : String(err);
-      const key = keyOf(err);
+      const { code, message, key } = describeReloadError(err);
       logger.error({ event: 'reload-refused', trigger, code, key, reason: message, where: 'primary' }, 'reload refused before any worker saw it; the running configuration stays in force');
       return record({ result: 'failure', generation: await generation(), error: { code, message, key } });
     }

@@ -72,8 +72,15 @@ export class RestartNeeded extends Error {
   }
 }
 
+/** What a refused reload reports (/reload, /status, the log): a stable code, the reason, the key. */
+export function describeReloadError(err: unknown): { code: string; message: string; key: string | null } {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = isGatewayError(err) || err instanceof RestartNeeded ? err.code : typeof e?.code === 'string' && e.code.startsWith('GW_ERR_') ? e.code : 'GW_ERR_CONFIG_INVALID';
+  return { code, message: typeof e?.message === 'string' ? e.message : String(err), key: keyOf(err) };
+}
+
 /** The config key a failure names, if any: ConfigError's first issue, a material error's key. */
-export function keyOf(err: unknown): string | null {
+function keyOf(err: unknown): string | null {
   const e = err as { key?: unknown; issues?: ReadonlyArray<{ path: string }>; detail?: { key?: unknown } };
   if (typeof e?.key === 'string') return e.key;
   if (Array.isArray(e?.issues) && e.issues.length > 0) return e.issues[0]!.path || null;
@@ -165,10 +172,7 @@ export class Reloader {
       for (const store of created) void store.stop();
       // Pools made for the refused snapshot never carried a request; close them all the same.
       if (built !== null) for (const [name, u] of built.upstreams) if (previous.upstreams.get(name) !== u) void u.close();
-      const e = err as { code?: unknown; message?: unknown };
-      const code = err instanceof RestartNeeded ? err.code : isGatewayError(err) ? err.code : typeof e?.code === 'string' && e.code.startsWith('GW_ERR_') ? e.code : 'GW_ERR_CONFIG_INVALID';
-      const message = typeof e?.message === 'string' ? e.message : String(err);
-      const key = keyOf(err);
+      const { code, message, key } = describeReloadError(err);
       logger.error({ event: 'reload-refused', trigger, code, key, reason: message, generation: previous.generation }, 'reload refused; the running configuration stays in force');
       return this.#record(trigger, started, { result: 'failure', generation: previous.generation, error: { code, message, key } }, { code, message, key });
     }
