@@ -1,43 +1,15 @@
 // The admin listener reports what the gateway is doing: /healthz, /readyz, /metrics and /status
 // read the gateway in force, and POST /reload swaps in a new generation that all of them show.
 // Real TLS on the data plane (a PKI generated for this run), plain HTTP on the admin port.
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import t from 'tap';
+import { adminRequest, type AdminResponse } from '../helpers/admin-client.js';
 import { AdminServer } from '../../src/admin/admin-server.js';
 import { gatewayAdminBackend } from '../../src/admin/gateway-backend.js';
 import { startStack } from '../helpers/harness.js';
 
-interface AdminResponse {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  json: unknown;
-}
-
-function admin(port: number, method: string, path: string): Promise<AdminResponse> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(body);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.setTimeout(10_000, () => req.destroy(new Error('admin request timed out')));
-    req.end();
-  });
-}
+const admin = (port: number, method: string, path: string) => adminRequest(port, method, path);
 
 interface Sample {
   name: string;

@@ -2,11 +2,11 @@
 // ticket key (a client resumes its TLS session on whichever worker the cluster gives it), runs the
 // one admin listener (readiness, /status and /metrics over both workers), and decides reloads once:
 // a configuration it refuses never reaches a worker, one it accepts reaches both. SIGTERM exits 0.
-import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
+import { adminRequest, type AdminResponse } from '../helpers/admin-client.js';
 import { freePortBelowEphemeral, startCli, waitFor } from '../helpers/cli-process.js';
 import { gatewayYaml, makeTestPki, startUpstream, tempDir, writePkiFiles, type TestPki } from '../helpers/harness.js';
 
@@ -65,34 +65,8 @@ function exchange(port: number, pki: TestPki, session: Buffer | null, pathname =
   });
 }
 
-interface AdminAnswer {
-  status: number;
-  body: string;
-  json: any;
-}
-
-function admin(port: number, method: 'GET' | 'POST', pathname: string): Promise<AdminAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: pathname, agent: false, timeout: 20_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        let json: unknown = undefined;
-        try {
-          json = JSON.parse(body);
-        } catch {
-          /* not JSON */
-        }
-        resolve({ status: res.statusCode ?? 0, body, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('admin request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+type AdminAnswer = AdminResponse;
+const admin = (port: number, method: 'GET' | 'POST', pathname: string) => adminRequest(port, method, pathname, 20_000);
 
 /** The value of the sample of `name` whose labels include every one in `labels`; null if none. */
 function sample(metricsText: string, name: string, labels: Record<string, string>): number | null {

@@ -3,11 +3,11 @@
 // that might normalize onto an endpoint, oversized or malformed heads, oversized bodies on
 // POST /reload, bodies and heads that never finish, and a burst of reloads, it answers within its
 // bounds, never runs a reload it refused, and keeps the process and the data plane serving.
-import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import t from 'tap';
+import { adminRequest } from '../helpers/admin-client.js';
 import { AdminServer } from '../../src/admin/admin-server.js';
 import { gatewayAdminBackend } from '../../src/admin/gateway-backend.js';
 import { startStack } from '../helpers/harness.js';
@@ -98,35 +98,7 @@ function streamBody(port: number, head: string, bodyBytes: number, frame: (chunk
   });
 }
 
-interface AdminResponse {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  json: unknown;
-}
-
-function admin(port: number, method: string, path: string): Promise<AdminResponse> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(body);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.setTimeout(5_000, () => req.destroy(new Error(`admin ${method} ${path} timed out`)));
-    req.end();
-  });
-}
+const admin = (port: number, method: string, path: string) => adminRequest(port, method, path, 5_000);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
