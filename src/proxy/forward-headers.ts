@@ -19,12 +19,6 @@ const DROP_ON_REQUEST: ReadonlySet<string> = new Set([
   'expect',
   'http2-settings',
   'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-  'x-forwarded-port',
-  'x-forwarded-prefix',
-  'x-forwarded-client-cert',
   'x-request-id',
   // client address headers other proxies set: an upstream may trust any of them
   'x-real-ip',
@@ -47,8 +41,13 @@ const DROP_ON_REQUEST: ReadonlySet<string> = new Set([
   'x-amzn-mtls-clientcert-chain',
 ]);
 
-/** Name prefixes of client-certificate headers (nginx and HAProxy recipes, Traefik). */
-const DROP_PREFIXES = ['x-ssl-client-', 'x-client-cert-', 'x-forwarded-tls-client-'];
+/**
+ * Name prefixes dropped whole: every X-Forwarded-* (the gateway sets its own For, Proto, Host and
+ * Client-Cert; any other, such as oauth2-proxy's X-Forwarded-User/-Email/-Groups or Traefik's
+ * X-Forwarded-Tls-Client-Cert, would claim something only a proxy may say), and the client-
+ * certificate headers of nginx and HAProxy recipes.
+ */
+const DROP_PREFIXES = ['x-forwarded-', 'x-ssl-client-', 'x-client-cert-'];
 
 /**
  * The form a header name is compared in: lower-case with "_" read as "-", because CGI-style stacks

@@ -1,7 +1,8 @@
 // Pins a security decision: only the gateway vouches for a client's identity and address. Headers
 // other proxies use for that (RFC 9440 Client-Cert, nginx/HAProxy X-SSL-Client-*, X-Client-Verify,
 // X-Real-IP...) and underscore spellings of the gateway's own headers, which CGI-style stacks merge
-// with the dashed names, are removed before forwarding; server.stripRequestHeaders adds more.
+// with the dashed names, are removed before forwarding, as is every X-Forwarded-* name;
+// server.stripRequestHeaders adds more.
 import t from 'tap';
 import { startStack } from '../helpers/harness.js';
 import { rawExchange } from '../helpers/raw-exchange.js';
@@ -24,6 +25,13 @@ const FORGED: [string, string][] = [
   ['X-SSL-Client-Cert', 'twice'],
   ['X-Internal-Token', 'secret'],
   ['x_internal_token', 'secret'],
+  // Every X-Forwarded-* name is the gateway's, not only the ones it sets: oauth2-proxy-style
+  // identity headers, and names the fuzz suite mutated (found with seed 1461992654).
+  ['X-Forwarded-User', 'ops-admin'],
+  ['X-Forwarded-Email', 'ops@example.org'],
+  ['X-Forwarded-Groups', 'sre'],
+  ['X-Forwarded-Prefi2x', 'FORGED'],
+  ['x_forwarded_user', 'ops-admin'],
 ];
 
 t.test('identity-looking headers sent by a client are removed', async (t) => {
