@@ -13,7 +13,7 @@
 import { X509Certificate } from 'node:crypto';
 import { ConfigError, loadConfig, resolveConfigPath } from '../config/load-config.js';
 import { PEM_FILE_MAX_BYTES, readRegularFile, unreadableReason } from '../config/read-regular-file.js';
-import type { GatewayConfig } from '../config/schema.js';
+import type { GatewayConfig, RouteConfig } from '../config/schema.js';
 import type { ErrorCode } from '../errors/registry.js';
 import { identityFromDer } from '../identity/identity-from-certificate.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
@@ -202,6 +202,8 @@ export interface RouteAccess {
   readonly index: number;
   readonly match: string;
   readonly upstream: string;
+  /** The route's rewrite.prefix (applied after the policy decision), or null. */
+  readonly rewrite: string | null;
   readonly allowed: boolean;
   /** The selector that decided (`routes[0].allow[1]`), or null when no allow entry matched. */
   readonly rule: string | null;
@@ -218,9 +220,9 @@ function closestAllow(allow: readonly CompiledSelector[], identity: PeerIdentity
 }
 
 /** Route by route: would this identity be allowed on a request that reaches the route? */
-export function routeAccess(policy: CompiledPolicy, identity: PeerIdentity): RouteAccess[] {
+export function routeAccess(policy: CompiledPolicy, identity: PeerIdentity, routes: readonly RouteConfig[] = []): RouteAccess[] {
   return policy.routes.map((route) => {
-    const base = { route: route.name, index: route.index, match: route.match.description, upstream: route.upstream };
+    const base = { route: route.name, index: route.index, match: route.match.description, upstream: route.upstream, rewrite: routes[route.index]?.rewrite?.prefix ?? null };
     const deny = route.deny.find((s) => selectorMatches(s, identity));
     if (deny) return { ...base, allowed: false, rule: deny.rule, because: `denied by ${deny.rule} [${deny.description}]` };
     const allow = route.allow.find((s) => selectorMatches(s, identity));
@@ -289,7 +291,7 @@ export function formatVerdict(v: CertificateVerdict): string[] {
 
 function formatRoutes(access: readonly RouteAccess[], accepted: boolean): string[] {
   if (access.length === 0) return ['routes:       (none configured)'];
-  const rows = access.map((a) => [`routes[${a.index}] ${a.route}`, a.match, a.allowed ? (accepted ? 'allow' : 'allow*') : 'deny', a.because]);
+  const rows = access.map((a) => [`routes[${a.index}] ${a.route}`, a.rewrite === null ? a.match : `${a.match} -> rewrite ${a.rewrite}`, a.allowed ? (accepted ? 'allow' : 'allow*') : 'deny', a.because]);
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['ROUTE', 'MATCH', 'VERDICT'][i]!.length));
   const line = (r: string[]) => `  ${r.slice(0, 3).map((c, i) => c.padEnd(widths[i]!)).join('  ')}  ${r[3]}`;
   const out = ['routes (the first route whose match fits a request decides it):', line(['ROUTE', 'MATCH', 'VERDICT', 'WHY']), ...rows.map(line)];
@@ -314,7 +316,7 @@ export async function inspectCertificate(opts: { file: string; configFile: strin
     const loaded = await loadConfig(opts.configFile);
     const policy = compilePolicy(loaded.config.routes, { caseSensitive: loaded.config.server.paths.caseSensitive });
     const verdict = await assessCertificate(loaded.config, loaded.file, cert, now);
-    config = { file: loaded.file, verdict, routes: routeAccess(policy, identity) };
+    config = { file: loaded.file, verdict, routes: routeAccess(policy, identity, loaded.config.routes) };
   }
   return { file: opts.file, identity, usage: usageOf(cert.leaf), config };
 }

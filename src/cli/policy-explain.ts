@@ -12,6 +12,7 @@ import { ERRORS, type ErrorCode } from '../errors/registry.js';
 import { hostForRouting } from '../request/host-header.js';
 import { normalizeTarget } from '../request/normalize-path.js';
 import { identityFromDer } from '../identity/identity-from-certificate.js';
+import { compileRewrite } from '../proxy/rewrite-path.js';
 import { compilePolicy } from '../policy/compile-policy.js';
 import { explain, formatExplanation } from '../policy/explain.js';
 import type { Explanation } from '../policy/types.js';
@@ -33,6 +34,12 @@ export interface ExplainResult {
     readonly upstream: string | null;
     readonly route: string | null;
     readonly rule: string | null;
+    /**
+     * The path the upstream receives when the request is forwarded: the normalized path after the
+     * route's rewrite.prefix (the policy judged the path before it), with the query. Null when
+     * nothing is forwarded.
+     */
+    readonly upstreamPath?: string | null;
     /**
      * The deciding route is in audit mode: a deny is what the policy decides (allowed stays false,
      * exit 3), but the gateway forwards the request and logs it as would-deny.
@@ -76,15 +83,29 @@ export async function explainRequest(opts: {
 
   const explanation = explain(policy, identity, { method, host, path: target.path });
   const d = explanation.decision;
+  // What the upstream would receive: the rewrite runs after the decision, on the judged path.
+  const forwardedPath = (index: number) => {
+    const route = loaded.config.routes[index]!;
+    const rewrite = route.rewrite;
+    return (rewrite === undefined ? target.path : compileRewrite(route.match, rewrite.prefix)(target.path)) + target.query;
+  };
   let result: ExplainResult['result'];
   if (d.kind === 'allow') {
-    result = { allowed: true, status: 200, code: null, upstream: d.route.upstream, route: d.route.name, rule: d.rule, audit: d.route.audit, summary: explanation.summary };
+    result = { allowed: true, status: 200, code: null, upstream: d.route.upstream, route: d.route.name, rule: d.rule, upstreamPath: forwardedPath(d.route.index), audit: d.route.audit, summary: explanation.summary };
   } else if (d.kind === 'deny') {
-    result = { ...refused('GW_ERR_POLICY_DENIED', explanation.summary), route: d.route.name, rule: d.rule, audit: d.route.audit, ...(d.route.audit ? { upstream: d.route.upstream } : {}) };
+    result = { ...refused('GW_ERR_POLICY_DENIED', explanation.summary), route: d.route.name, rule: d.rule, audit: d.route.audit, ...(d.route.audit ? { upstream: d.route.upstream, upstreamPath: forwardedPath(d.route.index) } : {}) };
   } else {
     result = refused('GW_ERR_ROUTE_NOT_FOUND', explanation.summary);
   }
   return { request, certificate, explanation, result };
+}
+
+/** ", as PATH" when the route rewrites the path the policy judged. */
+function rewritten(r: ExplainResult): string {
+  const sent = r.result.upstreamPath;
+  const judged = r.request.normalizedPath;
+  if (sent === undefined || sent === null || judged === null) return '';
+  return sent.split('?')[0] === judged ? '' : `, as ${r.request.method} ${sent} (route rewrite; the policy judged ${judged})`;
 }
 
 export function formatExplainResult(r: ExplainResult): string {
@@ -101,9 +122,9 @@ export function formatExplainResult(r: ExplainResult): string {
   const res = r.result;
   lines.push(
     res.allowed
-      ? `result: ALLOW: forwarded to upstream "${res.upstream}" by route "${res.route}" (${res.rule})`
+      ? `result: ALLOW: forwarded to upstream "${res.upstream}" by route "${res.route}" (${res.rule})${rewritten(r)}`
       : res.audit
-        ? `result: WOULD-DENY: ${res.status} ${res.code} once enforced; route "${res.route}" is in audit mode, so the gateway forwards it to upstream "${res.upstream}" and logs decision would-deny`
+        ? `result: WOULD-DENY: ${res.status} ${res.code} once enforced; route "${res.route}" is in audit mode, so the gateway forwards it to upstream "${res.upstream}" and logs decision would-deny${rewritten(r)}`
         : `result: DENY: ${res.status} ${res.code}${r.explanation === null ? ` (${res.summary})` : ''}`,
   );
   return lines.join('\n') + '\n';

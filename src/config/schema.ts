@@ -7,6 +7,8 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { parseRate } from './rate.js';
+import { rewritePrefixProblem } from './rewrite-prefix.js';
 
 const filePath = z.string().min(1, 'must be a file path');
 
@@ -87,6 +89,28 @@ const httpMethod = z
   .regex(/^[A-Za-z]+$/, 'must be an HTTP method name')
   .transform((m) => m.toUpperCase());
 
+/** A rewrite prefix: an absolute path of plain segments, nothing that normalization would change. */
+const rewritePrefix = z.string().superRefine((p, ctx) => {
+  const problem = rewritePrefixProblem(p);
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const routeLimitSchema = z.strictObject({
+  key: z.enum(['spiffe', 'subject', 'fingerprint']).describe('whose bucket: the SPIFFE ID (the fingerprint when the certificate has none), the subject DN, or the certificate fingerprint'),
+  rate: z
+    .string()
+    .transform((text, ctx) => {
+      const n = parseRate(text);
+      if (n === null) {
+        ctx.addIssue({ code: 'custom', message: `"${text}" is not a rate (write e.g. 100/s, 600/m or 10/h; more than zero, at most 1e9 per unit)` });
+        return z.NEVER;
+      }
+      return n;
+    })
+    .describe('refill rate, e.g. 100/s, 600/m, 10/h; parsed to tokens per second'),
+  burst: z.number().int().min(1).max(1_000_000).describe('bucket size: requests admitted at once from a full bucket'),
+});
+
 const routeSchema = z
   .strictObject({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 characters of letters, digits, ".", "_" or "-"'),
@@ -107,49 +131,183 @@ const routeSchema = z
       .boolean()
       .optional()
       .describe('default false. Audit mode: the decision is computed, logged and counted, but a deny is forwarded as "would-deny" (try a policy on real traffic before enforcing it); certificate, revocation and path checks always enforce'),
+    rewrite: z
+      .strictObject({
+        prefix: rewritePrefix.describe('replaces the part of the normalized path that match.pathPrefix matched (the whole path for match.path); applied after the policy decision'),
+      })
+      .optional(),
+    host: z
+      .enum(['upstream', 'servername', 'preserve'])
+      .optional()
+      .describe("Host sent upstream: upstream (the default: the target's host:port), servername (the upstream's tls.servername) or preserve (the client's Host)"),
+    timeouts: z
+      .strictObject({
+        response: duration({ min: 1 }).optional().describe("overrides the upstream's timeouts.response for this route"),
+      })
+      .optional(),
+    rateLimit: routeLimitSchema.optional().describe('a token bucket per client identity, per worker process: beyond it 429 GW_ERR_RATE_LIMITED with Retry-After'),
   });
 
-const upstreamSchema = z.strictObject({
-  url: z
-    .string()
-    .url()
-    .refine((u) => {
-      const url = new URL(u);
-      return url.protocol === 'https:' && (url.pathname === '/' || url.pathname === '') && !url.search && !url.hash && !url.username;
-    }, 'must be an https:// origin (scheme, host and optional port, no path, query or credentials): upstream TLS is always on'),
-  tls: z.strictObject({
-    cert: filePath.describe("the gateway's own client certificate (chain allowed)"),
-    key: filePath,
-    ca: filePath.describe("trust for the upstream's server certificate"),
-    servername: nonEmpty.describe('SNI, and the name the upstream certificate must carry'),
-    crl: z.array(crlSourceSchema).optional().describe('CRL sources for the upstream certificate chain (files, directories, URLs)'),
-    revocation: revocationSchema.prefault({}),
-    expect: z
+/** An https:// origin: scheme, host and optional port; normalized to URL.origin. */
+const httpsOrigin = z
+  .string()
+  .url()
+  .refine((u) => {
+    const url = new URL(u);
+    return url.protocol === 'https:' && (url.pathname === '/' || url.pathname === '') && !url.search && !url.hash && !url.username && !url.password;
+  }, 'must be an https:// origin (scheme, host and optional port, no path, query or credentials): upstream TLS is always on');
+
+const DNS_NAME = /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+const statusCode = z.number().int().min(100).max(599);
+
+/** Retry reasons (Envoy's retry_on names where one exists). */
+export const RETRY_REASONS = ['connect-failure', 'connect-timeout', 'reset', 'refused-stream', '502', '503', '504'] as const;
+export type RetryReason = (typeof RETRY_REASONS)[number];
+
+const percent = z
+  .union([z.number().min(0).max(100), z.string().regex(/^\d{1,3}(?:\.\d+)?%$/, 'must be a percentage such as "20%"')])
+  .transform((v, ctx) => {
+    const n = typeof v === 'number' ? v : Number(v.slice(0, -1));
+    if (!(n >= 0 && n <= 100)) {
+      ctx.addIssue({ code: 'custom', message: `${String(v)} is not between 0% and 100%` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const upstreamSchema = z
+  .strictObject({
+    url: httpsOrigin.optional().describe('the one target of a single-origin upstream (exactly one of url, targets, discovery)'),
+    targets: z
+      .array(httpsOrigin)
+      .min(1)
+      .max(1024)
+      .optional()
+      .describe('a fixed fleet: every target is its own connection pool; TLS verifies tls.servername on each'),
+    discovery: z
       .strictObject({
-        spiffe: nonEmpty.optional(),
-        uri: nonEmpty.optional(),
-        dns: nonEmpty.optional(),
-        fingerprint: nonEmpty.optional(),
+        dns: z.string().regex(DNS_NAME, 'must be a DNS name (e.g. a Kubernetes headless Service: orders-headless.shop.svc.cluster.local)'),
+        port: z.number().int().min(1).max(65535),
+        refresh: duration({ min: 1_000, max: 86_400_000 }).default(10_000).describe('how often the name is resolved again; a failed resolution keeps the last good set'),
       })
       .optional()
-      .describe('pins the upstream certificate further; every field given must match'),
-    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
-  }),
-  timeouts: z
-    .strictObject({
-      connect: duration({ min: 1 }).default(5_000),
-      response: duration({ min: 1 }).default(30_000),
-      idle: duration({ min: 1 }).default(60_000),
-      queue: duration({ min: 1 })
-        .default(10_000)
-        .describe('longest a request waits for a free upstream connection when all `connections` are busy; then 503 GW_ERR_UPSTREAM_OVERLOADED'),
-      keepAlive: duration({ min: 1_000, max: 3_600_000 })
-        .default(60_000)
-        .describe("how long an idle pooled connection stays open; an upstream's Keep-Alive: timeout= hint shortens it"),
-    })
-    .prefault({}),
-  connections: z.number().int().min(1).max(10_000).default(256).describe('maximum open connections to this upstream'),
-});
+      .describe('targets from the A/AAAA records of a name (a headless Service): added ones join, removed ones drain'),
+    balance: z
+      .enum(['round-robin', 'least-request', 'random'])
+      .default('round-robin')
+      .describe('round-robin (smooth weighted), least-request (power of two choices) or random (weighted), across healthy targets that are not ejected'),
+    weights: z
+      .record(z.string(), z.number().int().min(1).max(1000))
+      .optional()
+      .describe('relative weight per target origin (default 1); keys must be listed in targets or url'),
+    healthCheck: z
+      .strictObject({
+        path: z.string().regex(/^\/[\x21-\x7e]{0,1023}$/, 'must be an origin-form path starting with "/" (printable ASCII, no spaces)'),
+        interval: duration({ min: 100, max: 3_600_000 }).default(5_000),
+        timeout: duration({ min: 10, max: 600_000 }).default(2_000),
+        healthyThreshold: z.number().int().min(1).max(100).default(2).describe('consecutive passing checks that mark a down target up'),
+        unhealthyThreshold: z.number().int().min(1).max(100).default(3).describe('consecutive failing checks that mark a target down'),
+        expectStatus: z.array(statusCode).min(1).max(100).default([200]).describe('statuses that pass'),
+      })
+      .refine((h) => h.timeout < h.interval, { message: 'timeout must be shorter than interval' })
+      .optional()
+      .describe('active checks: GET path on every target over mTLS with the upstream client certificate'),
+    outlierDetection: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        consecutiveFailures: z.number().int().min(1).max(1000).default(5).describe('consecutive connection, TLS or 5xx failures that eject a target'),
+        baseEjection: duration({ min: 100, max: 86_400_000 }).default(30_000).describe('an ejection lasts this long times the number of times the target was ejected'),
+        maxEjectionPercent: z.number().int().min(0).max(100).default(50).describe('never more than this share of the fleet ejected at once (rounded down: a single target is never ejected)'),
+      })
+      .prefault({})
+      .describe('passive health: failures seen on real requests eject a target for a while'),
+    retries: z
+      .strictObject({
+        attempts: z.number().int().min(0).max(10).default(1).describe("retries after the first try (Envoy's num_retries); connect-failure failovers to untried targets do not count"),
+        on: z
+          .array(
+            z
+              .union([z.enum(RETRY_REASONS), z.literal(502), z.literal(503), z.literal(504)], { error: `must be one of ${RETRY_REASONS.join(', ')}` })
+              .transform((r) => String(r) as RetryReason),
+          )
+          .max(RETRY_REASONS.length)
+          .default(['connect-failure', 'refused-stream'])
+          .describe('which failures are retried: connect-failure (refused, unreachable, TLS failure: nothing was sent), connect-timeout, reset, refused-stream (HTTP/2), 502, 503, 504'),
+        backoff: duration({ min: 0, max: 10_000 }).default(25).describe('base delay before a retry after the request was sent, with jitter (connect failures fail over at once)'),
+        budget: percent.default(20).describe('share of the active requests that may be retries at once; never fewer than 3 concurrent retries'),
+      })
+      .prefault({})
+      .describe('retries go to a different target, only when safe: nothing sent yet, or an idempotent method without a body; never after the response started'),
+    limits: z
+      .strictObject({
+        maxConnections: z.number().int().min(1).max(10_000).optional().describe('connections in use at once across the fleet (requests carried at once); default: connections, else 256'),
+        maxPending: z.number().int().min(0).max(1_000_000).default(1024).describe('requests waiting for a connection; beyond it 503 GW_ERR_UPSTREAM_OVERLOADED at once'),
+        maxRequests: z.number().int().min(1).max(1_000_000).default(1024).describe('outstanding requests (carried plus waiting); beyond it 503 GW_ERR_UPSTREAM_OVERLOADED at once'),
+      })
+      .prefault({})
+      .describe("circuit breaking, with Envoy's meanings"),
+    tls: z.strictObject({
+      cert: filePath.describe("the gateway's own client certificate (chain allowed)"),
+      key: filePath,
+      ca: filePath.describe("trust for the upstream's server certificate"),
+      servername: nonEmpty.describe('SNI, and the name every target\'s certificate must carry'),
+      crl: z.array(crlSourceSchema).optional().describe('CRL sources for the upstream certificate chain (files, directories, URLs)'),
+      revocation: revocationSchema.prefault({}),
+      expect: z
+        .strictObject({
+          spiffe: nonEmpty.optional(),
+          uri: nonEmpty.optional(),
+          dns: nonEmpty.optional(),
+          fingerprint: nonEmpty.optional(),
+        })
+        .optional()
+        .describe('pins the upstream certificate further; every field given must match'),
+      minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    }),
+    timeouts: z
+      .strictObject({
+        connect: duration({ min: 1 }).default(5_000),
+        response: duration({ min: 1 }).default(30_000),
+        idle: duration({ min: 1 }).default(60_000),
+        queue: duration({ min: 1 })
+          .default(10_000)
+          .describe('longest a request waits for a free upstream connection when limits.maxConnections are busy; then 503 GW_ERR_UPSTREAM_OVERLOADED'),
+        keepAlive: duration({ min: 1_000, max: 3_600_000 })
+          .default(60_000)
+          .describe("how long an idle pooled connection stays open; an upstream's Keep-Alive: timeout= hint shortens it"),
+      })
+      .prefault({}),
+    connections: z.number().int().min(1).max(10_000).optional().describe('older spelling of limits.maxConnections (default 256)'),
+  })
+  .superRefine((u, ctx) => {
+    const given = (['url', 'targets', 'discovery'] as const).filter((k) => u[k] !== undefined);
+    if (given.length !== 1) {
+      ctx.addIssue({ code: 'custom', path: given.length > 1 ? [given[1]!] : [], message: given.length === 0 ? 'set one of "url", "targets" or "discovery"' : `set only one of "url", "targets" or "discovery" (got ${given.join(' and ')})` });
+    }
+    if (u.connections !== undefined && u.limits.maxConnections !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['connections'], message: 'set limits.maxConnections or connections (its older spelling), not both' });
+    }
+    const origins = u.targets ?? (u.url !== undefined ? [u.url] : []);
+    const seen = new Set<string>();
+    origins.forEach((o, i) => {
+      const origin = new URL(o).origin;
+      if (seen.has(origin)) ctx.addIssue({ code: 'custom', path: ['targets', i], message: `duplicate target ${origin}` });
+      seen.add(origin);
+    });
+    if (u.weights !== undefined) {
+      if (u.discovery !== undefined) ctx.addIssue({ code: 'custom', path: ['weights'], message: 'weights name targets; discovered targets all weigh 1' });
+      for (const key of Object.keys(u.weights)) {
+        let origin: string | null = null;
+        try {
+          origin = new URL(key).origin;
+        } catch {
+          origin = null;
+        }
+        if (origin === null || !seen.has(origin)) ctx.addIssue({ code: 'custom', path: ['weights', key], message: `"${key}" is not one of the targets` });
+      }
+    }
+  })
+  .transform((u) => ({ ...u, limits: { ...u.limits, maxConnections: u.limits.maxConnections ?? u.connections ?? 256 } }));
 
 export const configSchema = z
   .strictObject({

@@ -9,6 +9,7 @@
 import type { ErrorCode } from '../errors/registry.js';
 import { decide } from '../policy/decide.js';
 import { explain } from '../policy/explain.js';
+import type { RouteForwarding } from '../proxy/route-forwarding.js';
 import type { Upstream } from '../proxy/upstream-pool.js';
 import { hostForRouting } from '../request/host-header.js';
 import { normalizeTarget } from '../request/normalize-path.js';
@@ -42,6 +43,8 @@ export interface Forward {
   readonly route: string;
   readonly rule: string | null;
   readonly upstream: Upstream;
+  /** The route's rewrite, Host, timeout and rate limit, applied after this decision. */
+  readonly forwarding: RouteForwarding;
   /** `would-deny`: the route is in audit mode and its policy denied; forwarded all the same. */
   readonly decision: 'allow' | 'would-deny';
   /** For would-deny: why the policy denied (logged with the access record). */
@@ -119,7 +122,8 @@ export function admit(snapshot: RuntimeSnapshot, connection: ConnectionFacts, he
   // audited; everything above (certificate, revocation, framing, path, Host) always enforces.
   const audit = decision.kind === 'deny' ? { rule: decision.rule, reason: decision.reason, policy: explain(policy, identity, attrs).summary } : null;
   const upstream = snapshot.upstreams.get(decision.route.upstream);
-  if (upstream === undefined) {
+  const forwarding = snapshot.forwarding[decision.route.index];
+  if (upstream === undefined || forwarding === undefined) {
     // compilePolicy checks every route's upstream; fail closed should that ever change.
     return { kind: 'refuse', context, code: 'GW_ERR_INTERNAL', fields: { why: 'route names an unknown upstream', route: decision.route.name }, close: false };
   }
@@ -132,6 +136,7 @@ export function admit(snapshot: RuntimeSnapshot, connection: ConnectionFacts, he
     route: decision.route.name,
     rule: decision.rule,
     upstream,
+    forwarding,
     decision: audit === null ? 'allow' : 'would-deny',
     audit,
   };

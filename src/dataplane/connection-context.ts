@@ -33,7 +33,7 @@ export type ConnectionFacts =
 export function contextFor(snapshot: RuntimeSnapshot, identity: PeerIdentity, logger: Logger): ConnectionContext {
   let ctx = snapshot.contexts.get(identity);
   if (ctx === undefined) {
-    ctx = { xfcc: formatXfcc(identity, { by: snapshot.xfccBy }), log: logger.child({ client: identityLog(identity) }) };
+    ctx = { identity, xfcc: formatXfcc(identity, { by: snapshot.xfccBy }), log: logger.child({ client: identityLog(identity) }) };
     snapshot.contexts.set(identity, ctx);
   }
   return ctx;

@@ -7,10 +7,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../errors/registry.js';
 import { buildUpstreamRequestHeaders } from '../proxy/forward-headers.js';
-import { ForwardError, forwardRequest } from '../proxy/forward-request.js';
+import type { RetryReason } from '../config/schema.js';
+import { ForwardError, forwardRequest, RetryableStatus } from '../proxy/forward-request.js';
+import { rateLimitKeyOf } from '../proxy/route-forwarding.js';
 import { translateUpstreamError } from '../proxy/upstream-errors.js';
 import type { Release } from '../proxy/upstream-gate.js';
 import type { Upstream } from '../proxy/upstream-pool.js';
+import type { UpstreamTarget } from '../proxy/upstream-target.js';
 import type { RuntimeSnapshot } from '../runtime/snapshot.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import type { Forward } from './admit.js';
@@ -29,37 +32,95 @@ export async function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage,
   }
 }
 
+/** Methods whose repetition the client must already expect (RFC 9110 9.2.2). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** What one failed attempt counts as for the retry policy, or null when it is never retried. */
+function retryReasonOf(cause: unknown, sent: boolean): RetryReason | null {
+  if (cause instanceof RetryableStatus) return String(cause.status) as RetryReason;
+  let code: unknown;
+  for (let cur = cause, i = 0; i < 3 && cur != null && typeof code !== 'string'; i++, cur = (cur as { cause?: unknown }).cause) code = (cur as { code?: unknown }).code;
+  if (!sent) return code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connect-timeout' : 'connect-failure';
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED' ? 'reset' : null;
+}
+
+interface Attempt {
+  readonly target: string;
+  readonly outcome: string | number;
+  readonly durationMs: number;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics): Promise<void> {
-  const { upstream } = a;
+  const { upstream, forwarding } = a;
   const log = a.context.log;
   const bodyTimeout = snapshot.requests.bodyTimeout;
-  const access = { reqId: requestId, method: a.method, path: a.path, route: a.route, rule: a.rule, upstream: upstream.name, decision: a.decision, ...(a.audit !== null ? { audit: a.audit } : {}) };
+  const upstreamPath = forwarding.rewrite === null ? a.path : forwarding.rewrite(a.path);
+  const access = {
+    reqId: requestId,
+    method: a.method,
+    path: a.path,
+    ...(upstreamPath !== a.path ? { upstreamPath } : {}),
+    route: a.route,
+    rule: a.rule,
+    upstream: upstream.name,
+    decision: a.decision,
+    ...(a.audit !== null ? { audit: a.audit } : {}),
+  };
   const body = hasBody(raw) ? raw : null;
-  const stall = body !== null && !raw.complete ? watchBodyStall(raw, res, bodyTimeout) : null;
-  const fail = (code: ErrorCode, fields: Record<string, unknown>, headers?: Record<string, string>) => {
-    log.warn({ ...access, code, durationMs: elapsedMs(started), ...fields }, code === 'GW_ERR_REQUEST_TIMEOUT' ? 'request refused' : 'upstream failed');
+  let attempts: Attempt[] | null = null;
+  let stall: ReturnType<typeof watchBodyStall> | null = null;
+  const refuse = (code: ErrorCode, fields: Record<string, unknown>, headers?: Record<string, string>) => {
+    stall?.stop();
+    log.warn(
+      { ...access, code, durationMs: elapsedMs(started), ...(attempts !== null ? { attempts } : {}), ...fields },
+      code === 'GW_ERR_REQUEST_TIMEOUT' || code === 'GW_ERR_RATE_LIMITED' ? 'request refused' : 'upstream failed',
+    );
     const status = respondError(res, code, requestId, { close: body !== null && !raw.complete, ...(headers ? { headers } : {}) });
-    if (code !== 'GW_ERR_REQUEST_TIMEOUT') metrics.upstreamError(upstream.name, code);
+    if (code !== 'GW_ERR_REQUEST_TIMEOUT' && code !== 'GW_ERR_RATE_LIMITED') metrics.upstreamError(upstream.name, code);
     metrics.request(a.route, a.decision, status, elapsedMs(started) / 1000);
   };
+  const rate = forwarding.rateLimit;
+  if (rate !== null) {
+    // Before the body is waited for or a connection taken: a limited client costs nothing upstream.
+    const waitMs = rate.limiter.take(rateLimitKeyOf(a.context.identity, rate.key), Date.now());
+    if (waitMs > 0) {
+      metrics.rateLimited(a.route);
+      return refuse('GW_ERR_RATE_LIMITED', { key: rate.key }, { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))) });
+    }
+  }
+  stall = body !== null && !raw.complete ? watchBodyStall(raw, res, bodyTimeout) : null;
   const clientLeft = () => {
     stall?.stop();
     res.destroy();
-    log.info({ ...access, status: 499, clientAborted: true, durationMs: elapsedMs(started) }, 'request');
+    log.info({ ...access, status: 499, clientAborted: true, durationMs: elapsedMs(started), ...(attempts !== null ? { attempts } : {}) }, 'request');
     metrics.request(a.route, a.decision, 499, elapsedMs(started) / 1000);
   };
   if (stall !== null && raw.readableLength === 0) {
     const outcome = await firstBodyBytes(raw, res, stall.signal);
     if (outcome === 'client-left') return clientLeft();
-    if (outcome === 'stalled') return fail('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
+    if (outcome === 'stalled') return refuse('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
   }
+  // Circuit breaking, Envoy's way: too many outstanding or waiting requests are refused at once.
+  const gate = upstream.gate;
+  const overloaded = (reason: string) => {
+    metrics.upstreamRejected(upstream.name, reason);
+    refuse('GW_ERR_UPSTREAM_OVERLOADED', { reason, waitedMs: elapsedMs(started), active: gate.active, waiting: gate.waiting }, RETRY_AFTER);
+  };
+  if (gate.active + gate.waiting >= upstream.limits.maxRequests) return overloaded('max-requests');
   // Most requests find a free slot: no promise or closure on that path.
-  const release = upstream.gate.tryAcquire() ?? (await acquireUpstream(upstream, res));
-  if (release === 'client-left') return clientLeft();
-  if (release === 'overloaded') {
-    stall?.stop();
-    return fail('GW_ERR_UPSTREAM_OVERLOADED', { waitedMs: elapsedMs(started), active: upstream.gate.active, waiting: upstream.gate.waiting }, { 'retry-after': '1' });
+  let release = gate.tryAcquire();
+  if (release === null) {
+    if (gate.waiting >= upstream.limits.maxPending) return overloaded('max-pending');
+    const waited = await acquireUpstream(upstream, res);
+    if (waited === 'client-left') return clientLeft();
+    if (waited === 'overloaded') return overloaded('queue-timeout');
+    release = waited;
   }
+  const host = forwarding.host === 'servername' ? upstream.servername : forwarding.host === 'preserve' ? (raw.headers.host ?? null) : null;
   const headers = buildUpstreamRequestHeaders(raw.rawHeaders, {
     filter: snapshot.requests.headerFilter,
     clientAddress: raw.socket?.remoteAddress ?? '',
@@ -67,37 +128,151 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
     requestId,
     xfcc: a.context.xfcc,
   });
+  // undici sends the target's host:port as Host unless the list names one.
+  if (host !== null) headers.push('host', host);
+  const budget = upstream.budget;
+  const policy = upstream.retries;
+  const replayable = IDEMPOTENT.has(a.method) && body === null;
+  let tried: Set<UpstreamTarget> | null = null;
+  let retries = 0;
+  /** The attempt running is a retry holding a budget slot. */
+  let retrySlot = false;
+  /** A status retry was granted a slot for the next attempt. */
+  let nextSlot = false;
+  let lastError: unknown = null;
+  let lastReason: RetryReason | null = null;
+  budget.requestStarted();
   try {
-    const result = await forwardRequest(upstream.pool, {
-      method: a.method,
-      path: a.path + a.query,
-      headers,
-      body,
-      res,
-      requestId,
-      signal: stall?.signal,
-    });
-    log.info(
-      {
-        ...access,
-        status: result.status,
-        bytesOut: result.bytesOut,
-        durationMs: elapsedMs(started),
-        ...(result.error ? { cut: result.error.message, clientAborted: result.clientAborted } : {}),
-      },
-      'request',
-    );
-    metrics.request(a.route, a.decision, result.status, elapsedMs(started) / 1000);
-  } catch (err) {
-    if (err instanceof ForwardError && err.clientAborted) return clientLeft();
-    if (stall?.signal.aborted) return fail('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
-    const gwErr = translateUpstreamError(err instanceof ForwardError ? err.cause : err, upstream.name);
-    const cause = gwErr.cause as { code?: unknown; message?: unknown } | undefined;
-    fail(gwErr.code, { upstreamError: cause?.code, upstreamMessage: cause?.message });
+    for (;;) {
+      const target = upstream.pick(tried);
+      if (target === undefined) {
+        if (lastError === null || (lastReason === 'connect-failure' && upstream.size > 1 && tried !== null && tried.size >= upstream.size)) {
+          const reason = lastError !== null ? 'all-refused' : upstream.size === 0 ? 'no-targets' : 'all-down';
+          metrics.upstreamRejected(upstream.name, reason);
+          return refuse('GW_ERR_UPSTREAM_UNAVAILABLE', { reason, targets: upstream.size }, RETRY_AFTER);
+        }
+        return failWith(lastError);
+      }
+      const attemptStarted = process.hrtime.bigint();
+      // A retried status is dropped only if a retry will really follow: decided when it arrives.
+      const retryStatus =
+        replayable && retries < policy.attempts
+          ? (status: number) => {
+              const reason = String(status) as RetryReason;
+              if (!policy.on.has(reason) || !otherTarget(target)) return false;
+              if (!budget.tryStartRetry()) {
+                metrics.upstreamRetryRefused(upstream.name, 'budget');
+                return false;
+              }
+              nextSlot = true;
+              return true;
+            }
+          : undefined;
+      target.active++;
+      try {
+        const result = await forwardRequest(target.pool, {
+          method: a.method,
+          path: upstreamPath + a.query,
+          headers,
+          body,
+          res,
+          requestId,
+          signal: stall?.signal,
+          headersTimeout: forwarding.responseTimeout,
+          retryStatus,
+        });
+        if (result.status >= 500) upstream.failed(target);
+        else upstream.succeeded(target);
+        if (attempts !== null) attempts.push({ target: target.origin, outcome: result.status, durationMs: elapsedMs(attemptStarted) });
+        log.info(
+          {
+            ...access,
+            target: target.origin,
+            status: result.status,
+            bytesOut: result.bytesOut,
+            durationMs: elapsedMs(started),
+            ...(attempts !== null ? { attempts } : {}),
+            ...(result.error ? { cut: result.error.message, clientAborted: result.clientAborted } : {}),
+          },
+          'request',
+        );
+        metrics.request(a.route, a.decision, result.status, elapsedMs(started) / 1000);
+        return;
+      } catch (err) {
+        if (err instanceof ForwardError && err.clientAborted) return clientLeft();
+        if (stall?.signal.aborted) return refuse('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
+        const cause = err instanceof ForwardError ? err.cause : err;
+        const sent = err instanceof ForwardError ? err.sent : true;
+        upstream.failed(target);
+        const reason = retryReasonOf(cause, sent);
+        lastError = cause;
+        lastReason = reason;
+        (attempts ??= []).push({ target: target.origin, outcome: cause instanceof RetryableStatus ? cause.status : (translateUpstreamError(cause, upstream.name).code as string), durationMs: elapsedMs(attemptStarted) });
+        if (retrySlot) {
+          budget.retryEnded();
+          retrySlot = false;
+        }
+        if (cause instanceof RetryableStatus) {
+          // Granted, with its budget slot, when the status arrived (retryStatus above).
+          retrySlot = nextSlot;
+          nextSlot = false;
+          retries++;
+          metrics.upstreamRetry(upstream.name, reason!);
+          (tried ??= new Set()).add(target);
+          await sleep(backoff(policy.backoffMs, retries));
+          if (res.destroyed) return clientLeft();
+          continue;
+        }
+        if (reason === null || !policy.on.has(reason) || !(reason === 'connect-failure' || reason === 'connect-timeout' ? !sent : replayable)) return failWith(cause);
+        (tried ??= new Set()).add(target);
+        // A connection that was never made cost the target nothing: it fails over to every
+        // untried target at once, without counting as a retry or spending the budget.
+        if (reason !== 'connect-failure') {
+          if (retries >= policy.attempts || !otherTarget(target)) return failWith(cause);
+          if (!budget.tryStartRetry()) {
+            metrics.upstreamRetryRefused(upstream.name, 'budget');
+            return failWith(cause);
+          }
+          retrySlot = true;
+          retries++;
+          await sleep(backoff(policy.backoffMs, retries));
+          if (res.destroyed) return clientLeft();
+        }
+        metrics.upstreamRetry(upstream.name, reason);
+      } finally {
+        target.active--;
+      }
+    }
   } finally {
+    if (retrySlot) budget.retryEnded();
+    if (nextSlot) budget.retryEnded();
+    budget.requestEnded();
     release();
     stall?.stop();
   }
+
+  function otherTarget(current: UpstreamTarget): boolean {
+    const except = new Set(tried);
+    except.add(current);
+    return upstream.eligibleCount(except) > 0;
+  }
+
+  function failWith(err: unknown): void {
+    if (err instanceof RetryableStatus) {
+      // The status was dropped for a retry that then found no target: answer in its place.
+      return refuse(err.status === 503 ? 'GW_ERR_UPSTREAM_UNAVAILABLE' : err.status === 504 ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_RESET', { upstreamStatus: err.status });
+    }
+    const gwErr = translateUpstreamError(err, upstream.name);
+    const cause = gwErr.cause as { code?: unknown; message?: unknown } | undefined;
+    refuse(gwErr.code, { upstreamError: cause?.code, upstreamMessage: cause?.message });
+  }
+}
+
+const RETRY_AFTER = Object.freeze({ 'retry-after': '1' });
+
+/** Envoy's backoff: fully jittered, exponential from the base, at most ten times the base. */
+function backoff(baseMs: number, retry: number): number {
+  return Math.random() * Math.min(baseMs * 10, baseMs * 2 ** (retry - 1));
 }
 
 /** Waits for an upstream slot; 'overloaded' after the upstream's timeouts.queue. */

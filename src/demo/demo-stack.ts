@@ -67,6 +67,7 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
   };
   try {
     for (const [name, u] of Object.entries(config.upstreams)) {
+      if (u.url === undefined) throw new DemoStackError(`the demo starts one service per upstream: upstreams.${name} needs a url (not targets or discovery)`, null);
       const url = new URL(u.url);
       const configured = Number(url.port || 443);
       const port = opts.upstreamPorts?.[name] ?? configured;

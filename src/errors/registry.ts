@@ -41,6 +41,8 @@ export const ERRORS = {
   GW_ERR_UPSTREAM_PROTOCOL: { status: 502, message: 'The upstream sent an invalid response.' },
   GW_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream did not answer in time.' },
   GW_ERR_UPSTREAM_OVERLOADED: { status: 503, message: 'The upstream has no capacity for this request right now.' },
+  GW_ERR_UPSTREAM_UNAVAILABLE: { status: 503, message: 'No target of the upstream is available.' },
+  GW_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests from this client; retry later.' },
   GW_ERR_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down.' },
   GW_ERR_INTERNAL: { status: 500, message: 'The gateway failed to handle the request.' },
   GW_ERR_CONFIG_INVALID: { status: null, message: 'The configuration is invalid.' },

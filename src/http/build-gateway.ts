@@ -12,6 +12,8 @@ import type { GatewayConfig } from '../config/schema.js';
 import { recordPresentedChainLengths } from '../identity/presented-chain.js';
 import { loadGatewayMaterial, TICKET_KEY_BYTES } from '../pki/gateway-material.js';
 import { readFileFromDisk, type ReadFileFn } from '../pki/tls-material.js';
+import { defaultDnsLookup, type DnsLookup } from '../proxy/dns-discovery.js';
+import type { FleetEvents } from '../proxy/upstream-pool.js';
 import type { ParseCrlsFn, RevocationStore } from '../revocation/revocation-store.js';
 import { ConnectionRegistry } from '../dataplane/connection-registry.js';
 import { drainListener } from '../dataplane/drain.js';
@@ -23,7 +25,7 @@ import { ConfigFileWatch, filesNamedBy } from '../runtime/config-file-watch.js';
 import { Reloader, type ReloadResult } from '../runtime/reloader.js';
 import { createRevocationStores, type RevocationStoreDeps } from '../runtime/revocation-stores.js';
 import { Runtime } from '../runtime/runtime.js';
-import { certificatesOf, crlsOf, readiness, statusOf, type GatewayStatus, type Readiness } from '../runtime/state-view.js';
+import { certificatesOf, crlsOf, readiness, statusOf, upstreamTargetsOf, type GatewayStatus, type Readiness } from '../runtime/state-view.js';
 import { GatewayMetrics } from '../telemetry/metrics.js';
 
 export interface GatewayDeps {
@@ -48,6 +50,8 @@ export interface GatewayDeps {
   readonly ticketKeys?: Buffer;
   /** Metrics registry to count into (the CLI's has the default process metrics). */
   readonly metrics?: GatewayMetrics;
+  /** How upstream `discovery` names resolve; the system resolver by default (tests inject one). */
+  readonly lookup?: DnsLookup;
 }
 
 export interface Gateway {
@@ -95,7 +99,22 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     // After an upstream's CRLs changed, later requests run on connections verified against them.
     onUpstreamChange: (name) => runtime.current.upstreams.get(name)?.renew(),
   };
-  const snapshot = buildSnapshot(config, { generation: 1, material, now, ticketKeys, revocation: (m) => createRevocationStores(config, m, storeDeps) });
+  const events: FleetEvents = {
+    targetsChanged: (upstream, added, removed) => logger.info({ event: 'upstream-targets-changed', upstream, added, removed }, 'upstream targets changed'),
+    discoveryFailed: (upstream, err) => {
+      metrics.upstreamDiscoveryFailed(upstream);
+      logger.warn({ event: 'upstream-discovery-failed', upstream, reason: (err as { code?: unknown }).code ?? err.message, message: err.message }, 'upstream discovery failed; the last good targets stay');
+    },
+    healthChecked: (upstream, _target, ok) => metrics.upstreamHealthCheck(upstream, ok),
+    healthChanged: (upstream, target, healthy, detail) =>
+      logger[healthy ? 'info' : 'warn']({ event: healthy ? 'upstream-target-healthy' : 'upstream-target-unhealthy', upstream, target, detail }, healthy ? 'upstream target passes its health checks again' : 'upstream target failed its health checks'),
+    ejected: (upstream, target, forMs, times) => {
+      metrics.upstreamEjected(upstream, target);
+      logger.warn({ event: 'upstream-target-ejected', upstream, target, forMs, times }, 'upstream target ejected after consecutive failures');
+    },
+  };
+  const fleet = { lookup: deps.lookup ?? defaultDnsLookup, events };
+  const snapshot = buildSnapshot(config, { generation: 1, material, now, ticketKeys, fleet, revocation: (m) => createRevocationStores(config, m, storeDeps) });
   const runtime: Runtime = new Runtime(snapshot, {
     afterSwap: (next, previous) => {
       // The snapshot is in force from here on; what follows must not undo that by throwing.
@@ -108,6 +127,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     },
   });
   for (const store of snapshot.revocation.byDomain.values()) await store.loadInitial();
+  await Promise.all([...snapshot.upstreams.values()].map((u) => u.start()));
   // tls.maxChainLength needs the number of certificates each client presented. Node 24.21 reads
   // them itself during the handshake and discards them (nodejs/node#65579); this keeps the count,
   // process-wide and idempotent, observing a call Node already makes (src/identity/presented-chain.ts).
@@ -126,6 +146,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     loadConfig: deps.loadConfig ?? (async () => config),
     ticketKeys,
     storeDeps,
+    fleet,
     onResult: (r) => {
       metrics.reload(r.result);
       if (r.result === 'success') expiry.check();
@@ -153,6 +174,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     connectionsOpen: () => registry.size,
     certificates: () => certificatesOf(runtime.current),
     crls: () => crlsOf(runtime.current),
+    upstreamTargets: () => upstreamTargetsOf(runtime.current),
   });
 
   let closed: Promise<void> | null = null;

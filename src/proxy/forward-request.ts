@@ -18,6 +18,23 @@ export interface ForwardOptions {
   readonly requestId: string;
   /** Aborts the upstream request (a stalled request body); the reason becomes the error's cause. */
   readonly signal?: AbortSignal | undefined;
+  /** The route's response timeout, when it overrides the upstream's. */
+  readonly headersTimeout?: number | undefined;
+  /**
+   * Asked when the response head arrives: true means this status will be retried, so the
+   * response is read and dropped, and the exchange fails with a RetryableStatus instead of being
+   * relayed. Asked at that moment because the answer depends on the budget then.
+   */
+  readonly retryStatus?: ((status: number) => boolean) | undefined;
+}
+
+/** The upstream answered with a status the retry policy retries (its body was discarded). */
+export class RetryableStatus extends Error {
+  readonly status: number;
+  constructor(status: number) {
+    super(`upstream answered ${status}`);
+    this.status = status;
+  }
 }
 
 export interface ForwardResult {
@@ -31,11 +48,21 @@ export interface ForwardResult {
 
 export class ForwardError extends Error {
   readonly clientAborted: boolean;
-  constructor(cause: unknown, clientAborted: boolean) {
+  /**
+   * False when the request never reached a connection: undici calls onConnect just before it
+   * writes the request head, so nothing of the request (head or body) was sent. Such a request
+   * can go to another target whatever its method, its body still unread.
+   */
+  readonly sent: boolean;
+  constructor(cause: unknown, clientAborted: boolean, sent: boolean) {
     super('upstream request failed before the response started', { cause });
     this.clientAborted = clientAborted;
+    this.sent = sent;
   }
 }
+
+/** A retried status's body is read and dropped up to this size; beyond it the connection is given up. */
+const MAX_DISCARD = 64 * 1024;
 
 /**
  * One forwarded exchange, as undici's dispatch handler. It implements the raw-header callbacks of
@@ -51,6 +78,11 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #requestId: string;
   readonly #signal: AbortSignal | undefined;
+  readonly #retryStatus: ((status: number) => boolean) | undefined;
+  /** Set when a retried status is being read and dropped. */
+  #discard: RetryableStatus | null = null;
+  #discarded = 0;
+  #connected = false;
   readonly #resolve: (result: ForwardResult) => void;
   readonly #reject: (err: ForwardError) => void;
   #abort: ((err: Error) => void) | null = null;
@@ -66,6 +98,7 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
     this.#res = opts.res;
     this.#requestId = opts.requestId;
     this.#signal = opts.signal;
+    this.#retryStatus = opts.retryStatus;
     this.#resolve = resolve;
     this.#reject = reject;
     this.#res.once('close', this.#onClientClose);
@@ -95,7 +128,7 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
     res.off('drain', this.#onDrain);
     this.#signal?.removeEventListener('abort', this.#onAbort);
     if (!this.#started) {
-      this.#reject(new ForwardError(error, this.#clientAborted));
+      this.#reject(new ForwardError(this.#discard ?? error, this.#clientAborted, this.#connected));
       return;
     }
     if (error) res.destroy(error);
@@ -104,6 +137,7 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
 
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
+    this.#connected = true;
     if (this.#res.destroyed) {
       this.#clientAborted = true;
       abort(new Error('client closed the connection'));
@@ -114,6 +148,10 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) return true;
+    if (this.#retryStatus !== undefined && this.#retryStatus(statusCode)) {
+      this.#discard = new RetryableStatus(statusCode);
+      return true;
+    }
     this.#started = true;
     this.#status = statusCode;
     this.#resumeUpstream = resume;
@@ -123,12 +161,18 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.#discard !== null) {
+      this.#discarded += chunk.length;
+      if (this.#discarded > MAX_DISCARD) this.#abort?.(this.#discard);
+      return true;
+    }
     this.#bytesOut += chunk.length;
     return this.#res.write(chunk);
   }
 
   onComplete(): void {
     if (this.#done) return;
+    if (this.#discard !== null) return this.#finish(this.#discard);
     this.#res.end();
     this.#finish(null);
   }
@@ -141,7 +185,7 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
 export function forwardRequest(dispatcher: Dispatcher, opts: ForwardOptions): Promise<ForwardResult> {
   return new Promise((resolve, reject) => {
     dispatcher.dispatch(
-      { method: opts.method as Dispatcher.HttpMethod, path: opts.path, headers: opts.headers, body: opts.body },
+      { method: opts.method as Dispatcher.HttpMethod, path: opts.path, headers: opts.headers, body: opts.body, ...(opts.headersTimeout !== undefined ? { headersTimeout: opts.headersTimeout } : {}) },
       new ForwardExchange(opts, resolve, reject),
     );
   });

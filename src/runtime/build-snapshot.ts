@@ -11,7 +11,8 @@ import type { PeerIdentity } from '../identity/peer-identity.js';
 import type { GatewayMaterial } from '../pki/gateway-material.js';
 import { compilePolicy } from '../policy/compile-policy.js';
 import { RequestHeaderFilter } from '../proxy/forward-headers.js';
-import { createUpstream, type Upstream } from '../proxy/upstream-pool.js';
+import { compileRouteForwarding } from '../proxy/route-forwarding.js';
+import { createUpstream, type FleetDeps, type Upstream } from '../proxy/upstream-pool.js';
 import { revocationSettings } from './revocation-stores.js';
 import type { ConnectionContext, RevocationStores, RuntimeSnapshot, ServerTlsOptions } from './snapshot.js';
 
@@ -35,6 +36,8 @@ export interface SnapshotDeps {
    * nothing they depend on changed, so their caches and pooled connections survive.
    */
   readonly previous?: RuntimeSnapshot | undefined;
+  /** What upstream fleets need: DNS lookup and where they report health, ejections and discovery. */
+  readonly fleet: Omit<FleetDeps, 'now'>;
 }
 
 /**
@@ -52,6 +55,7 @@ function identityOf(o: object | null): number {
   return id;
 }
 const reuseKeys = new WeakMap<object, string>();
+const poolKeys = new WeakMap<object, string>();
 
 function reuse<T extends object>(previous: T | undefined, key: string): T | undefined {
   return previous !== undefined && reuseKeys.get(previous) === key ? previous : undefined;
@@ -72,8 +76,19 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
     const store = revocation.byDomain.get(`upstream ${name}`) ?? null;
     const m = material.upstreams.get(name)!;
     const key = JSON.stringify([name, u, m.client.pem, m.client.keyPem, m.ca.pems, identityOf(store)]);
-    const kept = reuse(previous?.upstreams.get(name), key);
-    upstreams.set(name, kept ?? remember(createUpstream(name, u, m, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null), key));
+    const before = previous?.upstreams.get(name);
+    const kept = reuse(before, key);
+    if (kept !== undefined) {
+      upstreams.set(name, kept);
+      continue;
+    }
+    // What the targets' pools are made of: when only the fleet's shape changed (targets, balance,
+    // health, retries, limits other than maxConnections), the new fleet takes over the targets it
+    // shares with the old one, pooled connections and health included.
+    const poolKey = JSON.stringify([name, u.tls, u.timeouts, u.limits.maxConnections, m.client.pem, m.client.keyPem, m.ca.pems, identityOf(store)]);
+    const fleet = createUpstream(name, u, m, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null, { ...deps.fleet, now }, before !== undefined && poolKeys.get(before) === poolKey ? before : null);
+    poolKeys.set(fleet, poolKey);
+    upstreams.set(name, remember(fleet, key));
   }
   const authKey = JSON.stringify([config.tls.verifyDepth, config.tls.maxChainLength, clientCA.pems, config.tls.revocation, identityOf(revocation.clients)]);
   const auth =
@@ -105,12 +120,15 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
     minVersion: config.tls.minVersion,
     ticketKeys,
   }, tlsKey);
+  const previousForwarding = new Map(previous?.config.routes.map((r, i) => [r.name, previous.forwarding[i]!]));
+  const forwarding = config.routes.map((r) => compileRouteForwarding(r, previousForwarding.get(r.name)));
   return Object.freeze({
     generation: deps.generation,
     loadedAt: now(),
     config,
     material,
     policy,
+    forwarding,
     serverTls,
     auth,
     revocation,

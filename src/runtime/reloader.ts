@@ -17,7 +17,7 @@ import { isGatewayError } from '../errors/registry.js';
 import { loadGatewayMaterial } from '../pki/gateway-material.js';
 import type { ReadFileFn } from '../pki/tls-material.js';
 import type { RevocationStore } from '../revocation/revocation-store.js';
-import { buildSnapshot } from './build-snapshot.js';
+import { buildSnapshot, type SnapshotDeps } from './build-snapshot.js';
 import { reviseRevocationStores, type RevocationStoreDeps } from './revocation-stores.js';
 import type { Runtime } from './runtime.js';
 import type { RuntimeSnapshot } from './snapshot.js';
@@ -40,6 +40,8 @@ export interface ReloaderDeps {
   readonly ticketKeys: Buffer;
   /** How new revocation stores are made (logger, parser, change hooks). */
   readonly storeDeps: RevocationStoreDeps;
+  /** What new upstream fleets need (DNS lookup, where they report). */
+  readonly fleet: SnapshotDeps['fleet'];
   /** After every attempt: metrics and /status. */
   readonly onResult?: (result: ReloadResult, record: LastReload) => void;
 }
@@ -141,6 +143,7 @@ export class Reloader {
         material,
         now,
         ticketKeys: this.#deps.ticketKeys,
+        fleet: this.#deps.fleet,
         previous,
         revocation: (m) => {
           const change = reviseRevocationStores(config, m, previous.revocation, this.#deps.storeDeps);
@@ -152,6 +155,9 @@ export class Reloader {
       // New CRL sources load (and are validated) before anything changes; a refused CRL file
       // refuses the reload as it refuses startup.
       for (const store of created) await store.loadInitial();
+      // New fleets resolve their discovery names and start their health checks before they carry
+      // a request; kept ones are running already.
+      await Promise.all([...next.upstreams].filter(([name, u]) => previous.upstreams.get(name) !== u).map(([, u]) => u.start()));
       // The listener's context is built here once as a check: setSecureContext runs after the
       // swap, where a throw would leave the new snapshot in force with the old context.
       if (next.serverTls !== previous.serverTls) createSecureContext(next.serverTls);

@@ -14,6 +14,7 @@ import type { ConnectionAuthenticator } from '../identity/authenticate-connectio
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import type { RequestHeaderFilter } from '../proxy/forward-headers.js';
+import type { RouteForwarding } from '../proxy/route-forwarding.js';
 import type { Upstream } from '../proxy/upstream-pool.js';
 import type { PathOptions } from '../request/normalize-path.js';
 import type { RevocationSettings, RevocationVerdict } from '../revocation/revocation-policy.js';
@@ -54,6 +55,7 @@ export interface RequestSettings {
  * logger whose client bindings pino serializes once.
  */
 export interface ConnectionContext {
+  readonly identity: PeerIdentity;
   readonly xfcc: string;
   readonly log: Logger;
 }
@@ -68,6 +70,8 @@ export interface RuntimeSnapshot {
   /** The certificates and keys it was built from. */
   readonly material: GatewayMaterial;
   readonly policy: CompiledPolicy;
+  /** Per route, by the route's index: rewrite, Host, response timeout, rate limit. */
+  readonly forwarding: readonly RouteForwarding[];
   readonly serverTls: ServerTlsOptions;
   /** The connection authenticator for this client CA (its caches are per socket and per certificate). */
   readonly auth: ConnectionAuthenticator<RevocationSettings, RevocationVerdict>;

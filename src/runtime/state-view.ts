@@ -6,7 +6,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import type { RevocationConfig } from '../config/schema.js';
-import type { CertificateInfo, CrlInfo } from '../telemetry/metrics.js';
+import type { CertificateInfo, CrlInfo, UpstreamTargetInfo } from '../telemetry/metrics.js';
 import { certificateDn } from '../x509/dn.js';
 import type { RuntimeSnapshot } from './snapshot.js';
 
@@ -114,6 +114,15 @@ export interface LastReload {
   readonly error: { readonly code: string; readonly message: string; readonly key: string | null } | null;
 }
 
+/** Every target of every upstream fleet in force, for the metrics gauges. */
+export function upstreamTargetsOf(snapshot: RuntimeSnapshot): UpstreamTargetInfo[] {
+  const out: UpstreamTargetInfo[] = [];
+  for (const [name, fleet] of snapshot.upstreams) {
+    for (const t of fleet.status().targets) out.push({ upstream: name, target: t.origin, healthy: t.healthy, ejected: t.ejected, active: t.active });
+  }
+  return out;
+}
+
 /** The /status document. */
 export function statusOf(snapshot: RuntimeSnapshot, extra: { lastReload: LastReload | null; readiness: Readiness; connectionsOpen: number }) {
   const cfg = snapshot.config;
@@ -126,15 +135,35 @@ export function statusOf(snapshot: RuntimeSnapshot, extra: { lastReload: LastRel
     connectionsOpen: extra.connectionsOpen,
     certificates: certificatesOf(snapshot).map((c) => ({ role: c.role, subject: c.subject, serial: c.serial, notAfter: c.notAfter.toISOString(), ...(c.upstream !== undefined ? { upstream: c.upstream } : {}) })),
     crls: crlsOf(snapshot),
-    routes: cfg.routes.map((r) => ({ name: r.name, upstream: r.upstream, match: r.match, audit: r.audit === true, allow: r.allow.length, deny: r.deny.length })),
-    upstreams: Object.entries(cfg.upstreams).map(([name, u]) => ({
-      name,
-      url: u.url,
-      servername: u.tls.servername,
-      connections: u.connections,
-      active: snapshot.upstreams.get(name)?.gate.active ?? 0,
-      waiting: snapshot.upstreams.get(name)?.gate.waiting ?? 0,
+    routes: cfg.routes.map((r, i) => ({
+      name: r.name,
+      upstream: r.upstream,
+      match: r.match,
+      audit: r.audit === true,
+      allow: r.allow.length,
+      deny: r.deny.length,
+      ...(r.rewrite !== undefined ? { rewrite: r.rewrite } : {}),
+      host: snapshot.forwarding[i]?.host ?? 'upstream',
+      ...(r.rateLimit !== undefined ? { rateLimit: { key: r.rateLimit.key, perSecond: r.rateLimit.rate, burst: r.rateLimit.burst, buckets: snapshot.forwarding[i]?.rateLimit?.limiter.size ?? 0 } } : {}),
     })),
+    upstreams: Object.entries(cfg.upstreams).map(([name, u]) => {
+      const fleet = snapshot.upstreams.get(name);
+      const st = fleet?.status();
+      return {
+        name,
+        ...(u.url !== undefined ? { url: u.url } : {}),
+        servername: u.tls.servername,
+        balance: u.balance,
+        connections: u.limits.maxConnections,
+        limits: u.limits,
+        active: fleet?.gate.active ?? 0,
+        waiting: fleet?.gate.waiting ?? 0,
+        retries: { attempts: u.retries.attempts, on: u.retries.on, budgetPercent: u.retries.budget, retriesActive: fleet?.budget.retriesActive ?? 0 },
+        healthCheck: u.healthCheck ?? null,
+        discovery: st?.discovery ?? null,
+        targets: st?.targets ?? [],
+      };
+    }),
   };
 }
 

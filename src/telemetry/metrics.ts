@@ -31,8 +31,18 @@ export interface CrlInfo {
   readonly entries: number;
 }
 
+/** One target of an upstream fleet, as /metrics reports it. */
+export interface UpstreamTargetInfo {
+  readonly upstream: string;
+  readonly target: string;
+  readonly healthy: boolean;
+  readonly ejected: boolean;
+  readonly active: number;
+}
+
 /** What the metrics read of the state in force at scrape time. */
 export interface StateSource {
+  upstreamTargets(): readonly UpstreamTargetInfo[];
   generation(): number;
   ready(): boolean;
   connectionsOpen(): number;
@@ -60,6 +70,13 @@ export class GatewayMetrics {
   readonly #upstreamErrors: Counter<'upstream' | 'code'>;
   readonly #reloads: Counter<'result'>;
   readonly #revokedClosed: Counter;
+  readonly #retries: Counter<'upstream' | 'reason'>;
+  readonly #retriesRefused: Counter<'upstream' | 'reason'>;
+  readonly #rejections: Counter<'upstream' | 'reason'>;
+  readonly #rateLimited: Counter<'route'>;
+  readonly #ejections: Counter<'upstream' | 'target'>;
+  readonly #healthChecks: Counter<'upstream' | 'result'>;
+  readonly #discoveryFailures: Counter<'upstream'>;
 
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -159,6 +176,80 @@ export class GatewayMetrics {
         this.set(source()?.ready() ? 1 : 0);
       },
     });
+    this.#retries = new Counter({
+      name: 'mtls_gateway_upstream_retries_total',
+      help: 'Attempts sent again to another target, by upstream and reason (connect-failure, connect-timeout, reset, 502, 503, 504).',
+      labelNames: ['upstream', 'reason'],
+      registers,
+    });
+    this.#retriesRefused = new Counter({
+      name: 'mtls_gateway_upstream_retries_refused_total',
+      help: 'Retries the policy allowed but the retry budget refused, by upstream and reason (budget).',
+      labelNames: ['upstream', 'reason'],
+      registers,
+    });
+    this.#rejections = new Counter({
+      name: 'mtls_gateway_upstream_rejections_total',
+      help: 'Requests answered 503 without an upstream response, by upstream and reason (max-requests, max-pending, queue-timeout, no-targets, all-down, all-refused).',
+      labelNames: ['upstream', 'reason'],
+      registers,
+    });
+    this.#rateLimited = new Counter({
+      name: 'mtls_gateway_rate_limited_total',
+      help: 'Requests answered 429 by a route rate limit, by route.',
+      labelNames: ['route'],
+      registers,
+    });
+    this.#ejections = new Counter({
+      name: 'mtls_gateway_upstream_ejections_total',
+      help: 'Targets ejected by outlier detection, by upstream and target.',
+      labelNames: ['upstream', 'target'],
+      registers,
+    });
+    this.#healthChecks = new Counter({
+      name: 'mtls_gateway_upstream_health_checks_total',
+      help: 'Active health checks, by upstream and result (pass, fail).',
+      labelNames: ['upstream', 'result'],
+      registers,
+    });
+    this.#discoveryFailures = new Counter({
+      name: 'mtls_gateway_upstream_discovery_failures_total',
+      help: 'DNS discovery resolutions that failed or returned no address (the last good set stays), by upstream.',
+      labelNames: ['upstream'],
+      registers,
+    });
+    new Gauge({
+      name: 'mtls_gateway_upstream_target_healthy',
+      help: '1 when the target passes its active health checks (or has none), else 0; by upstream and target.',
+      labelNames: ['upstream', 'target'],
+      registers,
+      aggregator: 'min',
+      collect() {
+        this.reset();
+        for (const t of source()?.upstreamTargets() ?? []) this.set({ upstream: t.upstream, target: t.target }, t.healthy ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'mtls_gateway_upstream_target_ejected',
+      help: '1 while outlier detection has the target ejected, else 0; by upstream and target.',
+      labelNames: ['upstream', 'target'],
+      registers,
+      aggregator: 'max',
+      collect() {
+        this.reset();
+        for (const t of source()?.upstreamTargets() ?? []) this.set({ upstream: t.upstream, target: t.target }, t.ejected ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'mtls_gateway_upstream_target_active_requests',
+      help: 'Requests on the target now, by upstream and target.',
+      labelNames: ['upstream', 'target'],
+      registers,
+      collect() {
+        this.reset();
+        for (const t of source()?.upstreamTargets() ?? []) this.set({ upstream: t.upstream, target: t.target }, t.active);
+      },
+    });
     // Counters start at zero for the values operators alert on, so rate() and increase() work from
     // the first scrape rather than from the first failure.
     this.#reloads.inc({ result: 'success' }, 0);
@@ -193,6 +284,34 @@ export class GatewayMetrics {
 
   upstreamError(upstream: string, code: string): void {
     this.#upstreamErrors.inc({ upstream, code });
+  }
+
+  upstreamRetry(upstream: string, reason: string): void {
+    this.#retries.inc({ upstream, reason });
+  }
+
+  upstreamRetryRefused(upstream: string, reason: string): void {
+    this.#retriesRefused.inc({ upstream, reason });
+  }
+
+  upstreamRejected(upstream: string, reason: string): void {
+    this.#rejections.inc({ upstream, reason });
+  }
+
+  rateLimited(route: string): void {
+    this.#rateLimited.inc({ route });
+  }
+
+  upstreamEjected(upstream: string, target: string): void {
+    this.#ejections.inc({ upstream, target });
+  }
+
+  upstreamHealthCheck(upstream: string, ok: boolean): void {
+    this.#healthChecks.inc({ upstream, result: ok ? 'pass' : 'fail' });
+  }
+
+  upstreamDiscoveryFailed(upstream: string): void {
+    this.#discoveryFailures.inc({ upstream });
   }
 
   reload(result: 'success' | 'failure'): void {

@@ -13,6 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { loadConfig, parseConfigText } from '../../src/config/load-config.js';
 import { buildGateway, type Gateway } from '../../src/http/build-gateway.js';
+import type { DnsLookup } from '../../src/proxy/dns-discovery.js';
 import { createDevPki, issueLeaf, createRootCa, type DevPki, type Issued } from '../../src/pki/dev-pki.js';
 
 export interface TestPki extends DevPki {
@@ -94,7 +95,7 @@ export const echoHandler: UpstreamHandler = (req, res, seen) => {
 };
 
 /** A real mTLS upstream that requires and verifies the gateway's client certificate. */
-export async function startUpstream(opts: { server: Issued; ca: string; handler?: UpstreamHandler; crl?: string[] }): Promise<TestUpstream> {
+export async function startUpstream(opts: { server: Issued; ca: string; handler?: UpstreamHandler; crl?: string[]; host?: string; port?: number }): Promise<TestUpstream> {
   const seen: SeenRequest[] = [];
   const handler = opts.handler ?? echoHandler;
   const srv = https.createServer(
@@ -106,7 +107,10 @@ export async function startUpstream(opts: { server: Issued; ca: string; handler?
       handler(req, res, s);
     },
   );
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', resolve);
+  });
   return {
     port: (srv.address() as AddressInfo).port,
     seen,
@@ -186,7 +190,7 @@ ${opts.extra ?? ''}
 }
 
 /** Builds and starts the gateway from YAML text; the YAML's relative paths resolve against dir. */
-export async function startGateway(opts: { dir: string; yaml: string; now?: () => number; watch?: boolean; file?: string }): Promise<TestGateway> {
+export async function startGateway(opts: { dir: string; yaml: string; now?: () => number; watch?: boolean; file?: string; lookup?: DnsLookup }): Promise<TestGateway> {
   const logs: LogRecord[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogRecord) });
   // The YAML is written to dir/gateway.yaml, and a reload reads that file again (as the CLI does),
@@ -199,6 +203,7 @@ export async function startGateway(opts: { dir: string; yaml: string; now?: () =
     logger,
     loadConfig: async () => (await loadConfig(file)).config,
     ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.lookup ? { lookup: opts.lookup } : {}),
     // The file watch the CLI runs: a change of the config or a file it names triggers a reload.
     ...(opts.watch ? { watchFile: file } : {}),
   });

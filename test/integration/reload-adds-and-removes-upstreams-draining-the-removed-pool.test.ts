@@ -70,13 +70,13 @@ routes:
   t.match(await s.gw.gateway.reload('test'), { result: 'success', generation: 3 });
   t.notOk(s.gw.gateway.runtime.current.upstreams.has('inventory'), 'inventory is gone from the snapshot');
   t.equal((await s.send(billing, { path: '/inventory/2' })).status, 404, 'new requests find no route');
-  t.equal(removedUpstream.pool.closed, false, 'the removed pool stays open while its request is in flight');
+  t.equal(removedUpstream.targets()[0]!.pool.closed, false, 'the removed pool stays open while its request is in flight');
   releaseSlow!();
   const done = await slow;
   t.equal(done.status, 200, 'the in-flight request completed');
   t.equal(done.body, 'first half;second half', 'with its whole body');
   const closeBy = Date.now() + 5_000;
-  while (!removedUpstream.pool.closed && Date.now() < closeBy) await sleep(20);
-  t.ok(removedUpstream.pool.closed, 'then the removed pool was closed');
+  while (!removedUpstream.targets()[0]!.pool.closed && Date.now() < closeBy) await sleep(20);
+  t.ok(removedUpstream.targets()[0]!.pool.closed, 'then the removed pool was closed');
   t.equal((await s.send(billing, { path: '/orders/1' })).status, 200, 'orders still serves');
 });

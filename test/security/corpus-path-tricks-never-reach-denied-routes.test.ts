@@ -7,55 +7,15 @@
 // normalizes aggressively (as servlet containers, IIS and lenient routers do) before deciding what
 // to serve. Neither upstream may ever read a path under /orders/admin, every path it receives is
 // canonical, every answer is a documented one, and a client without a certificate gets 401.
-import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { judgeExchange } from '../helpers/documented-answer.js';
 import { credentialsFor, errorLogs, isValidClient, knownGoodProblem, startFrontDoor, type ClientKind, type UpstreamMode } from '../helpers/front-door-stack.js';
 import { makeTestPki } from '../helpers/harness.js';
+import { loadPathCorpus, type PathEntry } from '../helpers/path-corpus.js';
 import { distinctFaults, guardProcess, mapLimit } from '../helpers/process-guard.js';
 import { rawTlsExchange, show } from '../helpers/raw-tls-request.js';
 
-type Expectation = 'any' | '400' | 'refused' | 'not-forwarded' | '403';
-
-interface PathEntry {
-  readonly line: number;
-  /** As written in the corpus. */
-  readonly text: string;
-  readonly bytes: Buffer;
-  readonly expect: Expectation;
-}
-
-/** Parses the corpus format described at the top of path-targets.txt. */
-function parsePathCorpus(text: string): PathEntry[] {
-  const entries: PathEntry[] = [];
-  let expect: Expectation = 'any';
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === '') return;
-    if (line.startsWith('#!')) {
-      const m = /^#!\s*expect\s+(any|400|refused|not-forwarded|403)\s*$/.exec(line);
-      if (!m) throw new Error(`path-targets.txt:${i + 1}: unknown directive ${line}`);
-      expect = m[1] as Expectation;
-      return;
-    }
-    if (line.startsWith('#')) return;
-    const parts: Buffer[] = [];
-    // {{N*text}} repeats; \u{HH} is one raw byte; everything else is UTF-8.
-    const re = /\{\{(\d+)\*([^}]*)\}\}|\\u\{([0-9A-Fa-f]{1,2})\}/g;
-    let at = 0;
-    for (let m = re.exec(line); m !== null; m = re.exec(line)) {
-      parts.push(Buffer.from(line.slice(at, m.index), 'utf8'));
-      if (m[1] !== undefined) parts.push(Buffer.from(m[2]!.repeat(Number(m[1])), 'utf8'));
-      else parts.push(Buffer.from([parseInt(m[3]!, 16)]));
-      at = m.index + m[0].length;
-    }
-    parts.push(Buffer.from(line.slice(at), 'utf8'));
-    entries.push({ line: i + 1, text: line, bytes: Buffer.concat(parts), expect });
-  });
-  return entries;
-}
-
-const corpus = parsePathCorpus(readFileSync(new URL('./corpus/path-targets.txt', import.meta.url), 'utf8'));
+const corpus = loadPathCorpus();
 const CONCURRENCY = 6;
 const CHUNK = 36;
 const TIMEOUT_MS = 4_000;

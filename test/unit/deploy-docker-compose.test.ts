@@ -167,7 +167,7 @@ t.test('docker-compose.yml', async (t) => {
     const svc = services[name];
     if (!t.ok(svc, `a service for upstream ${name}`)) continue;
     const cmd = svc!['command'] as string[];
-    const url = new URL(u.url);
+    const url = new URL(u.url!);
     t.equal(flag(cmd, '--name'), name);
     t.equal(flag(cmd, '--listen'), `0.0.0.0:${url.port}`, `${name} listens where the gateway expects it`);
     t.equal(flag(cmd, '--certs'), certsDir);

@@ -120,7 +120,7 @@ t.test('kubernetes base', async (t) => {
   t.notOk(container['lifecycle']?.['preStop'], 'no preStop hook: drainDelay does its job');
   t.ok(pod['spec']['terminationGracePeriodSeconds'] * 1000 > drainDelay + drainTimeout, `grace period ${pod['spec']['terminationGracePeriodSeconds']} s > drainDelay + drainTimeout`);
   const egressPorts = (netpol['spec']['egress'] as Obj[]).flatMap((e) => ((e['ports'] as Obj[] | undefined) ?? []).map((p) => p['port']));
-  for (const [name, u] of Object.entries(config.upstreams)) t.ok(egressPorts.includes(Number(new URL(u.url).port || 443)), `egress allowed to upstream ${name}`);
+  for (const [name, u] of Object.entries(config.upstreams)) t.ok(egressPorts.includes(Number(new URL(u.url!).port || 443)), `egress allowed to upstream ${name}`);
 
   // Every file the config names is in a mounted volume that provides it.
   const mounts = container['volumeMounts'] as Obj[];

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import type { PeerIdentity } from '../../src/identity/peer-identity.js';
-import { pinMismatch } from '../../src/proxy/upstream-pool.js';
+import { pinMismatch } from '../../src/proxy/upstream-verify.js';
 
 const FP = 'ab'.repeat(32);
 const orders: PeerIdentity = {

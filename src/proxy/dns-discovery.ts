@@ -1,0 +1,86 @@
+/**
+ * DNS discovery (timers): resolves a name's A and AAAA records every `refresh` and hands the fleet
+ * the set of origins `https://ADDRESS:PORT` (Envoy's STRICT_DNS, HAProxy's server-template).
+ * A failed resolution, or one that returns no address, keeps the last good set: it is logged and
+ * counted, never turned into an empty fleet. The lookup is injected, so tests (and a hosts-style
+ * resolver) can stand in for DNS; by default it is the system resolver (`dns.lookup`, which also
+ * reads /etc/hosts), as Node's own connections use.
+ */
+import { lookup as systemLookup } from 'node:dns/promises';
+import { isIPv6 } from 'node:net';
+
+/** Returns every address of `host`. */
+export type DnsLookup = (host: string) => Promise<readonly string[]>;
+
+export const defaultDnsLookup: DnsLookup = async (host) => (await systemLookup(host, { all: true, order: 'ipv4first' })).map((a) => a.address);
+
+export interface DiscoveryEvents {
+  /** A resolution answered with a different set of origins. */
+  changed(origins: readonly string[]): void;
+  failed(err: Error): void;
+}
+
+export function originFor(address: string, port: number): string {
+  return new URL(`https://${isIPv6(address) ? `[${address}]` : address}:${port}`).origin;
+}
+
+export class DnsDiscovery {
+  readonly #name: string;
+  readonly #port: number;
+  readonly #refreshMs: number;
+  readonly #lookup: DnsLookup;
+  readonly #events: DiscoveryEvents;
+  #timer: NodeJS.Timeout | null = null;
+  #last = '';
+  #stopped = false;
+  #resolutions = 0;
+
+  constructor(opts: { name: string; port: number; refreshMs: number; lookup: DnsLookup; events: DiscoveryEvents }) {
+    this.#name = opts.name;
+    this.#port = opts.port;
+    this.#refreshMs = opts.refreshMs;
+    this.#lookup = opts.lookup;
+    this.#events = opts.events;
+  }
+
+  get resolutions(): number {
+    return this.#resolutions;
+  }
+
+  /** Resolves once now (resolving after it answered or failed), then every refresh. */
+  async start(): Promise<void> {
+    await this.resolve();
+    this.#next();
+  }
+
+  #next(): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => void this.resolve().then(() => this.#next()), this.#refreshMs);
+    this.#timer.unref();
+  }
+
+  /** One resolution; never rejects. */
+  async resolve(): Promise<void> {
+    let origins: string[];
+    try {
+      const addresses = await this.#lookup(this.#name);
+      origins = [...new Set(addresses.map((a) => originFor(a, this.#port)))].sort();
+      if (origins.length === 0) throw Object.assign(new Error(`${this.#name} resolved to no address`), { code: 'ENODATA' });
+    } catch (err) {
+      if (!this.#stopped) this.#events.failed(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    if (this.#stopped) return;
+    this.#resolutions++;
+    const key = origins.join(' ');
+    if (key === this.#last) return;
+    this.#last = key;
+    this.#events.changed(origins);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}

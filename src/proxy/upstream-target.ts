@@ -1,0 +1,129 @@
+/**
+ * One target of an upstream fleet: one origin (a pod, a VM, a Service VIP) with its own undici
+ * Pool, and the state the fleet keeps about it (requests in flight, passive and active health).
+ * The pool's connections use the upstream's shared TLS context and identity check; TLS session
+ * resumption is off on the upstream leg because Node skips checkServerIdentity on a resumed
+ * session (docs/architecture.md, "TLS facts"), so every new connection is fully verified.
+ */
+import type { PeerCertificate, SecureContext } from 'node:tls';
+import { Pool } from 'undici';
+import { OutlierRecord } from './outlier-detector.js';
+
+export interface TargetPoolSettings {
+  readonly secureContext: SecureContext;
+  readonly servername: string;
+  readonly checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined;
+  /** Most connections this target's pool opens. */
+  readonly connections: number;
+  readonly connectTimeout: number;
+  readonly responseTimeout: number;
+  readonly idleTimeout: number;
+  readonly keepAlive: number;
+}
+
+export class UpstreamTarget {
+  /** The origin, e.g. https://10.0.0.11:9443: the target's key in the fleet and in metrics. */
+  readonly origin: string;
+  /** host:port as the Host header names this target. */
+  readonly authority: string;
+  /** Relative share for the balancer; set by the fleet that owns it (a reload may change it). */
+  weight: number;
+  /** Requests on this target now (the balancer's least-request input). */
+  active = 0;
+  /** Passive health (outlier detection) state. */
+  readonly outlier = new OutlierRecord();
+  /** Active health: false once unhealthyThreshold checks failed in a row, until healthyThreshold pass. */
+  healthy = true;
+  checkPasses = 0;
+  checkFailures = 0;
+  lastCheck: { readonly at: number; readonly ok: boolean; readonly detail: string } | null = null;
+  ejections = 0;
+  readonly #settings: TargetPoolSettings;
+  #pool: Pool;
+  readonly #draining = new Set<Promise<void>>();
+  #closed = false;
+  /**
+   * Fleets that use this target. A reload that keeps the target's origin and pool settings hands
+   * the same target (its pool, health and ejection state) to the new fleet; it closes when the
+   * last fleet releases it.
+   */
+  #owners = 1;
+
+  constructor(origin: string, weight: number, settings: TargetPoolSettings) {
+    const url = new URL(origin);
+    this.origin = url.origin;
+    this.authority = url.host;
+    this.weight = weight;
+    this.#settings = settings;
+    this.#pool = this.#newPool();
+  }
+
+  /** The key balancers use. */
+  get key(): string {
+    return this.origin;
+  }
+
+  get pool(): Pool {
+    return this.#pool;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #newPool(): Pool {
+    const s = this.#settings;
+    return new Pool(this.origin, {
+      connections: s.connections,
+      pipelining: 1,
+      headersTimeout: s.responseTimeout,
+      bodyTimeout: s.idleTimeout,
+      // Idle pooled connections live up to timeouts.keepAlive; an upstream's Keep-Alive: timeout=
+      // hint can only shorten that (undici subtracts a 2 s margin from the hint).
+      keepAliveTimeout: s.keepAlive,
+      keepAliveMaxTimeout: s.keepAlive,
+      connect: {
+        secureContext: s.secureContext,
+        servername: s.servername,
+        rejectUnauthorized: true,
+        checkServerIdentity: s.checkServerIdentity,
+        maxCachedSessions: 0,
+        timeout: s.connectTimeout,
+      },
+    });
+  }
+
+  /**
+   * Starts a new pool and drains the old one, so every later request runs on a connection whose
+   * certificate was verified against the current CRLs. In-flight requests finish on the old pool.
+   */
+  renew(): void {
+    if (this.#closed) return;
+    const old = this.#pool;
+    this.#pool = this.#newPool();
+    this.#drain(old);
+  }
+
+  #drain(pool: Pool): void {
+    const p = pool.close().catch(() => undefined);
+    this.#draining.add(p);
+    void p.finally(() => this.#draining.delete(p));
+  }
+
+  /** One more fleet uses this target. */
+  adopt(): void {
+    this.#owners++;
+  }
+
+  /** A fleet no longer uses this target: closes it when none does. */
+  release(): Promise<void> {
+    this.#owners--;
+    return this.#owners <= 0 ? this.close() : Promise.resolve();
+  }
+
+  /** Closes the pool once its in-flight requests finished (undici's close waits for them). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([this.#pool.close().catch(() => undefined), ...this.#draining]);
+  }
+}
