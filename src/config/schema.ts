@@ -217,7 +217,7 @@ const upstreamSchema = z
         enabled: z.boolean().default(true),
         consecutiveFailures: z.number().int().min(1).max(1000).default(5).describe('consecutive connection, TLS or 5xx failures that eject a target'),
         baseEjection: duration({ min: 100, max: 86_400_000 }).default(30_000).describe('an ejection lasts this long times the number of times the target was ejected'),
-        maxEjectionPercent: z.number().int().min(0).max(100).default(50).describe('never more than this share of the fleet ejected at once (rounded down: a single target is never ejected)'),
+        maxEjectionPercent: z.number().int().min(0).max(100).default(50).describe('never more than this share of the fleet ejected at once, rounded down: below 100 a single-target upstream is never ejected'),
       })
       .prefault({})
       .describe('passive health: failures seen on real requests eject a target for a while'),
@@ -231,7 +231,7 @@ const upstreamSchema = z
               .transform((r) => String(r) as RetryReason),
           )
           .max(RETRY_REASONS.length)
-          .default(['connect-failure', 'refused-stream'])
+          .default(['connect-failure', 'reset', 'refused-stream'])
           .describe('which failures are retried: connect-failure (refused, unreachable, TLS failure: nothing was sent), connect-timeout, reset, refused-stream (HTTP/2), 502, 503, 504'),
         backoff: duration({ min: 0, max: 10_000 }).default(25).describe('base delay before a retry after the request was sent, with jitter (connect failures fail over at once)'),
         budget: percent.default(20).describe('share of the active requests that may be retries at once; never fewer than 3 concurrent retries'),

@@ -111,25 +111,6 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
     refuse('GW_ERR_UPSTREAM_OVERLOADED', { reason, waitedMs: elapsedMs(started), active: gate.active, waiting: gate.waiting }, RETRY_AFTER);
   };
   if (gate.active + gate.waiting >= upstream.limits.maxRequests) return overloaded('max-requests');
-  // Most requests find a free slot: no promise or closure on that path.
-  let release = gate.tryAcquire();
-  if (release === null) {
-    if (gate.waiting >= upstream.limits.maxPending) return overloaded('max-pending');
-    const waited = await acquireUpstream(upstream, res);
-    if (waited === 'client-left') return clientLeft();
-    if (waited === 'overloaded') return overloaded('queue-timeout');
-    release = waited;
-  }
-  const host = forwarding.host === 'servername' ? upstream.servername : forwarding.host === 'preserve' ? (raw.headers.host ?? null) : null;
-  const headers = buildUpstreamRequestHeaders(raw.rawHeaders, {
-    filter: snapshot.requests.headerFilter,
-    clientAddress: raw.socket?.remoteAddress ?? '',
-    originalHost: raw.headers.host ?? null,
-    requestId,
-    xfcc: a.context.xfcc,
-  });
-  // undici sends the target's host:port as Host unless the list names one.
-  if (host !== null) headers.push('host', host);
   const budget = upstream.budget;
   const policy = upstream.retries;
   const replayable = IDEMPOTENT.has(a.method) && body === null;
@@ -141,12 +122,37 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
   let nextSlot = false;
   let lastError: unknown = null;
   let lastReason: RetryReason | null = null;
+  let lastTarget: UpstreamTarget | null = null;
+  /** Every failed attempt so far was a refused or unreachable connection. */
+  let allUnreachable = true;
+  let release: Release | null = null;
+  // Envoy's budget counts the requests waiting for a connection as active too.
   budget.requestStarted();
   try {
+    // Most requests find a free slot: no promise or closure on that path.
+    release = gate.tryAcquire();
+    if (release === null) {
+      if (gate.waiting >= upstream.limits.maxPending) return overloaded('max-pending');
+      const waited = await acquireUpstream(upstream, res);
+      if (waited === 'client-left') return clientLeft();
+      if (waited === 'overloaded') return overloaded('queue-timeout');
+      release = waited;
+    }
+    const host = forwarding.host === 'servername' ? upstream.servername : forwarding.host === 'preserve' ? (raw.headers.host ?? null) : null;
+    const headers = buildUpstreamRequestHeaders(raw.rawHeaders, {
+      filter: snapshot.requests.headerFilter,
+      clientAddress: raw.socket?.remoteAddress ?? '',
+      originalHost: raw.headers.host ?? null,
+      requestId,
+      xfcc: a.context.xfcc,
+    });
+    // undici sends the target's host:port as Host unless the list names one.
+    if (host !== null) headers.push('host', host);
     for (;;) {
       const target = upstream.pick(tried);
       if (target === undefined) {
-        if (lastError === null || (lastReason === 'connect-failure' && upstream.size > 1 && tried !== null && tried.size >= upstream.size)) {
+        // Nothing eligible from the start, or (in a fleet) every target left refused to connect.
+        if (lastError === null || (lastReason === 'connect-failure' && allUnreachable && upstream.size > 1)) {
           const reason = lastError !== null ? 'all-refused' : upstream.size === 0 ? 'no-targets' : 'all-down';
           metrics.upstreamRejected(upstream.name, reason);
           return refuse('GW_ERR_UPSTREAM_UNAVAILABLE', { reason, targets: upstream.size }, RETRY_AFTER);
@@ -156,7 +162,7 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
       const attemptStarted = process.hrtime.bigint();
       // A retried status is dropped only if a retry will really follow: decided when it arrives.
       const retryStatus =
-        replayable && retries < policy.attempts
+        policy.onStatus && replayable && retries < policy.attempts
           ? (status: number) => {
               const reason = String(status) as RetryReason;
               if (!policy.on.has(reason) || !otherTarget(target)) return false;
@@ -207,7 +213,10 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
         const reason = retryReasonOf(cause, sent);
         lastError = cause;
         lastReason = reason;
-        (attempts ??= []).push({ target: target.origin, outcome: cause instanceof RetryableStatus ? cause.status : (translateUpstreamError(cause, upstream.name).code as string), durationMs: elapsedMs(attemptStarted) });
+        lastTarget = target;
+        const outcome = cause instanceof RetryableStatus ? cause.status : (translateUpstreamError(cause, upstream.name).code as string);
+        if (outcome !== 'GW_ERR_UPSTREAM_UNREACHABLE') allUnreachable = false;
+        (attempts ??= []).push({ target: target.origin, outcome, durationMs: elapsedMs(attemptStarted) });
         if (retrySlot) {
           budget.retryEnded();
           retrySlot = false;
@@ -247,7 +256,7 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
     if (retrySlot) budget.retryEnded();
     if (nextSlot) budget.retryEnded();
     budget.requestEnded();
-    release();
+    release?.();
     stall?.stop();
   }
 
@@ -260,11 +269,11 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
   function failWith(err: unknown): void {
     if (err instanceof RetryableStatus) {
       // The status was dropped for a retry that then found no target: answer in its place.
-      return refuse(err.status === 503 ? 'GW_ERR_UPSTREAM_UNAVAILABLE' : err.status === 504 ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_RESET', { upstreamStatus: err.status });
+      return refuse(err.status === 503 ? 'GW_ERR_UPSTREAM_UNAVAILABLE' : err.status === 504 ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_RESET', { target: lastTarget?.origin, upstreamStatus: err.status });
     }
     const gwErr = translateUpstreamError(err, upstream.name);
     const cause = gwErr.cause as { code?: unknown; message?: unknown } | undefined;
-    refuse(gwErr.code, { upstreamError: cause?.code, upstreamMessage: cause?.message });
+    refuse(gwErr.code, { target: lastTarget?.origin, upstreamError: cause?.code, upstreamMessage: cause?.message });
   }
 }
 

@@ -34,6 +34,7 @@ export class DnsDiscovery {
   #last = '';
   #stopped = false;
   #resolutions = 0;
+  #inFlight: Promise<void> | null = null;
 
   constructor(opts: { name: string; port: number; refreshMs: number; lookup: DnsLookup; events: DiscoveryEvents }) {
     this.#name = opts.name;
@@ -47,9 +48,15 @@ export class DnsDiscovery {
     return this.#resolutions;
   }
 
-  /** Resolves once now (resolving after it answered or failed), then every refresh. */
-  async start(): Promise<void> {
-    await this.resolve();
+  /**
+   * Resolves once now, then every refresh. Returns when the first answer (or failure) is in, or
+   * after `firstWithinMs` at most: a resolver that hangs must not hold up startup or a reload
+   * (the fleet serves 503 GW_ERR_UPSTREAM_UNAVAILABLE until an answer arrives).
+   */
+  async start(firstWithinMs = 5_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.resolve(), new Promise<void>((resolve) => (timer = setTimeout(resolve, firstWithinMs)))]);
+    clearTimeout(timer);
     this.#next();
   }
 
@@ -59,8 +66,13 @@ export class DnsDiscovery {
     this.#timer.unref();
   }
 
-  /** One resolution; never rejects. */
-  async resolve(): Promise<void> {
+  /** One resolution (joining one still running); never rejects. */
+  resolve(): Promise<void> {
+    this.#inFlight ??= this.#resolve().finally(() => (this.#inFlight = null));
+    return this.#inFlight;
+  }
+
+  async #resolve(): Promise<void> {
     let origins: string[];
     try {
       const addresses = await this.#lookup(this.#name);

@@ -39,6 +39,8 @@ export interface FleetDeps {
 export interface RetrySettings {
   readonly attempts: number;
   readonly on: ReadonlySet<RetryReason>;
+  /** `on` names a status (502, 503, 504): responses must be looked at before they are relayed. */
+  readonly onStatus: boolean;
   readonly backoffMs: number;
 }
 
@@ -132,7 +134,8 @@ class UpstreamFleet implements Upstream {
     this.#deps = deps;
     this.gate = new UpstreamGate(cfg.limits.maxConnections, cfg.timeouts.queue);
     this.limits = { maxPending: cfg.limits.maxPending, maxRequests: cfg.limits.maxRequests };
-    this.retries = { attempts: cfg.retries.attempts, on: new Set(cfg.retries.on), backoffMs: cfg.retries.backoff };
+    const on = new Set(cfg.retries.on);
+    this.retries = { attempts: cfg.retries.attempts, on, onStatus: on.has('502') || on.has('503') || on.has('504'), backoffMs: cfg.retries.backoff };
     this.budget = new RetryBudget(cfg.retries.budget);
     this.#poolSettings = previous instanceof UpstreamFleet ? previous.#poolSettings : {
       secureContext: buildUpstreamSecureContext(cfg, material),
@@ -195,6 +198,13 @@ class UpstreamFleet implements Upstream {
     if (kept !== undefined && !kept.closed) {
       kept.adopt();
       kept.weight = weight;
+      // Without active checks in this fleet nothing would ever mark a target up again.
+      if (this.#health === null) {
+        kept.healthy = true;
+        kept.checkPasses = 0;
+        kept.checkFailures = 0;
+        kept.lastCheck = null;
+      }
       return kept;
     }
     return new UpstreamTarget(origin, weight, this.#poolSettings);

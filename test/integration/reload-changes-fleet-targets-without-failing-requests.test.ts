@@ -66,3 +66,23 @@ t.test('targets [A, B] become [B, C] by reload under load', async (t) => {
   t.equal(after[0], before[0], 'A is out');
   t.equal(after[1]! - before[1]! + after[2]! - before[2]!, 6);
 });
+
+t.test('a target kept across a reload that drops healthCheck is not left down for ever', async (t) => {
+  const pki = await makeTestPki();
+  const f = await startFleet({ pki, count: 2, upstream: (ts) => `${targetsLine(ts)}\nhealthCheck: { path: /healthz, interval: 100ms, timeout: 80ms, unhealthyThreshold: 1, healthyThreshold: 1 }` });
+  t.teardown(() => f.close());
+  const [a, b] = f.targets as [(typeof f.targets)[0], (typeof f.targets)[0]];
+  b.handler = (req, res) => {
+    req.resume();
+    res.writeHead(req.url === '/healthz' ? 503 : 200).end();
+  };
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline && f.gw.gateway.status().upstreams[0]!.targets[1]!.healthy) await sleep(25);
+  t.equal(f.gw.gateway.status().upstreams[0]!.targets[1]!.healthy, false, 'B is down by its check');
+  await writeFile(path.join(f.dir, 'gateway.yaml'), fleetYaml({ upstream: targetsLine([a, b]) }));
+  t.match(await f.gw.gateway.reload('test'), { result: 'success' });
+  t.equal(f.gw.gateway.status().upstreams[0]!.targets[1]!.healthy, true, 'without checks, B counts as healthy again');
+  const before = b.seen.length;
+  for (let i = 0; i < 4; i++) t.equal((await f.send(f.billing, { path: '/orders/x' })).status, 200);
+  t.ok(b.seen.length > before, 'and takes requests');
+});

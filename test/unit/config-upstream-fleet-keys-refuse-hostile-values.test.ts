@@ -72,7 +72,7 @@ routes:
   t.equal(u.retries.backoff, 25);
   t.equal(config.routes[0]!.rateLimit!.rate, 100, 'per second');
   const d = config.upstreams['discovered']!;
-  t.match(d, { balance: 'round-robin', limits: { maxConnections: 256, maxPending: 1024, maxRequests: 1024 }, retries: { attempts: 1, on: ['connect-failure', 'refused-stream'], backoff: 25, budget: 20 }, outlierDetection: { enabled: true, consecutiveFailures: 5, baseEjection: 30_000, maxEjectionPercent: 50 } });
+  t.match(d, { balance: 'round-robin', limits: { maxConnections: 256, maxPending: 1024, maxRequests: 1024 }, retries: { attempts: 1, on: ['connect-failure', 'reset', 'refused-stream'], backoff: 25, budget: 20 }, outlierDetection: { enabled: true, consecutiveFailures: 5, baseEjection: 30_000, maxEjectionPercent: 50 } });
   t.equal(d.discovery!.refresh, 10_000);
   t.equal(d.healthCheck, undefined, 'no active checks unless configured');
 });
