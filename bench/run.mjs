@@ -8,7 +8,7 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { USAGE, parseOptions } from './lib/args.mjs';
+import { STANDALONE_SCENARIOS, USAGE, parseOptions } from './lib/args.mjs';
 import { checkTarget } from './lib/checks.mjs';
 import { Generators } from './lib/generators.mjs';
 import { machineInfo, which } from './lib/machine.mjs';
@@ -25,6 +25,7 @@ const SCENARIO_FILES = {
   idle: 'idle-connections.mjs',
   crl: 'big-crl.mjs',
   profile: 'profile.mjs',
+  failover: 'failover.mjs',
 };
 
 let opts;
@@ -71,7 +72,10 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 
 const machine = machineInfo(checkout, opts.node);
 const nginx = which('nginx');
-let mainTargets = opts.targets ?? ['direct', 'gateway', 'floor', ...(nginx ? ['nginx'] : [])];
+// Standalone scenarios (failover) start their own origins and gateway: with only those selected,
+// the main upstream and targets are not started or checked.
+const standaloneOnly = opts.scenarios.every((s) => STANDALONE_SCENARIOS.includes(s));
+let mainTargets = standaloneOnly ? [] : (opts.targets ?? ['direct', 'gateway', 'floor', ...(nginx ? ['nginx'] : [])]);
 if (mainTargets.includes('nginx') && !nginx) {
   log('WARNING: target nginx requested but nginx is not installed (apt-get install -y nginx): skipped');
   mainTargets = mainTargets.filter((t) => t !== 'nginx');
@@ -86,7 +90,7 @@ if (upstreamKind === 'nginx' && !nginx) {
 const needsGateway = ['crl', 'profile'].some((s) => opts.scenarios.includes(s));
 
 log(`mtls-gateway benchmark: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}; ${machine.gateway}`);
-log(`scenarios ${opts.scenarios.join(',')}; targets ${mainTargets.join(',')}; upstream ${upstreamKind}; ${opts.rounds} round(s) × ${opts.duration} s, ${opts.conns} connections; results in ${outDir}`);
+log(`scenarios ${opts.scenarios.join(',')}; targets ${mainTargets.join(',') || 'none (standalone scenarios only)'}; upstream ${upstreamKind}; ${opts.rounds} round(s) × ${opts.duration} s, ${opts.conns} connections; results in ${outDir}`);
 
 const pki = await ensurePki(checkout, workDir, log);
 const gens = new Generators({ workDir, pki, opts, log });
@@ -96,7 +100,7 @@ log(`generators: keep-alive ${gens.toolFor('ka')}, full handshakes ${gens.toolFo
 
 let failed = false;
 try {
-  await targets.startUpstream(upstreamKind);
+  if (!standaloneOnly) await targets.startUpstream(upstreamKind);
   if (mainTargets.includes('gateway') || needsGateway) await targets.startGateway('gateway');
   if (mainTargets.includes('floor')) await targets.startFloor('floor');
   if (mainTargets.includes('nginx')) await targets.startNginxProxy('nginx');

@@ -1,7 +1,9 @@
 // Command-line options of bench/run.mjs, with the defaults of a full run and of --quick.
 import { parseArgs } from 'node:util';
 
-export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'profile'];
+export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'profile', 'failover'];
+/** Scenarios that start their own gateway and origins and compare with no other target. */
+export const STANDALONE_SCENARIOS = ['failover'];
 const QUICK_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl'];
 
 export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run build)
@@ -26,6 +28,8 @@ export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run bu
   --upstream auto|nginx|node   the origin server (default auto: nginx when installed)
   --quiet-wait S     wait up to S s for an idle machine before each measurement (default 1; --quick 0)
   --profile-seconds S  length of the profiled load (default 10)
+  --failover-seconds S  measured load per variant of the failover scenario; one origin of three
+                     is killed at the middle (default 20)
   --checkout DIR     the mtls-gateway checkout to measure (default: the one holding bench/)
   --node PATH        the Node.js binary that runs the gateway (default: the one running the bench),
                      e.g. $(npx -y -p node@24 -- node -p process.execPath) to compare Node versions
@@ -66,6 +70,7 @@ export function parseOptions(argv) {
       upstream: { type: 'string' },
       'quiet-wait': { type: 'string' },
       'profile-seconds': { type: 'string' },
+      'failover-seconds': { type: 'string' },
       checkout: { type: 'string' },
       node: { type: 'string' },
       out: { type: 'string' },
@@ -95,6 +100,7 @@ export function parseOptions(argv) {
     upstream: values.upstream ?? 'auto',
     quietWait: values['quiet-wait'] !== undefined ? num('quiet-wait', values['quiet-wait'], { int: false }) : quick ? 0 : 1,
     profileSeconds: values['profile-seconds'] ? num('profile-seconds', values['profile-seconds'], { min: 1, int: false }) : 10,
+    failoverSeconds: values['failover-seconds'] ? num('failover-seconds', values['failover-seconds'], { min: 2, int: false }) : 20,
     checkout: values.checkout ?? null,
     node: values.node ?? null,
     out: values.out ?? null,

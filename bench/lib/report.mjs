@@ -96,15 +96,23 @@ function goals(sum) {
 function machineSection(r) {
   const m = r.machine;
   const o = r.options;
-  return [
+  const lines = [
     `Run ${m.date}, ${r.elapsedS ? `${Math.round(r.elapsedS)} s` : ''}${o.quick ? ' (--quick)' : ''}.`,
     '',
     `* Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB, ${m.kernel}; load average at start ${m.loadavg}`,
     `* Software: Node ${m.node} (OpenSSL ${m.openssl}), ${m.gateway}; nginx ${m.nginx ?? 'not installed'}; ${m.wrk ?? 'no wrk'}; ${m.ab ?? 'no ab'}`,
+  ];
+  // Standalone scenarios (failover) describe their own setup in their section.
+  if (r.mainTargets.length === 0) {
+    lines.push(`* Standalone scenarios only (${o.scenarios.join(', ')}): their own origins and gateway (${o.workers} worker(s)), no main targets.`);
+    return lines.join('\n');
+  }
+  lines.push(
     `* Upstream (origin): ${r.upstream}, ${o.workers} worker. Targets: ${r.mainTargets.join(', ')}; gateway and nginx with ${o.workers} worker(s).`,
     `* Generators: keep-alive ${r.generators.ka}, full handshakes ${r.generators.hs}, resumed handshakes ${r.generators['hs-resume']} (wrk 1 thread; Node generator ${r.generators.threads.node} worker thread(s) for keep-alive, ${r.generators.threads.nodeHandshakes ?? 1} for handshakes); idle connections: Node generator.`,
     `* ${o.rounds} interleaved round(s) × ${o.duration} s per target and scenario after ${o.warmup} s warm-up, ${o.conns} connections; medians over rounds. PKI: ECDSA P-256, TLS 1.3, client chain leaf → intermediate → root, CRLs of both levels.`,
-  ].join('\n');
+  );
+  return lines.join('\n');
 }
 
 function mainTable(sum) {
@@ -215,6 +223,62 @@ function crlSection(info, sum) {
   return lines.join('\n');
 }
 
+function failoverSection(f) {
+  if (!f || !f.results || f.results.length === 0) return '';
+  const ms = (x) => (x === null || x === undefined ? '–' : `${x < 0 ? '−' : '+'}${fx(Math.abs(x), Math.abs(x) < 10 ? 1 : 0)} ms`);
+  const pct = (a, b) => (b > 0 ? `${((100 * a) / b).toFixed(a > 0 && (100 * a) / b < 0.01 ? 4 : 2)}%` : '–');
+  const lines = [
+    `This scenario has no nginx or direct-to-origin equivalent: it measures the gateway alone and compares it with nothing. ` +
+      `Per variant: ${f.origins} fresh origins (\`lib/upstream-server.mjs\`, 127.0.0.1) as the \`targets\` of one upstream, every fleet setting at its default ` +
+      `(round-robin; outlier detection: 5 consecutive failures, 30 s base ejection, at most 50% ejected; retries: attempts 1 on connect-failure, reset and refused-stream, within a 20% budget), ` +
+      `a Node keep-alive client (undici, ${f.conns} connections, closed loop, GET / 100 B), ${f.warmupS} s warm-up, then ${f.seconds} s measured. ` +
+      `At ${f.seconds / 2} s origin ${f.victim} gets SIGTERM: it destroys its connections and stops listening. ` +
+      'A failure is a non-2xx answer, a connection error, or a request unfinished at the end; times are from the kill signal to the failure reaching the client.',
+    '',
+    '| variant | requests | failed | share failed | req/s before kill | req/s after kill | first failure after kill | last failure after kill | failed before kill | p99 ms before / after | max ms after |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of f.results) {
+    lines.push(
+      `| ${r.label} | ${r.requests} | ${r.failed} | ${pct(r.failed, r.requests)} | ${fx(r.rpsBefore)} | ${fx(r.rpsAfter)} | ${ms(r.firstFailureMs)} | ${ms(r.lastFailureMs)} | ${r.failedBeforeKill} | ${fx(r.latencyBefore.p99, 2)} / ${fx(r.latencyAfter.p99, 2)} | ${fx(r.latencyAfter.max, 1)} |`,
+    );
+  }
+  for (const r of f.results) {
+    const g = r.gateway ?? {};
+    const ev = (g.log?.events ?? []).map((e) => `${e.event.replace('upstream-target-', '')} ${e.target} at ${ms(e.afterKillMs)}${e.forMs ? ` for ${fx(e.forMs / 1000)} s` : ''}${e.detail ? ` (${e.detail})` : ''}`);
+    const m = Object.entries(g.metrics ?? {}).map(([k, v]) => `${k} ${v}`);
+    const failedSecs = r.failedPerSecond.map((n, i) => (n > 0 ? `${i}–${i + 1} s: ${n}` : null)).filter(Boolean);
+    const hc = r.healthCheck ? ` (healthCheck: ${Object.entries(r.healthCheck).map(([k, v]) => `${k} ${v}`).join(', ')})` : '';
+    lines.push(
+      '',
+      `**${r.label}**${hc}`,
+      '',
+      `* Failures seen by the client: ${r.failed === 0 ? 'none' : Object.entries(r.failureKinds).map(([k, v]) => `${k} × ${v}`).join(', ')}${r.lastFailureSentMs !== null ? `; the last one was sent at ${r.lastFailureSentMs >= 0 ? '+' : ''}${fx(r.lastFailureSentMs, 1)} ms` : ''}.`,
+      `* Gateway log: failed requests ${Object.keys(g.log?.failed ?? {}).length ? Object.entries(g.log.failed).map(([k, v]) => `${k} × ${v}`).join(', ') + ` (from ${ms(g.log.failedFirstMs)} to ${ms(g.log.failedLastMs)})` : 'none'}; fleet events: ${ev.length ? ev.join('; ') : 'none'}.`,
+      `* Gateway counters at the end: ${m.length ? m.join(', ') : 'none'}.`,
+      `* Target state at the end (/status): ${Array.isArray(g.targets) ? g.targets.map((t) => `${t.origin} ${t.healthy ? 'healthy' : 'UNHEALTHY'}${t.ejected ? ', ejected' : ''}${t.timesEjected ? ` (ejected ${t.timesEjected}×)` : ''}`).join('; ') : JSON.stringify(g.targets ?? null).slice(0, 200)}.`,
+      `* Requests served per origin (whole run, warm-up and probes included): ${r.served.map((o) => `${o.name.replace(/^.*-origin-/, 'origin ')}${o.killed ? ' (killed)' : ''} ${o.served ?? '?'}${o.healthChecks ? ` incl. ${o.healthChecks} health checks` : ''}`).join(', ')}.`,
+      r.cpu
+        ? `* CPU over the measured window, in cores: gateway ${fx(r.cpu.gatewayCores, 2)}, origins ${fx(r.cpu.originsCores, 2)}, client ${fx(r.cpu.clientCores, 2)}, rest of the machine ${fx(r.cpu.otherCores, 2)}${r.cpu.otherCores > 0.15 ? ' (other work on the box: req/s is noisy)' : ''}.`
+        : '* CPU: not measured.',
+      `* Answered per second: ${r.okPerSecond.map((n, i) => n + r.failedPerSecond[i]).join(' ')}; failed per second: ${failedSecs.length ? failedSecs.join(', ') : 'none'}.`,
+    );
+    if (r.okAroundKill) {
+      const a = r.okAroundKill;
+      const before = -a.fromMs / a.slotMs;
+      lines.push(`* Successful answers per ${a.slotMs} ms, from ${a.fromMs / 1000} s to +${a.toMs / 1000} s around the kill (at "|"): ${a.counts.slice(0, before).join(' ')} | ${a.counts.slice(before).join(' ')}.`);
+    }
+    if (r.cpu?.otherPerInterval) {
+      const mark = (xs) => xs.map((x, i) => (i === r.cpu.killInterval ? `[${x}]` : x)).join(' ');
+      lines.push(
+        `* Per second, in cores (the second of the kill in brackets; there "rest" also holds the killed origin's own shutdown): rest of the machine ${mark(r.cpu.otherPerInterval)}; the gateway ${mark(r.cpu.gatewayPerInterval)}.`,
+      );
+    }
+    if (r.killTimedBy) lines.push(`* Times are from the moment the harness sent SIGTERM (${r.killTimedBy}; it came ${fx(r.killSignalLagMs, 1)} ms after the client asked for it).`);
+  }
+  return lines.join('\n');
+}
+
 function checksSection(checks) {
   if (!checks || checks.length === 0) return '';
   return checks
@@ -229,8 +293,10 @@ export function renderMarkdown(r) {
   parts.push(machineSection(r));
   const ck = checksSection(r.checks);
   if (ck) parts.push('**Functional checks before measuring**\n\n' + ck);
-  const g = goals(sum);
-  parts.push('### Targets from issue 5\n\n| goal | measured | status |\n|---|---|---|\n' + g.map((x) => `| ${x.goal} | ${x.measured} | ${x.status} |`).join('\n'));
+  if (sum.length > 0) {
+    const g = goals(sum);
+    parts.push('### Targets from issue 5\n\n| goal | measured | status |\n|---|---|---|\n' + g.map((x) => `| ${x.goal} | ${x.measured} | ${x.status} |`).join('\n'));
+  }
   const main = sum.filter((s) => !s.label.startsWith('CRL'));
   if (main.length) parts.push('### Throughput, latency, CPU\n\n' + mainTable(main));
   const gen = generatorSection(r, sum);
@@ -241,6 +307,8 @@ export function renderMarkdown(r) {
   if (idle) parts.push('### Idle keep-alive connections\n\n' + idle);
   const crl = crlSection(r.extra.crl, sum);
   if (crl) parts.push('### Client CRL size (gateway)\n\n' + crl);
+  const fo = failoverSection(r.extra.failover);
+  if (fo) parts.push('### Failover: one origin of three killed mid-run (gateway only)\n\n' + fo);
   if (r.extra.profile) {
     const p = r.extra.profile;
     parts.push(`### Gateway CPU profile, keep-alive GET (${fx(p.rps)} req/s, ${fx(p.usPerReq)} µs CPU/req while profiled)\n\n` + profileMarkdown(p.summary));

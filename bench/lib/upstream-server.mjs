@@ -4,6 +4,8 @@
 //   GET /      -> 100-byte body              GET /64k -> 65536-byte body
 //   POST /post -> reads the whole body, then "received N bytes"
 //   GET /echo  -> what the upstream saw (x-forwarded-for, identity headers, TLS peer subject)
+//   GET /healthz -> 200 "ok", only with BENCH_UPSTREAM_HEALTHZ=1 (the failover scenario's origins,
+//                   for the gateway's active health checks); otherwise 404 like any other path
 // Usage: node upstream-server.mjs PORT CERT KEY CA CRL...
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
@@ -12,6 +14,10 @@ const [port, cert, key, ca, ...crls] = process.argv.slice(2);
 const SMALL = Buffer.from('ok ' + '.'.repeat(97));
 const BIG = Buffer.alloc(65536, 'x');
 const TEXT = { 'content-type': 'text/plain' };
+const HEALTHZ = process.env.BENCH_UPSTREAM_HEALTHZ === '1';
+// Requests served, written to the log on SIGTERM (the failover scenario reads how the load was spread).
+let served = 0;
+let healthChecks = 0;
 
 const server = createServer(
   {
@@ -27,6 +33,7 @@ const server = createServer(
   },
   (req, res) => {
     const url = req.url;
+    served++;
     if (req.method === 'GET' && url === '/') {
       res.writeHead(200, { ...TEXT, 'content-length': SMALL.length });
       res.end(SMALL);
@@ -43,6 +50,10 @@ const server = createServer(
         res.writeHead(200, { ...TEXT, 'content-length': Buffer.byteLength(body) });
         res.end(body);
       });
+    } else if (HEALTHZ && req.method === 'GET' && url === '/healthz') {
+      healthChecks++;
+      res.writeHead(200, { ...TEXT, 'content-length': 3 });
+      res.end('ok\n');
     } else if (url === '/echo') {
       const h = req.headers;
       const peer = req.socket.getPeerCertificate();
@@ -60,6 +71,7 @@ const server = createServer(
 server.headersTimeout = 30_000;
 server.listen(Number(port), '127.0.0.1', () => process.stdout.write(`upstream listening on ${port}\n`));
 process.on('SIGTERM', () => {
+  process.stdout.write(`${JSON.stringify({ event: 'exit', port: Number(port), served, healthChecks })}\n`);
   server.closeAllConnections();
   server.close(() => process.exit(0));
 });
