@@ -7,20 +7,26 @@
  * reads /etc/hosts), as Node's own connections use.
  */
 import { lookup as systemLookup } from 'node:dns/promises';
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 
 /** Returns every address of `host`. */
 export type DnsLookup = (host: string) => Promise<readonly string[]>;
 
 export const defaultDnsLookup: DnsLookup = async (host) => (await systemLookup(host, { all: true, order: 'ipv4first' })).map((a) => a.address);
 
+/** As many targets as a `targets` list may hold: an answer beyond it is cut (and reported). */
+export const MAX_DISCOVERED_TARGETS = 1024;
+
 export interface DiscoveryEvents {
   /** A resolution answered with a different set of origins. */
   changed(origins: readonly string[]): void;
   failed(err: Error): void;
+  /** An answer held more than MAX_DISCOVERED_TARGETS addresses; the first ones (sorted) are used. */
+  truncated?(addresses: number): void;
 }
 
 export function originFor(address: string, port: number): string {
+  if (isIP(address) === 0) throw Object.assign(new Error(`the resolver returned ${JSON.stringify(address.slice(0, 100))}, not an IP address`), { code: 'EBADRESP' });
   return new URL(`https://${isIPv6(address) ? `[${address}]` : address}:${port}`).origin;
 }
 
@@ -78,6 +84,10 @@ export class DnsDiscovery {
       const addresses = await this.#lookup(this.#name);
       origins = [...new Set(addresses.map((a) => originFor(a, this.#port)))].sort();
       if (origins.length === 0) throw Object.assign(new Error(`${this.#name} resolved to no address`), { code: 'ENODATA' });
+      if (origins.length > MAX_DISCOVERED_TARGETS) {
+        this.#events.truncated?.(origins.length);
+        origins = origins.slice(0, MAX_DISCOVERED_TARGETS);
+      }
     } catch (err) {
       if (!this.#stopped) this.#events.failed(err instanceof Error ? err : new Error(String(err)));
       return;

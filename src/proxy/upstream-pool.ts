@@ -10,7 +10,7 @@
 import type { RetryReason, UpstreamConfig } from '../config/schema.js';
 import type { UpstreamTlsMaterial } from '../pki/gateway-material.js';
 import { createBalancer, type Balancer } from './balancer.js';
-import { DnsDiscovery, type DnsLookup } from './dns-discovery.js';
+import { DnsDiscovery, MAX_DISCOVERED_TARGETS, type DnsLookup } from './dns-discovery.js';
 import { HealthChecker } from './health-checker.js';
 import { OutlierDetector } from './outlier-detector.js';
 import { RetryBudget } from './retry-budget.js';
@@ -184,6 +184,7 @@ class UpstreamFleet implements Upstream {
                 this.#discoveryError = `${(err as { code?: string }).code ?? 'error'}: ${err.message}`;
                 deps.events.discoveryFailed(name, err);
               },
+              truncated: (n) => deps.events.discoveryFailed(name, Object.assign(new Error(`${d.dns} resolved to ${n} addresses; the first ${MAX_DISCOVERED_TARGETS} are used`), { code: 'ETOOMANY' })),
             },
           });
     if (this.#discovery === null) {

@@ -2,7 +2,7 @@
 // not reported again, a failure or an empty answer keeps the last good set (reported as a
 // failure), a resolver that hangs does not hold up start(), and resolutions never overlap.
 import t from 'tap';
-import { DnsDiscovery, originFor } from '../../src/proxy/dns-discovery.js';
+import { DnsDiscovery, MAX_DISCOVERED_TARGETS, originFor } from '../../src/proxy/dns-discovery.js';
 
 function discovery(lookup: (host: string) => Promise<readonly string[]>) {
   const changes: string[][] = [];
@@ -59,4 +59,27 @@ t.test('a hanging resolver does not hold up start, and resolutions do not overla
   void d.resolve();
   void d.resolve();
   t.equal(calls, 1, 'a resolution still running is joined, not repeated');
+});
+
+t.test('a hostile answer: not addresses, or far too many', async (t) => {
+  t.throws(() => originFor('evil.example', 443), /not an IP address/, 'a name is not an address');
+  let answer: readonly string[] = ['not an address', '10.0.0.1'];
+  const truncated: number[] = [];
+  const changes: string[][] = [];
+  const failures: string[] = [];
+  const d = new DnsDiscovery({
+    name: 'orders.svc',
+    port: 9443,
+    refreshMs: 3_600_000,
+    lookup: async () => answer,
+    events: { changed: (o) => changes.push([...o]), failed: (e) => failures.push(e.message), truncated: (n) => truncated.push(n) },
+  });
+  t.teardown(() => d.stop());
+  await d.resolve();
+  t.equal(changes.length, 0, 'an answer with something that is not an address is refused whole');
+  t.equal(failures.length, 1);
+  answer = Array.from({ length: 5000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+  await d.resolve();
+  t.strictSame(truncated, [5000], 'the cut is reported');
+  t.equal(changes.at(-1)!.length, MAX_DISCOVERED_TARGETS, 'at most MAX_DISCOVERED_TARGETS targets');
 });
