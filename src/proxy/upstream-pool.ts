@@ -96,7 +96,7 @@ export interface Upstream {
 }
 
 /** The origins a config names directly (url or targets); empty for discovery. */
-export function configuredOrigins(cfg: UpstreamConfig): string[] {
+function configuredOrigins(cfg: UpstreamConfig): string[] {
   return (cfg.targets ?? (cfg.url !== undefined ? [cfg.url] : [])).map((o) => new URL(o).origin);
 }
 

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import type { Issued } from '../../src/pki/dev-pki.js';
 import type { DnsLookup } from '../../src/proxy/dns-discovery.js';
-import { echoHandler, makeTestPki, request, startGateway, startUpstream, tempDir, writePkiFiles, type TestPki, type TestUpstream, type UpstreamHandler } from './harness.js';
+import { echoHandler, gatewayYaml, makeTestPki, request, startGateway, startUpstream, tempDir, writePkiFiles, type TestPki, type TestUpstream, type UpstreamHandler } from './harness.js';
 
 export const FLEET_ROUTES_YAML = `
 routes:
@@ -26,31 +26,9 @@ export interface FleetTarget extends TestUpstream {
   readonly origin: string;
 }
 
-/** The upstream YAML block for `orders` with the given origin list key (targets/url/discovery) and extra keys. */
+/** The gateway config for a fleet: `upstream` holds the `orders` upstream's keys other than `tls`. */
 export function fleetYaml(opts: { upstream: string; routes?: string; extra?: string }): string {
-  return `
-listen: { host: 127.0.0.1, port: 0 }
-tls:
-  cert: ./gateway.crt
-  key: ./gateway.key
-  clientCA: ./ca-bundle.pem
-upstreams:
-  orders:
-${opts.upstream
-  .trim()
-  .split('\n')
-  .map((l) => `    ${l}`)
-  .join('\n')}
-    tls:
-      cert: ./gateway-client.crt
-      key: ./gateway-client.key
-      ca: ./ca-bundle.pem
-      servername: orders.internal
-${opts.routes ?? FLEET_ROUTES_YAML}
-log: { level: debug }
-admin: { enabled: false }
-${opts.extra ?? ''}
-`;
+  return gatewayYaml({ upstreamPort: 0, upstream: opts.upstream, routes: opts.routes ?? FLEET_ROUTES_YAML, crl: false, admin: 'admin: { enabled: false }', ...(opts.extra !== undefined ? { extra: opts.extra } : {}) });
 }
 
 export function targetsLine(targets: readonly { origin: string }[]): string {

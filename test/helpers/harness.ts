@@ -165,7 +165,13 @@ routes:
       - subject: { CN: ops-admin, OU: sre }
 `;
 
-export function gatewayYaml(opts: { upstreamPort: number; routes?: string; crl?: boolean; crlYaml?: string; upstreamExtra?: string; servername?: string; extra?: string; admin?: string }): string {
+/**
+ * The gateway config of the tests. `upstream`: the `orders` upstream's keys other than `tls`, one
+ * per line without indentation, in place of `url: https://127.0.0.1:<upstreamPort>` (a fleet's
+ * `targets`, `discovery`, `balance`...).
+ */
+export function gatewayYaml(opts: { upstreamPort: number; upstream?: string; routes?: string; crl?: boolean; crlYaml?: string; upstreamExtra?: string; servername?: string; extra?: string; admin?: string }): string {
+  const upstream = opts.upstream ?? `url: https://127.0.0.1:${opts.upstreamPort}`;
   return `
 listen: { host: 127.0.0.1, port: 0 }
 tls:
@@ -175,7 +181,11 @@ tls:
 ${opts.crlYaml ?? (opts.crl === false ? '' : '  crl: [./root.crl.pem, ./intermediate.crl.pem]')}
 upstreams:
   orders:
-    url: https://127.0.0.1:${opts.upstreamPort}
+${upstream
+  .trim()
+  .split('\n')
+  .map((l) => `    ${l}`)
+  .join('\n')}
     tls:
       cert: ./gateway-client.crt
       key: ./gateway-client.key

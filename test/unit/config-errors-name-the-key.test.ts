@@ -2,7 +2,8 @@
 // written; unknown keys are errors; durations parse one way everywhere.
 import t from 'tap';
 import { parse } from 'yaml';
-import { ConfigError, parseConfigText } from '../../src/config/load-config.js';
+import { parseConfigText } from '../../src/config/load-config.js';
+import { configIssuesOf } from '../helpers/config-issues.js';
 import { parseDuration } from '../../src/config/duration.js';
 
 const MINIMAL = `
@@ -29,15 +30,6 @@ routes:
       - subject: { CN: ops-admin, OU: sre }
 `;
 
-function issuesOf(text: string): Array<{ path: string; message: string }> {
-  try {
-    parseConfigText(text, '/etc/gw/gateway.yaml');
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.issues];
-    throw err;
-  }
-  return [];
-}
 
 t.test('the minimal config from the issue is accepted, paths resolve against the file', async (t) => {
   const cfg = parseConfigText(MINIMAL, '/etc/gw/gateway.yaml');
@@ -69,11 +61,11 @@ t.test('errors name their key path', async (t) => {
     ['missing tls.key', MINIMAL.replace('  key: ./certs/gateway.key\n', ''), /^tls\.key$/],
   ];
   for (const [name, text, pathRe] of cases) {
-    const issues = issuesOf(text);
+    const issues = configIssuesOf(text);
     t.ok(issues.length > 0, `${name}: refused`);
     t.ok(issues.some((i) => pathRe.test(i.path)), `${name}: names the key (got ${JSON.stringify(issues)})`);
   }
-  const unknown = issuesOf(MINIMAL.replace('clientCA:', 'clientCa:'));
+  const unknown = configIssuesOf(MINIMAL.replace('clientCA:', 'clientCa:'));
   t.match(unknown.find((i) => i.path === 'tls')?.message, /unknown key "clientCa"/);
 });
 

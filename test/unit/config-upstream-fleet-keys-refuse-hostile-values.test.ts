@@ -3,7 +3,8 @@
 // key path; the issue's example is accepted as written, with Envoy's defaults.
 import t from 'tap';
 import { parse, stringify } from 'yaml';
-import { ConfigError, parseConfigText } from '../../src/config/load-config.js';
+import { parseConfigText } from '../../src/config/load-config.js';
+import { configIssuesOf } from '../helpers/config-issues.js';
 
 const BASE = {
   listen: { host: '127.0.0.1', port: 8443 },
@@ -27,15 +28,6 @@ function withPatch(patch: (c: Obj) => void): string {
 const upstream = (c: Obj) => (c['upstreams'] as Obj)['orders'] as Obj;
 const route = (c: Obj) => (c['routes'] as Obj[])[0]!;
 
-function issuesOf(text: string): Array<{ path: string; message: string }> {
-  try {
-    parseConfigText(text, '/etc/gw/gateway.yaml');
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.issues];
-    throw err;
-  }
-  return [];
-}
 
 t.test("the issue's example is accepted, with defaults", async (t) => {
   const text = `
@@ -64,7 +56,7 @@ routes:
     rateLimit: { key: spiffe, rate: 100/s, burst: 200 }
     allow: [{ spiffe: spiffe://example.org/ns/*/sa/billing }]
 `;
-  t.strictSame(issuesOf(text), []);
+  t.strictSame(configIssuesOf(text), []);
   const config = parseConfigText(text, '/etc/gw/gateway.yaml');
   const u = config.upstreams['orders']!;
   t.strictSame(u.retries.on, ['connect-failure', 'reset', 'refused-stream', '502', '503'], 'status reasons written as numbers become names');
@@ -170,7 +162,7 @@ const REFUSED: Array<[string, (c: Obj) => void, string, RegExp]> = [
 
 for (const [what, patch, key, message] of REFUSED) {
   t.test(`refused: ${what}`, async (t) => {
-    const issues = issuesOf(withPatch(patch));
+    const issues = configIssuesOf(withPatch(patch));
     t.ok(issues.length > 0, 'refused');
     const hit = issues.find((i) => i.path === key);
     t.ok(hit, `an issue names ${key} (got ${issues.map((i) => `${i.path}: ${i.message}`).join(' | ')})`);
