@@ -26,6 +26,8 @@ const SCENARIO_FILES = {
   crl: 'big-crl.mjs',
   profile: 'profile.mjs',
   failover: 'failover.mjs',
+  h2: 'http2.mjs',
+  grpc: 'grpc.mjs',
 };
 
 let opts;

@@ -1,7 +1,7 @@
 // Command-line options of bench/run.mjs, with the defaults of a full run and of --quick.
 import { parseArgs } from 'node:util';
 
-export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'profile', 'failover'];
+export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'profile', 'failover', 'h2', 'grpc'];
 /** Scenarios that start their own gateway and origins and compare with no other target. */
 export const STANDALONE_SCENARIOS = ['failover'];
 const QUICK_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl'];
@@ -28,6 +28,8 @@ export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run bu
   --upstream auto|nginx|node   the origin server (default auto: nginx when installed)
   --quiet-wait S     wait up to S s for an idle machine before each measurement (default 1; --quick 0)
   --profile-seconds S  length of the profiled load (default 10)
+  --h2-conns N       HTTP/2 connections of the h2 and grpc scenarios (default 10)
+  --h2-streams N     concurrent streams per HTTP/2 connection (default 10)
   --failover-seconds S  measured load per variant of the failover scenario; one origin of three
                      is killed at the middle (default 20)
   --checkout DIR     the mtls-gateway checkout to measure (default: the one holding bench/)
@@ -70,6 +72,8 @@ export function parseOptions(argv) {
       upstream: { type: 'string' },
       'quiet-wait': { type: 'string' },
       'profile-seconds': { type: 'string' },
+      'h2-conns': { type: 'string' },
+      'h2-streams': { type: 'string' },
       'failover-seconds': { type: 'string' },
       checkout: { type: 'string' },
       node: { type: 'string' },
@@ -100,6 +104,8 @@ export function parseOptions(argv) {
     upstream: values.upstream ?? 'auto',
     quietWait: values['quiet-wait'] !== undefined ? num('quiet-wait', values['quiet-wait'], { int: false }) : quick ? 0 : 1,
     profileSeconds: values['profile-seconds'] ? num('profile-seconds', values['profile-seconds'], { min: 1, int: false }) : 10,
+    h2Conns: values['h2-conns'] ? num('h2-conns', values['h2-conns'], { min: 1 }) : 10,
+    h2Streams: values['h2-streams'] ? num('h2-streams', values['h2-streams'], { min: 1 }) : 10,
     failoverSeconds: values['failover-seconds'] ? num('failover-seconds', values['failover-seconds'], { min: 2, int: false }) : 20,
     checkout: values.checkout ?? null,
     node: values.node ?? null,

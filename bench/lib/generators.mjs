@@ -4,10 +4,13 @@
 // the Node generator: wrk busy-polls while a handshake is pending (see the shim) and its latency
 // leaves the handshake out; the Node generator counts how many sessions were actually resumed.
 // Without wrk/ab, or with --gen node: the Node generator in loadgen.mjs (undici over worker_threads)
-// for everything. Every generator runs as a child process of the harness, so its CPU time shows up
-// in the harness's cutime/cstime once it exits (see measure.mjs).
+// for everything. HTTP/2 load (the h2 and grpc scenarios): h2load (nghttp2-client, 1 thread, the
+// same client-certificate shim as wrk) for GET, the Node HTTP/2 generator in h2-loadgen.mjs for
+// gRPC calls (h2load cannot see trailers, hence not grpc-status) and for GET without h2load.
+// Every generator runs as a child process of the harness, so its CPU time shows up in the
+// harness's cutime/cstime once it exits (see measure.mjs).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { which } from './machine.mjs';
@@ -15,6 +18,7 @@ import { ULIMIT_WRAPPER, trackChild } from './procs.mjs';
 
 const BENCH = fileURLToPath(new URL('..', import.meta.url));
 const LOADGEN = join(BENCH, 'lib/loadgen.mjs');
+const H2_LOADGEN = join(BENCH, 'lib/h2-loadgen.mjs');
 const SHIM_SRC = join(BENCH, 'tools/mtls-preload.c');
 const POST_LUA = join(BENCH, 'tools/post64k.lua');
 
@@ -45,14 +49,41 @@ export function parseAb(text) {
   return { rps: n(/Requests per second:\s+([\d.]+)/), requests: n(/Complete requests:\s+(\d+)/), p50: pct(50), p99: pct(99), errors };
 }
 
+/**
+ * h2load's summary. Every request that did not end in a 2xx answer is an error: a proxy that
+ * refuses the client certificate answers 401/403 quickly, and those must not count as throughput.
+ * p50/p99 come from its per-request log (--log-file), when given.
+ */
+export function parseH2load(text, logText = '') {
+  const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(text);
+  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(text);
+  const ok = codes ? Number(codes[1]) : 0;
+  // "failed" already holds the errored and timed-out requests and the 4xx/5xx answers; h2load
+  // counts 3xx as succeeded, this suite does not.
+  const errors = req ? Number(req[5]) + (codes ? Number(codes[2]) : 0) : 1;
+  const fin = /finished in ([\d.]+)(us|ms|s),/.exec(text);
+  const secs = fin ? Number(fin[1]) / (fin[2] === 'us' ? 1e6 : fin[2] === 'ms' ? 1e3 : 1) : NaN;
+  const protocol = /Application protocol: (\S+)/.exec(text)?.[1] ?? null;
+  // Log lines: start time (µs since the epoch), status, duration (µs).
+  const lat = logText
+    .split('\n')
+    .map((l) => l.split('\t'))
+    .filter((f) => f.length >= 3 && f[1].startsWith('2'))
+    .map((f) => Number(f[2]))
+    .sort((a, b) => a - b);
+  const pct = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)] / 1000 : null);
+  return { rps: secs > 0 ? ok / secs : NaN, requests: ok, p50: pct(50), p99: pct(99), errors, protocol };
+}
+
 export class Generators {
   constructor({ workDir, pki, opts, log }) {
     Object.assign(this, { workDir, pki, opts, log });
     this.wrk = opts.gen === 'auto' ? which('wrk') : null;
     this.ab = opts.gen === 'auto' ? which('ab') : null;
+    this.h2load = opts.gen === 'auto' ? which('h2load') : null;
     this.shim = null;
-    if (this.wrk) this.shim = this.buildShim();
-    if (this.wrk && !this.shim) this.wrk = null;
+    if (this.wrk || this.h2load) this.shim = this.buildShim();
+    if (!this.shim) this.wrk = this.h2load = null;
   }
 
   buildShim() {
@@ -71,10 +102,12 @@ export class Generators {
     return so;
   }
 
-  /** Which tool serves a kind of load: ka (keep-alive), hs (full handshakes), hs-resume. */
+  /** Which tool serves a kind of load: ka (keep-alive), hs (full handshakes), hs-resume, h2 (GET over HTTP/2), grpc. */
   toolFor(kind) {
     if (kind === 'hs') return this.ab ? 'ab' : 'node';
     if (kind === 'hs-resume') return 'node';
+    if (kind === 'h2') return this.h2load ? 'h2load' : 'node-h2';
+    if (kind === 'grpc') return 'node-h2';
     return this.wrk ? 'wrk' : 'node';
   }
 
@@ -83,6 +116,8 @@ export class Generators {
       ka: this.toolFor('ka'),
       hs: this.toolFor('hs'),
       'hs-resume': this.toolFor('hs-resume'),
+      h2: this.toolFor('h2'),
+      grpc: this.toolFor('grpc'),
       threads: { wrk: 1, node: this.opts.genThreads, nodeHandshakes: this.opts.genThreadsHs },
     };
   }
@@ -100,6 +135,7 @@ export class Generators {
     const env = { ...process.env };
     let cmd;
     let args;
+    let logFile = null;
     if (tool === 'wrk') {
       cmd = this.wrk;
       args = ['-t1', `-c${spec.conns}`, `-d${d}s`, '--timeout', '5s', '--latency'];
@@ -117,6 +153,16 @@ export class Generators {
         // Keep-alive: wait in poll() for the server's handshake flight instead of spinning.
         MTLS_WAIT_MS: spec.kind === 'ka' ? '200' : '0',
       });
+    } else if (tool === 'h2load') {
+      cmd = this.h2load;
+      logFile = join(this.workDir, `h2load-${process.pid}.log`);
+      // h2load has no client-certificate option: the shim loads it into h2load's SSL_CTX.
+      args = ['-t1', `-c${spec.conns}`, `-m${spec.streams}`, `-D${d}`, '--warm-up-time=1', `--log-file=${logFile}`, url];
+      Object.assign(env, { MTLS_CERT: this.pki.clientCert, MTLS_KEY: this.pki.clientKey, LD_PRELOAD: this.shim, MTLS_RESUME: '0', MTLS_WAIT_MS: '0' });
+    } else if (tool === 'node-h2') {
+      cmd = process.execPath;
+      const cfg = { port: spec.port, path: spec.path, grpc: spec.kind === 'grpc', conns: spec.conns, streams: spec.streams, durationS: spec.durationS, cert: this.pki.clientCert, key: this.pki.clientKey, ca: this.pki.caBundle, servername: spec.servername };
+      args = [H2_LOADGEN, JSON.stringify(cfg)];
     } else if (tool === 'ab') {
       cmd = this.ab;
       args = ['-q', '-r', '-l', '-s', '30', '-c', String(spec.conns), '-t', String(d), '-n', '100000000', '-E', this.pki.clientPem, url];
@@ -145,9 +191,19 @@ export class Generators {
       if (line === '{"event":"start"}') hooks.onStart?.(pid);
       else if (line === '{"event":"end"}') hooks.onEnd?.(pid);
     };
-    const raw = await runChild(cmd, args, env, (d + (spec.preconnect ? 120 : 30)) * 1000, tool === 'node' ? onLine : null);
+    const raw = await runChild(cmd, args, env, (d + (spec.preconnect ? 120 : 30)) * 1000, tool.startsWith('node') ? onLine : null);
     let res;
     if (tool === 'wrk') res = parseWrk(raw);
+    else if (tool === 'h2load') {
+      res = parseH2load(raw, existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+      rmSync(logFile, { force: true });
+      if (res.protocol !== 'h2') {
+        this.log(`WARNING: h2load negotiated ${res.protocol ?? 'no protocol'}, not h2: counted as failed`);
+        res.errors += res.requests;
+        res.requests = 0;
+        res.rps = NaN;
+      }
+    }
     else if (tool === 'ab') res = parseAb(raw);
     else {
       try {

@@ -30,7 +30,8 @@ function snapshot(pgids, genPid) {
  */
 export async function measure(ctx, { scenario, label, target, spec, durationS, record = true, round = 0 }) {
   const t = ctx.targets.get(target);
-  const up = t.isUpstream ? null : ctx.targets.upstream;
+  // A target may proxy to another origin than the main one (t.upstream: the grpc scenario).
+  const up = t.isUpstream ? null : (t.upstream ?? ctx.targets.upstream);
   const quiet = record ? await waitQuiet(ctx.opts.quietWait) : null;
   const pgids = [t.pgid, up?.pgid].filter(Boolean);
   const outer0 = snapshot(pgids);
@@ -55,7 +56,9 @@ export async function measure(ctx, { scenario, label, target, spec, durationS, r
   const row = {
     scenario,
     label,
-    target,
+    // An extra instance standing in for a main target (t.reportAs) is reported under that name, so
+    // that its ×direct and ×nginx ratios are computed.
+    target: t.reportAs ?? target,
     round,
     tool: res.tool,
     rps: res.rps,

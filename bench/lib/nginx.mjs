@@ -3,6 +3,8 @@
 // gateway's job: client certificate required and verified (depth 2, CRLs of both levels),
 // authorization on the subject DN (CN=billing, OU=payments; nginx 1.22 has no SAN variable),
 // X-Forwarded-For and an identity header, mTLS to the upstream with verification and keep-alive.
+// Both also offer h2 (the h2 scenario); the gRPC reference proxy (grpc scenario) is nginxGrpcProxyConf.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,10 +22,26 @@ events { worker_connections ${conns + 1024}; }
 `;
 }
 
-/** The listener both servers share: TLS, client certificates required (depth 2) and checked against the CRLs. */
+/**
+ * How this nginx turns on HTTP/2 (h2 by ALPN, beside HTTP/1.1): a `listen ... http2` parameter up
+ * to 1.25.0, the `http2 on;` directive from 1.25.1 (where the parameter is deprecated).
+ */
+function http2Syntax() {
+  const v = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr ?? '');
+  const [maj, min, patch] = v ? v.slice(1).map(Number) : [0, 0, 0];
+  const directive = maj > 1 || (maj === 1 && (min > 25 || (min === 25 && patch >= 1)));
+  return directive ? { param: '', directive: '    http2 on;\n' } : { param: ' http2', directive: '' };
+}
+
+/**
+ * The listener every server shares: TLS with h2 offered by ALPN (HTTP/1.1 clients are unaffected;
+ * the h2 and grpc scenarios use it), client certificates required (depth 2) and checked against
+ * the CRLs.
+ */
 function mtlsListen(port, cert, key, pki) {
-  return `    listen 127.0.0.1:${port} ssl;
-    ssl_protocols TLSv1.2 TLSv1.3;
+  const h2 = http2Syntax();
+  return `    listen 127.0.0.1:${port} ssl${h2.param};
+${h2.directive}    ssl_protocols TLSv1.2 TLSv1.3;
     ssl_certificate ${cert};
     ssl_certificate_key ${key};
     ssl_client_certificate ${pki.caBundle};
@@ -107,6 +125,51 @@ ${mtlsListen(port, pki.serverCert, pki.serverKey, pki)}    location / {
       proxy_ssl_server_name on;
       proxy_ssl_name ${servername};
       proxy_ssl_session_reuse on;
+    }
+  }
+}
+`;
+  writeFileSync(join(dir, 'nginx.conf'), conf);
+  return { conf: join(dir, 'nginx.conf') };
+}
+
+/**
+ * nginx as the gRPC reference proxy of the grpc scenario: the same client side as nginxProxyConf
+ * (mTLS, CRLs, authorization on the subject DN, identity header), and grpc_pass over mTLS (h2,
+ * verified, CRLs) to the gRPC origin, with upstream keep-alive. A refusal answers 403 (nginx has
+ * no gRPC error mapping of its own without extra configuration).
+ */
+export function nginxGrpcProxyConf({ dir, port, workers, pki, upstreamPort, servername, maxConns }) {
+  const conf = `${common(dir, workers, maxConns)}http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  client_body_temp_path ${dir}/tmp/body;
+  map $ssl_client_s_dn $authz_ok {
+    default 0;
+    "~^CN=billing,OU=payments(,|$)" 1;
+  }
+  upstream grpc_backend {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 128;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+  }
+  server {
+${mtlsListen(port, pki.serverCert, pki.serverKey, pki)}    location / {
+      if ($authz_ok = 0) { return 403 "forbidden\n"; }
+      grpc_pass grpcs://grpc_backend;
+      grpc_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      grpc_set_header X-Client-Subject $ssl_client_s_dn;
+      grpc_ssl_certificate ${pki.gwClientCert};
+      grpc_ssl_certificate_key ${pki.gwClientKey};
+      grpc_ssl_trusted_certificate ${pki.caBundle};
+      grpc_ssl_verify on;
+      grpc_ssl_verify_depth 2;
+      grpc_ssl_crl ${pki.crlBundle};
+      grpc_ssl_server_name on;
+      grpc_ssl_name ${servername};
+      grpc_ssl_session_reuse on;
     }
   }
 }

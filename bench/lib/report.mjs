@@ -279,6 +279,25 @@ function failoverSection(f) {
   return lines.join('\n');
 }
 
+/** The HTTP/2 scenarios' setup, and the gRPC origin's own count of successful calls. */
+function http2Section(h) {
+  if (!h) return '';
+  const lines = [];
+  if (h.h2) {
+    lines.push(
+      `* h2: ${h.h2.conns} connections × ${h.h2.streams} concurrent streams, GET / (100 B), generator ${h.h2.tool}. The gateway and nginx take h2 from the client and forward over HTTP/1.1 mTLS to the usual origin; direct is h2 to that origin. Every non-2xx answer counts as an error.`,
+    );
+  }
+  if (h.grpc) {
+    const g = h.grpc;
+    lines.push(
+      `* grpc: ${g.conns} connections × ${g.streams} concurrent unary calls (64-byte message), generator ${g.tool}; origin \`lib/grpc-origin.mjs\` (node:http2, mTLS); the gateway's upstream has \`protocol: http2\`, nginx uses \`grpc_pass grpcs://\`. ` +
+        `A call counts only with grpc-status 0 and its message echoed whole. The origin answered ${g.originOk ?? '?'} calls with grpc-status 0 (of ${g.originServed ?? '?'}, warm-ups and checks included); the clients counted ${g.clientOkMeasured} in the measured windows.`,
+    );
+  }
+  return lines.join('\n');
+}
+
 function checksSection(checks) {
   if (!checks || checks.length === 0) return '';
   return checks
@@ -307,6 +326,8 @@ export function renderMarkdown(r) {
   if (idle) parts.push('### Idle keep-alive connections\n\n' + idle);
   const crl = crlSection(r.extra.crl, sum);
   if (crl) parts.push('### Client CRL size (gateway)\n\n' + crl);
+  const h2 = http2Section(r.extra.http2);
+  if (h2) parts.push('### HTTP/2 and gRPC\n\n' + h2);
   const fo = failoverSection(r.extra.failover);
   if (fo) parts.push('### Failover: one origin of three killed mid-run (gateway only)\n\n' + fo);
   if (r.extra.profile) {

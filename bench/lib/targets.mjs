@@ -4,12 +4,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nginxArgs, nginxProxyConf, nginxUpstreamConf } from './nginx.mjs';
+import { h2Probe } from './h2-probe.mjs';
+import { nginxArgs, nginxGrpcProxyConf, nginxProxyConf, nginxUpstreamConf } from './nginx.mjs';
 import { UPSTREAM_SERVERNAME } from './pki.mjs';
 import { freePort, httpsProbe, spawnGroup, stopGroup, waitReady } from './procs.mjs';
 
 const UPSTREAM_SCRIPT = fileURLToPath(new URL('./upstream-server.mjs', import.meta.url));
 const FLOOR_SCRIPT = fileURLToPath(new URL('./floor-proxy.mjs', import.meta.url));
+const GRPC_ORIGIN_SCRIPT = fileURLToPath(new URL('./grpc-origin.mjs', import.meta.url));
 
 export function clientProbe(pki, port, extra = {}) {
   return () =>
@@ -140,6 +142,37 @@ export class Targets {
     const proc = spawnGroup(name, 'nginx', nginxArgs(dir), { logFile: join(this.runDir, `${name}.log`), nofile: this.nofile * 2 });
     const startupMs = await waitReady(proc, clientProbe(this.pki, port));
     Object.assign(proc, { port, kind: 'nginx proxy', startupMs });
+    this.procs.set(name, proc);
+    this.log(`${name} ready on 127.0.0.1:${port} in ${Math.round(startupMs)} ms`);
+    return proc;
+  }
+
+  /**
+   * The grpc scenario's origin (lib/grpc-origin.mjs, node:http2 over mTLS, HTTP/2 only), measured
+   * as its `direct` target: reportAs names it in the results, isUpstream keeps its CPU out of the
+   * upstream column.
+   */
+  async startGrpcOrigin(name = 'grpc-origin') {
+    const port = await freePort();
+    const p = this.pki;
+    const args = [GRPC_ORIGIN_SCRIPT, String(port), p.upstreamCert, p.upstreamKey, p.caBundle, p.rootCrl, p.intermediateCrl];
+    const proc = spawnGroup(name, process.execPath, args, { logFile: join(this.runDir, `${name}.log`), nofile: this.nofile });
+    const probe = () => h2Probe({ port, cert: readFileSync(p.gwClientCert), key: readFileSync(p.gwClientKey), ca: readFileSync(p.caBundle), servername: UPSTREAM_SERVERNAME });
+    const startupMs = await waitReady(proc, probe);
+    Object.assign(proc, { port, kind: 'grpc origin', startupMs, isUpstream: true, reportAs: 'direct' });
+    this.procs.set(name, proc);
+    this.log(`${name} ready on 127.0.0.1:${port} in ${Math.round(startupMs)} ms`);
+    return proc;
+  }
+
+  /** nginx as the gRPC reference proxy (grpc_pass over mTLS) in front of `upstream`, a started origin. */
+  async startNginxGrpcProxy(name, upstream) {
+    const port = await freePort();
+    const dir = join(this.runDir, name);
+    nginxGrpcProxyConf({ dir, port, workers: this.opts.workers, pki: this.pki, upstreamPort: upstream.port, servername: UPSTREAM_SERVERNAME, maxConns: this.nofile });
+    const proc = spawnGroup(name, 'nginx', nginxArgs(dir), { logFile: join(this.runDir, `${name}.log`), nofile: this.nofile * 2 });
+    const startupMs = await waitReady(proc, () => h2Probe({ port, cert: readFileSync(this.pki.clientCert), key: readFileSync(this.pki.clientKey), ca: readFileSync(this.pki.caBundle) }));
+    Object.assign(proc, { port, kind: 'nginx grpc proxy', startupMs, upstream, reportAs: 'nginx' });
     this.procs.set(name, proc);
     this.log(`${name} ready on 127.0.0.1:${port} in ${Math.round(startupMs)} ms`);
     return proc;

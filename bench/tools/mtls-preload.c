@@ -1,5 +1,5 @@
 /*
- * mtls-preload.so: an LD_PRELOAD shim that gives wrk (which has no client-certificate option) a
+ * mtls-preload.so: an LD_PRELOAD shim that gives wrk and h2load (which have no client-certificate option) a
  * client certificate. It wraps SSL_CTX_new() to load MTLS_CERT (PEM chain) and MTLS_KEY (PEM key,
  * default MTLS_CERT) into every new SSL_CTX, and SSL_connect() to drop any cached session before a
  * handshake, so that "Connection: close" load does a full handshake per connection (wrk would
