@@ -111,6 +111,34 @@ const routeLimitSchema = z.strictObject({
   burst: z.number().int().min(1).max(1_000_000).describe('bucket size: requests admitted at once from a full bucket'),
 });
 
+/** What each identity header says (docs/upstreams.md, "Identity headers sent upstream"). */
+const IDENTITY_HEADERS = {
+  xfcc: "x-forwarded-client-cert (Envoy's format): the verified identity, by the gateway",
+  clientCert: "RFC 9440 Client-Cert: the client's certificate (DER as a structured-field byte sequence)",
+  clientCertChain: 'RFC 9440 Client-Cert-Chain: the intermediate CAs the gateway verified the certificate through (trust anchor left out); needs clientCert',
+} as const;
+
+/** The identity headers sent upstream; client-sent headers of these names are always removed. */
+const forwardClientCertSchema = z.strictObject({
+  xfcc: z.boolean().default(true).describe(IDENTITY_HEADERS.xfcc),
+  clientCert: z.boolean().default(false).describe(IDENTITY_HEADERS.clientCert),
+  clientCertChain: z.boolean().default(false).describe(IDENTITY_HEADERS.clientCertChain),
+});
+
+/** A route's override of forwardClientCert, field by field. */
+const routeForwardClientCertSchema = z.strictObject({
+  xfcc: z.boolean().optional().describe(`${IDENTITY_HEADERS.xfcc}; default: forwardClientCert.xfcc`),
+  clientCert: z.boolean().optional().describe(`${IDENTITY_HEADERS.clientCert}; default: forwardClientCert.clientCert`),
+  clientCertChain: z.boolean().optional().describe(`${IDENTITY_HEADERS.clientCertChain}; default: forwardClientCert.clientCertChain`),
+});
+
+const CHAIN_NEEDS_CERT = 'Client-Cert-Chain is only sent with Client-Cert (RFC 9440 2.3): set clientCert: true as well, or clientCertChain: false';
+
+/** Whether a route (or the top level, with no override) would send Client-Cert-Chain without Client-Cert. */
+function chainWithoutCert(global: { clientCert: boolean; clientCertChain: boolean }, own: { clientCert?: boolean | undefined; clientCertChain?: boolean | undefined }): boolean {
+  return (own.clientCertChain ?? global.clientCertChain) && !(own.clientCert ?? global.clientCert);
+}
+
 const routeSchema = z
   .strictObject({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 characters of letters, digits, ".", "_" or "-"'),
@@ -143,9 +171,13 @@ const routeSchema = z
     timeouts: z
       .strictObject({
         response: duration({ min: 1 }).optional().describe("overrides the upstream's timeouts.response for this route"),
+        idle: duration({ min: 100, max: 86_400_000 })
+          .optional()
+          .describe("WebSocket tunnels on this route are closed after this long without a byte in either direction; default 5m (Envoy's stream idle timeout)"),
       })
       .optional(),
     rateLimit: routeLimitSchema.optional().describe('a token bucket per client identity, per worker process: beyond it 429 GW_ERR_RATE_LIMITED with Retry-After'),
+    forwardClientCert: routeForwardClientCertSchema.optional().describe('which identity headers this route sends upstream; each field given overrides the top-level forwardClientCert'),
   });
 
 /** An https:// origin: scheme, host and optional port; normalized to URL.origin. */
@@ -192,6 +224,10 @@ const upstreamSchema = z
       })
       .optional()
       .describe('targets from the A/AAAA records of a name (a headless Service): added ones join, removed ones drain'),
+    protocol: z
+      .enum(['http1', 'http2'])
+      .default('http1')
+      .describe('http1: HTTP/1.1 to every target; http2: HTTP/2 only (offered and required by ALPN, a target that answers with HTTP/1.1 fails with 502 GW_ERR_UPSTREAM_PROTOCOL), for gRPC: trailers pass through and bidirectional streams flow'),
     balance: z
       .enum(['round-robin', 'least-request', 'random'])
       .default('round-robin')
@@ -314,6 +350,10 @@ export const configSchema = z
     listen: z.strictObject({
       host: nonEmpty.default('127.0.0.1'),
       port: z.number().int().min(0).max(65535),
+      http2: z
+        .boolean()
+        .default(true)
+        .describe('offer HTTP/2 (h2) beside HTTP/1.1 on the same port, chosen by ALPN; both get the same certificate checks, admission and answers. false: HTTP/1.1 only'),
     }),
     tls: z.strictObject({
       cert: filePath.describe('server certificate (chain allowed)'),
@@ -335,6 +375,7 @@ export const configSchema = z
     }),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'upstream names are 1-64 letters, digits, ".", "_" or "-"'), upstreamSchema),
     routes: z.array(routeSchema),
+    forwardClientCert: forwardClientCertSchema.prefault({}).describe('which identity headers are sent upstream (routes[].forwardClientCert overrides field by field); client-sent copies are always removed'),
     server: z
       .strictObject({
         keepAliveTimeout: duration({ min: 1 }).default(65_000),
@@ -343,6 +384,20 @@ export const configSchema = z
         bodyTimeout: duration({ min: 100 }).default(60_000).describe("longest pause while a request body is arriving (nginx's client_body_timeout); 408 before the response started, the connection is cut after"),
         maxHeaderSize: z.number().int().min(1024).max(1_048_576).default(16_384).describe('largest request head in bytes; larger gets 431'),
         maxHeaders: z.number().int().min(1).max(10_000).default(100).describe('most header lines a request may carry; more gets 431 (never silently dropped)'),
+        http2: z
+          .strictObject({
+            maxConcurrentStreams: z.number().int().min(1).max(10_000).default(100).describe('most HTTP/2 streams one client connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS)'),
+            resetBurst: z
+              .number()
+              .int()
+              .min(1)
+              .max(100_000)
+              .default(200)
+              .describe('HTTP/2 streams a client may cancel (RST_STREAM) in a burst before its connection is closed with GOAWAY ENHANCE_YOUR_CALM: the rapid-reset guard (CVE-2023-44487)'),
+            resetRate: z.number().int().min(1).max(100_000).default(50).describe('HTTP/2 stream cancellations per second a client may sustain after its burst'),
+          })
+          .prefault({})
+          .describe('HTTP/2 limits; the header list size and count are server.maxHeaderSize and server.maxHeaders, as for HTTP/1.1'),
         drainDelay: duration({ min: 0, max: 300_000 })
           .default(0)
           .describe('after SIGTERM/SIGINT, /readyz answers 503 at once but the listener keeps serving this long (so load balancers and Kubernetes endpoints stop sending), then the drain starts'),
@@ -408,7 +463,14 @@ export const configSchema = z
       if (seen !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `duplicate route name "${route.name}" (also routes[${seen}])` });
       } else names.set(route.name, i);
+      const own = route.forwardClientCert;
+      if (own !== undefined && (own.clientCert !== undefined || own.clientCertChain !== undefined) && chainWithoutCert(cfg.forwardClientCert, own)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'forwardClientCert', 'clientCertChain'], message: CHAIN_NEEDS_CERT });
+      }
     });
+    if (chainWithoutCert(cfg.forwardClientCert, {})) {
+      ctx.addIssue({ code: 'custom', path: ['forwardClientCert', 'clientCertChain'], message: CHAIN_NEEDS_CERT });
+    }
   });
 
 export type GatewayConfigInput = z.input<typeof configSchema>;

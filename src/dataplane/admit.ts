@@ -19,6 +19,8 @@ import type { ConnectionFacts, RefusedConnection } from './connection-context.js
 
 /** What admit() reads of a request: its head, whatever the transport. */
 export interface RequestHead {
+  /** The protocol the request arrived in (ALPN's name for it). */
+  readonly protocol: 'http/1.1' | 'h2';
   readonly method: string;
   /** The raw request-target. */
   readonly target: string;
@@ -83,8 +85,9 @@ export function admit(snapshot: RuntimeSnapshot, connection: ConnectionFacts, he
     return { kind: 'refuse', context, code: rev.revoked ? 'GW_ERR_CLIENT_CERT_REVOKED' : 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN', fields: { resumed: verdict.resumed }, revocation: rev, close: true };
   }
   // HTTP/0.9-style request lines (no version) and versions other than 1.0 and 1.1 are not HTTP
-  // this gateway speaks on this listener; Node's parser lets them through.
-  if (head.httpVersionMajor !== 1 || head.httpVersionMinor > 1) {
+  // this gateway speaks in HTTP/1 framing; Node's parser lets them through. HTTP/2 is only ever
+  // what ALPN negotiated.
+  if (head.protocol === 'h2' ? head.httpVersionMajor !== 2 : head.httpVersionMajor !== 1 || head.httpVersionMinor > 1) {
     return { kind: 'refuse', context, code: 'GW_ERR_REQUEST_INVALID', fields: { reason: 'http-version', version: `${head.httpVersionMajor}.${head.httpVersionMinor}` }, close: true };
   }
   const settings = snapshot.requests;
@@ -98,8 +101,9 @@ export function admit(snapshot: RuntimeSnapshot, connection: ConnectionFacts, he
   const target = normalizeTarget(head.target, settings.paths);
   if (!target.ok) return { kind: 'refuse', context, code: 'GW_ERR_PATH_INVALID', fields: { reason: target.reason }, close: false };
   const host = hostForRouting(head.host);
-  // RFC 9112 3.2: exactly one Host in HTTP/1.1; HTTP/1.0 may omit it.
-  if (host === undefined || (host === null && head.httpVersionMinor === 1) || head.hostCount > 1) {
+  // RFC 9112 3.2: exactly one Host in HTTP/1.1; HTTP/1.0 may omit it. HTTP/2 carries it as
+  // :authority (or Host), and the gateway routes by it, so it is required there too.
+  if (host === undefined || (host === null && (head.protocol === 'h2' || head.httpVersionMinor === 1)) || head.hostCount > 1) {
     return { kind: 'refuse', context, code: 'GW_ERR_HOST_INVALID', fields: NO_FIELDS, close: false };
   }
   const method = head.method;

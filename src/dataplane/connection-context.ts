@@ -1,14 +1,14 @@
 /**
  * What the data plane knows about a connection under one snapshot: the authenticator's verdict
  * (once per connection), the per-request re-checks of validity and revocation, and the
- * per-identity context (XFCC value, child logger) memoized in the snapshot. This is the
- * "connection" input of admit().
+ * per-identity context (XFCC and RFC 9440 values, child logger) memoized in the snapshot. This is
+ * the "connection" input of admit().
  */
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors/registry.js';
 import type { ConnectionVerdict } from '../identity/authenticate-connection.js';
-import type { PeerIdentity } from '../identity/peer-identity.js';
+import { Rfc9440Fields } from '../identity/rfc9440.js';
 import { formatXfcc } from '../identity/xfcc.js';
 import type { RevocationVerdict } from '../revocation/revocation-policy.js';
 import type { ConnectionContext, RuntimeSnapshot } from '../runtime/snapshot.js';
@@ -29,11 +29,22 @@ export type ConnectionFacts =
       readonly context: ConnectionContext;
     };
 
-/** The identity's context under this snapshot, created on its first request. */
-export function contextFor(snapshot: RuntimeSnapshot, identity: PeerIdentity, logger: Logger): ConnectionContext {
+/**
+ * The identity's context under this snapshot, created on its first request. Keyed by the identity
+ * object, which the authenticator creates together with its certificate's DER and verified chain
+ * (one identity, one chain), so the RFC 9440 values taken from this verdict hold for every
+ * connection that shares the identity.
+ */
+export function contextFor(snapshot: RuntimeSnapshot, verdict: AcceptedConnection, logger: Logger): ConnectionContext {
+  const identity = verdict.identity;
   let ctx = snapshot.contexts.get(identity);
   if (ctx === undefined) {
-    ctx = { identity, xfcc: formatXfcc(identity, { by: snapshot.xfccBy }), log: logger.child({ client: identityLog(identity) }) };
+    ctx = {
+      identity,
+      xfcc: formatXfcc(identity, { by: snapshot.xfccBy }),
+      rfc9440: new Rfc9440Fields(verdict.leafDer, verdict.links),
+      log: logger.child({ client: identityLog(identity) }),
+    };
     snapshot.contexts.set(identity, ctx);
   }
   return ctx;
@@ -49,6 +60,6 @@ export function connectionFacts(snapshot: RuntimeSnapshot, socket: TLSSocket, lo
   const auth = snapshot.auth;
   const verdict = auth.verdict(socket);
   if (!verdict.ok) return { ok: false, verdict };
-  const context = contextFor(snapshot, verdict.identity, logger);
+  const context = contextFor(snapshot, verdict, logger);
   return { ok: true, verdict, expired: auth.checkStillValid(verdict.identity), revocation: auth.revocation(socket, verdict), context };
 }

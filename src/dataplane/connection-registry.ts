@@ -4,16 +4,20 @@
  * `rejudge()` judges each live connection again under the snapshot in force and closes those that
  * it no longer admits: a chain now revoked (or whose revocation status can no longer be
  * established), or, after a reload changed tls.clientCA, a chain that no longer links to the new
- * bundle. Unaffected connections and their in-flight requests carry on untouched.
+ * bundle. Unaffected connections and their in-flight requests carry on untouched. An HTTP/2
+ * connection is closed with GOAWAY (src/dataplane/http2-sessions.ts), an HTTP/1.1 one destroyed.
  */
+import type { ServerHttp2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { RuntimeSnapshot } from '../runtime/snapshot.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
+import { closeSessionGracefully, cutSession } from './http2-sessions.js';
 import { revocationCode, revocationLog } from './log-records.js';
 
 export class ConnectionRegistry {
   readonly #live = new Set<TLSSocket>();
+  readonly #sessions = new WeakMap<TLSSocket, ServerHttp2Session>();
   readonly #logger: Logger;
   readonly #metrics: GatewayMetrics | null;
 
@@ -36,6 +40,31 @@ export class ConnectionRegistry {
     socket.once('close', () => this.#live.delete(socket));
   }
 
+  /** The HTTP/2 session on a connection that negotiated h2. */
+  attachSession(socket: TLSSocket, session: ServerHttp2Session): void {
+    this.#sessions.set(socket, session);
+  }
+
+  sessionOf(socket: TLSSocket): ServerHttp2Session | undefined {
+    return this.#sessions.get(socket);
+  }
+
+  /** GOAWAY to every HTTP/2 connection: no new streams, the ones in flight finish. */
+  closeSessionsGracefully(): void {
+    for (const socket of this.#live) {
+      const session = this.#sessions.get(socket);
+      if (session !== undefined) closeSessionGracefully(session);
+    }
+  }
+
+  /** Closes a connection the gateway no longer admits: GOAWAY for HTTP/2, at once either way. */
+  #cut(socket: TLSSocket): void {
+    const session = this.#sessions.get(socket);
+    // The session sends its GOAWAY and then destroys the socket itself.
+    if (session !== undefined) cutSession(session);
+    else socket.destroy();
+  }
+
   /**
    * Judges every live connection under `snapshot`. `previous` is the snapshot it replaced, when
    * this follows a swap: a connection that `previous` admitted and `snapshot` refuses (its CA left
@@ -56,7 +85,7 @@ export class ConnectionRegistry {
           'closing a live connection the reloaded client CA bundle no longer admits',
         );
         this.#metrics?.clientCertRejected(v.code);
-        socket.destroy();
+        this.#cut(socket);
         continue;
       }
       const r = auth.revocation(socket, v);
@@ -66,7 +95,7 @@ export class ConnectionRegistry {
         'closing a live connection after a CRL update',
       );
       this.#metrics?.revokedConnectionClosed();
-      socket.destroy();
+      this.#cut(socket);
     }
   }
 }

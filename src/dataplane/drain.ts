@@ -3,7 +3,8 @@
  * already says 503 (load balancers and Kubernetes endpoints stop sending), then stops accepting.
  * Idle keep-alive connections close at once; a connection busy with a request closes right after
  * its response (`Connection: close`); requests still arriving on an open connection are served the
- * same way. As soon as no connection is left the drain is over; after server.drainTimeout whatever
+ * same way. An HTTP/2 connection gets GOAWAY: no new streams, the ones in flight finish, then it
+ * closes. As soon as no connection is left the drain is over; after server.drainTimeout whatever
  * is left is cut. The delay and the timeout are this module's timers.
  */
 import type { ServerResponse } from 'node:http';
@@ -11,6 +12,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import type { ConnectionRegistry } from './connection-registry.js';
 import type { Http1Handler } from './http1-handler.js';
+import { closeSessionGracefully } from './http2-sessions.js';
 
 export interface DrainOptions {
   readonly server: HttpsServer;
@@ -37,6 +39,12 @@ export async function drainListener(opts: DrainOptions): Promise<void> {
   // once it is on the wire, when it finishes.
   let busy = 0;
   for (const socket of registry.sockets()) {
+    const session = registry.sessionOf(socket);
+    if (session !== undefined) {
+      if (!session.destroyed && !session.closed) busy++;
+      closeSessionGracefully(session);
+      continue;
+    }
     const res = responseOn(socket);
     if (res === null) continue;
     busy++;
@@ -46,7 +54,8 @@ export async function drainListener(opts: DrainOptions): Promise<void> {
   logger.info({ event: 'drain-started', connections: registry.size, busy }, 'listener closed to new connections; in-flight requests finish');
   const force = setTimeout(() => {
     logger.warn({ event: 'drain-timeout', afterMs: opts.timeoutMs, connections: registry.size }, 'drain timed out; closing remaining connections');
-    server.closeAllConnections();
+    // node:http2's server has no closeAllConnections; the registry holds every connection.
+    server.closeAllConnections?.();
     for (const socket of registry.sockets()) socket.destroy();
   }, opts.timeoutMs);
   force.unref();

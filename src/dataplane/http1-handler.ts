@@ -9,23 +9,19 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { Http2ServerResponse } from 'node:http2';
 import type { Logger } from 'pino';
 import { ERRORS, type ErrorCode } from '../errors/registry.js';
 import { requestIdFor } from '../request/request-id.js';
 import type { Runtime } from '../runtime/runtime.js';
-import type { GatewayMetrics, RequestDecision } from '../telemetry/metrics.js';
+import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { admit, type Admission } from './admit.js';
+import { clientSocketOf } from './client-socket.js';
 import { connectionFacts, type ConnectionFacts } from './connection-context.js';
 import { hasBody, requestHead } from './http1-request.js';
-import { elapsedMs, revocationLog } from './log-records.js';
+import { elapsedMs, revocationLog, refusalDecision } from './log-records.js';
 import { proxyHttp } from './proxy-http.js';
 import { respondError, respondErrorOnSocket } from './respond-error.js';
-
-/** The refusal codes that say how policy decided; every other refusal happened before policy. */
-function refusalDecision(code: ErrorCode): RequestDecision {
-  return code === 'GW_ERR_POLICY_DENIED' ? 'deny' : code === 'GW_ERR_ROUTE_NOT_FOUND' ? 'no-route' : 'refused';
-}
 
 export class Http1Handler {
   readonly #runtime: Runtime;
@@ -74,7 +70,7 @@ export class Http1Handler {
       if (this.#draining) res.shouldKeepAlive = false;
       const snapshot = this.#runtime.current;
       const started = process.hrtime.bigint();
-      const connection = connectionFacts(snapshot, req.socket as TLSSocket, this.#logger);
+      const connection = connectionFacts(snapshot, clientSocketOf(req), this.#logger);
       const a = admit(snapshot, connection, requestHead(req));
       if (a.kind !== 'forward') return this.#refuse(req, res, a, connection, requestId, started);
       // Only now, with the request admitted, is the client told to send its body.
@@ -88,8 +84,14 @@ export class Http1Handler {
   /** `checkContinue`: the client waits for 100 Continue, which only an admitted request gets. */
   readonly onCheckContinue = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res, true);
 
-  /** CONNECT: the gateway is not a forward proxy. Nothing about the request is forwarded. */
-  readonly onConnect = (req: IncomingMessage, socket: Socket): void => {
+  /**
+   * CONNECT: the gateway is not a forward proxy. Nothing about the request is forwarded. HTTP/1.1
+   * hands over the socket; HTTP/2 a response on the CONNECT stream (the extended CONNECT of RFC
+   * 8441, WebSocket over HTTP/2, is not offered, so nghttp2 lets only plain CONNECT through).
+   */
+  readonly onConnect = (req: IncomingMessage, socketOrResponse: Socket | ServerResponse): void => {
+    if ((socketOrResponse as unknown) instanceof Http2ServerResponse) return this.#refuseHttp2Connect(req, socketOrResponse as ServerResponse);
+    const socket = socketOrResponse as Socket;
     this.guarded(socket, () => {
       const requestId = randomUUID();
       this.#logger.info({ reqId: requestId, method: req.method, status: 501, code: 'GW_ERR_METHOD_NOT_SUPPORTED', peer: { address: socket.remoteAddress } }, 'request refused');
@@ -97,6 +99,17 @@ export class Http1Handler {
       this.#metrics.request('', 'refused', 501, 0);
     });
   };
+
+  #refuseHttp2Connect(req: IncomingMessage, res: ServerResponse): void {
+    const requestId = randomUUID();
+    try {
+      this.#logger.info({ reqId: requestId, method: req.method, status: 501, code: 'GW_ERR_METHOD_NOT_SUPPORTED', peer: { address: req.socket?.remoteAddress } }, 'request refused');
+      respondError(res, 'GW_ERR_METHOD_NOT_SUPPORTED', requestId);
+      this.#metrics.request('', 'refused', 501, 0);
+    } catch (err) {
+      this.#internalFailure(res, requestId, err);
+    }
+  }
 
   /** Runs a socket-level handler; a throw costs that connection (logged), never the process. */
   guarded(socket: Socket, handler: () => void): void {

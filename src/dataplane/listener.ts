@@ -1,10 +1,15 @@
 /**
- * The listener: the HTTPS server (created through Fastify's serverFactory, so Fastify owns listen,
- * close and idle-connection handling while every request goes straight to the data plane), its
+ * The listener: one TLS port for HTTP/2 and HTTP/1.1, chosen by ALPN (listen.http2; node:http2's
+ * secure server with allowHTTP1, whose HTTP/1.1 side is node:http's own connection handling). It
+ * is created through Fastify's serverFactory, so Fastify owns listen, close and idle-connection
+ * handling while every request, of either protocol, goes straight to the data plane through the
+ * compatibility API (the same request and response shapes as node:http). Also the server's
  * Node-level limits, and the TLS connection events: each connection is registered and judged once
  * when its handshake completes, so a refusal is logged even if the client never sends a request.
+ * With listen.http2 false it is node:https, as before HTTP/2.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createSecureServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
@@ -13,8 +18,10 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { RuntimeSnapshot } from '../runtime/snapshot.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
+import { clientSocketOf, markClientSocket } from './client-socket.js';
 import type { ConnectionRegistry } from './connection-registry.js';
 import type { Http1Handler } from './http1-handler.js';
+import { guardSession } from './http2-sessions.js';
 import { identityLog, revocationCode, revocationLog } from './log-records.js';
 
 export type GatewayApp = FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, Logger>;
@@ -51,22 +58,49 @@ export function applySnapshotToServer(srv: HttpsServer, next: RuntimeSnapshot, p
   applyServerSettings(srv, next.config);
 }
 
+/** node:http2's secure server for both protocols, or node:https when listen.http2 is false. */
+function createServer(config: GatewayConfig, runtime: Runtime, handler: Http1Handler): HttpsServer {
+  const common = {
+    ...runtime.current.serverTls,
+    handshakeTimeout: config.tls.handshakeTimeout,
+    maxHeaderSize: config.server.maxHeaderSize,
+    // The gateway refuses a missing Host itself (admit()), in its own format; Node's answer is bare.
+    requireHostHeader: false,
+  };
+  if (!config.listen.http2) return createHttpsServer(common, handler.onRequest);
+  const limits = config.server.http2;
+  const srv = createHttp2Server(
+    {
+      ...common,
+      allowHTTP1: true,
+      settings: {
+        maxConcurrentStreams: limits.maxConcurrentStreams,
+        maxHeaderListSize: config.server.maxHeaderSize,
+        enablePush: false,
+      },
+      // Pairs beyond server.maxHeaders (plus the four pseudo-headers and one more, so that a list
+      // just over the limit gets the 431 answer of admit()) are refused by nghttp2 itself.
+      maxHeaderListPairs: config.server.maxHeaders + 5,
+    },
+    handler.onRequest as unknown as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
+  );
+  // Its HTTP/1.1 side is node:http's connection handling, which reads these limits from the server
+  // object; on Node 20 node:http2 does not copy them there from the options (Node 24 does).
+  const http1 = srv as typeof srv & { maxHeaderSize: number; requireHostHeader: boolean };
+  http1.maxHeaderSize = config.server.maxHeaderSize;
+  http1.requireHostHeader = false;
+  // The gateway's handlers use node:http's API, which the HTTP/2 compatibility layer mirrors. The
+  // type is the one both sides' handlers are written against.
+  return srv as unknown as HttpsServer;
+}
+
 export function createListener(deps: ListenerDeps): GatewayApp {
   const { config, logger, runtime, registry, handler, metrics } = deps;
   const app: GatewayApp = Fastify<HttpsServer, IncomingMessage, ServerResponse, Logger>({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     serverFactory: () => {
-      const srv = createHttpsServer(
-        {
-          ...runtime.current.serverTls,
-          handshakeTimeout: config.tls.handshakeTimeout,
-          maxHeaderSize: config.server.maxHeaderSize,
-          // The gateway refuses a missing Host itself (admit()), in its own format; Node's answer is bare.
-          requireHostHeader: false,
-        },
-        handler.onRequest,
-      );
+      const srv = createServer(config, runtime, handler);
       applyServerSettings(srv, config);
       // Without these listeners Node answers `Expect: 100-continue` before the gateway has
       // decided, and any other expectation with a bare 417.
@@ -80,6 +114,13 @@ export function createListener(deps: ListenerDeps): GatewayApp {
     clientErrorHandler: handler.onClientError,
   });
 
+  // Before node:http2's own listener creates the session: requests and sessions find the socket.
+  app.server.prependListener('secureConnection', markClientSocket);
+  app.server.on('session', (session: ServerHttp2Session) => {
+    const limits = runtime.current.config.server;
+    registry.attachSession(clientSocketOf(session), session);
+    guardSession(session, { resetBurst: limits.http2.resetBurst, resetRate: limits.http2.resetRate, idleTimeout: limits.keepAliveTimeout }, logger, metrics);
+  });
   app.server.on('secureConnection', (socket: TLSSocket) => {
     registry.add(socket);
     // A bug while judging one connection costs that connection, never the process.
@@ -116,6 +157,8 @@ export function createListener(deps: ListenerDeps): GatewayApp {
 
   app.addHook('preClose', (done) => {
     handler.startClosing();
+    // Fastify closes idle HTTP/1.1 connections; HTTP/2 sessions are told with GOAWAY.
+    registry.closeSessionsGracefully();
     done();
   });
   return app;

@@ -2,8 +2,15 @@
  * The shapes the data plane logs: an identity, a revocation refusal, a duration. One place, so the
  * records tests and operators rely on stay the same wherever they are written from.
  */
+import type { ErrorCode } from '../errors/registry.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
 import type { RevocationVerdict } from '../revocation/revocation-policy.js';
+import type { RequestDecision } from '../telemetry/metrics.js';
+
+/** The refusal codes that say how policy decided; every other refusal happened before policy. */
+export function refusalDecision(code: ErrorCode): RequestDecision {
+  return code === 'GW_ERR_POLICY_DENIED' ? 'deny' : code === 'GW_ERR_ROUTE_NOT_FOUND' ? 'no-route' : 'refused';
+}
 
 export function identityLog(id: PeerIdentity) {
   return {

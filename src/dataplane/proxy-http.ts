@@ -6,9 +6,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../errors/registry.js';
+import { responseGone } from '../proxy/client-response.js';
 import { buildUpstreamRequestHeaders } from '../proxy/forward-headers.js';
 import type { RetryReason } from '../config/schema.js';
-import { ForwardError, forwardRequest, RetryableStatus } from '../proxy/forward-request.js';
+import { acceptsTrailers, ForwardError, forwardRequest, RetryableStatus } from '../proxy/forward-request.js';
 import { rateLimitKeyOf } from '../proxy/route-forwarding.js';
 import { translateUpstreamError } from '../proxy/upstream-errors.js';
 import type { Release } from '../proxy/upstream-gate.js';
@@ -17,8 +18,9 @@ import type { UpstreamTarget } from '../proxy/upstream-target.js';
 import type { RuntimeSnapshot } from '../runtime/snapshot.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import type { Forward } from './admit.js';
-import { hasBody } from './http1-request.js';
+import { hasBody, requestAuthority } from './http1-request.js';
 import { elapsedMs } from './log-records.js';
+import { startGrpcDeadline } from './grpc-deadline-timer.js';
 import { firstBodyBytes, watchBodyStall } from './request-body-watch.js';
 import { respondError } from './respond-error.js';
 
@@ -101,7 +103,8 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
   };
   if (stall !== null && raw.readableLength === 0) {
     const outcome = await firstBodyBytes(raw, res, stall.signal);
-    if (outcome === 'client-left') return clientLeft();
+    // An HTTP/2 stream that was reset ends its body too: the client is gone, not sending.
+    if (outcome === 'client-left' || responseGone(res)) return clientLeft();
     if (outcome === 'stalled') return refuse('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
   }
   // Circuit breaking, Envoy's way: too many outstanding or waiting requests are refused at once.
@@ -138,16 +141,22 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
       if (waited === 'overloaded') return overloaded('queue-timeout');
       release = waited;
     }
-    const host = forwarding.host === 'servername' ? upstream.servername : forwarding.host === 'preserve' ? (raw.headers.host ?? null) : null;
+    const host = forwarding.host === 'servername' ? upstream.servername : forwarding.host === 'preserve' ? (requestAuthority(raw)) : null;
+    const send = forwarding.identityHeaders;
     const headers = buildUpstreamRequestHeaders(raw.rawHeaders, {
       filter: snapshot.requests.headerFilter,
       clientAddress: raw.socket?.remoteAddress ?? '',
-      originalHost: raw.headers.host ?? null,
+      originalHost: requestAuthority(raw),
       requestId,
-      xfcc: a.context.xfcc,
+      xfcc: send.xfcc ? a.context.xfcc : null,
+      clientCert: send.clientCert ? a.context.rfc9440.clientCert : null,
+      clientCertChain: send.clientCertChain ? a.context.rfc9440.clientCertChain : null,
     });
     // undici sends the target's host:port as Host unless the list names one.
     if (host !== null) headers.push('host', host);
+    // gRPC over HTTP/2 needs `te: trailers` (hop-by-hop, so dropped above) and honours grpc-timeout.
+    if (upstream.protocol === 'http2' && acceptsTrailers(raw.headers.te)) headers.push('te', 'trailers');
+    const deadline = startGrpcDeadline(raw, res, started, stall?.signal);
     for (;;) {
       const target = upstream.pick(tried);
       if (target === undefined) {
@@ -183,7 +192,7 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
           body,
           res,
           requestId,
-          signal: stall?.signal,
+          signal: deadline?.signal ?? stall?.signal,
           headersTimeout: forwarding.responseTimeout,
           retryStatus,
         });
@@ -207,6 +216,7 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
       } catch (err) {
         if (err instanceof ForwardError && err.clientAborted) return clientLeft();
         if (stall?.signal.aborted) return refuse('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
+        if (deadline?.expired) return refuse('GW_ERR_UPSTREAM_TIMEOUT', { reason: 'grpc-timeout', afterMs: deadline.ms, target: target.origin });
         const cause = err instanceof ForwardError ? err.cause : err;
         const sent = err instanceof ForwardError ? err.sent : true;
         upstream.failed(target);
@@ -229,7 +239,7 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
           metrics.upstreamRetry(upstream.name, reason!);
           (tried ??= new Set()).add(target);
           await sleep(backoff(policy.backoffMs, retries));
-          if (res.destroyed) return clientLeft();
+          if (responseGone(res)) return clientLeft();
           continue;
         }
         if (reason === null || !policy.on.has(reason) || !(reason === 'connect-failure' || reason === 'connect-timeout' ? !sent : replayable)) return failWith(cause);
@@ -245,7 +255,7 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
           retrySlot = true;
           retries++;
           await sleep(backoff(policy.backoffMs, retries));
-          if (res.destroyed) return clientLeft();
+          if (responseGone(res)) return clientLeft();
         }
         metrics.upstreamRetry(upstream.name, reason);
       } finally {
@@ -296,7 +306,7 @@ function acquireUpstream(upstream: Upstream, res: ServerResponse): Promise<Relea
       (release) => {
         granted = true;
         res.off('close', onClose);
-        if (res.destroyed) {
+        if (responseGone(res)) {
           release();
           resolve('client-left');
         } else resolve(release);

@@ -36,7 +36,8 @@ export function watchBodyStall(req: IncomingMessage, res: ServerResponse, ms: nu
     // or the request waits for an upstream connection). With an empty buffer the socket is being
     // read, so a quiet socket means the client sends nothing.
     if (req.readableLength > 0) {
-      socket?.setTimeout(ms);
+      // The request's timer is its socket's in HTTP/1.1 and its stream's in HTTP/2.
+      req.setTimeout(ms);
       return;
     }
     stop();
@@ -49,7 +50,7 @@ export function watchBodyStall(req: IncomingMessage, res: ServerResponse, ms: nu
     res.off('timeout', onTimeout);
     req.off('end', stop);
     // Once the response has finished, Node has set its own keep-alive timer on the socket.
-    if (!res.writableFinished && socket !== null && !socket.destroyed) socket.setTimeout(0);
+    if (!res.writableFinished && socket !== null && !socket.destroyed) req.setTimeout(0);
   };
   req.setTimeout(ms, onTimeout);
   // Node emits the socket's 'timeout' on the request only while its body is incomplete; once the

@@ -27,6 +27,8 @@ export const ERRORS = {
   GW_ERR_HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large or too many.' },
   GW_ERR_EXPECTATION_FAILED: { status: 417, message: 'The expectation in the Expect header is not supported.' },
   GW_ERR_METHOD_NOT_SUPPORTED: { status: 501, message: 'The request method is not supported by the gateway.' },
+  GW_ERR_UPGRADE_INVALID: { status: 400, message: 'The WebSocket upgrade request is malformed.' },
+  GW_ERR_UPGRADE_NOT_SUPPORTED: { status: 501, message: 'The gateway upgrades connections to WebSocket only.' },
   GW_ERR_ROUTE_NOT_FOUND: { status: 404, message: 'No route matches this request.' },
   GW_ERR_POLICY_DENIED: { status: 403, message: 'The client identity is not allowed on this route.' },
   GW_ERR_UPSTREAM_UNREACHABLE: { status: 502, message: 'The upstream could not be reached.' },
@@ -48,6 +50,7 @@ export const ERRORS = {
   GW_ERR_CONFIG_INVALID: { status: null, message: 'The configuration is invalid.' },
   GW_ERR_CONFIG_UNREADABLE: { status: null, message: 'The configuration file could not be read.' },
   GW_ERR_TLS_MATERIAL: { status: null, message: 'A certificate, key or CA file could not be loaded.' },
+  GW_ERR_HTTP2_ABUSE: { status: null, message: 'The HTTP/2 connection was closed for resetting streams faster than allowed.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -19,6 +19,7 @@ import { ConnectionRegistry } from '../dataplane/connection-registry.js';
 import { drainListener } from '../dataplane/drain.js';
 import { Http1Handler } from '../dataplane/http1-handler.js';
 import { applySnapshotToServer, createListener, type GatewayApp } from '../dataplane/listener.js';
+import { WebSocketUpgrades } from '../dataplane/websocket-upgrade.js';
 import { buildSnapshot } from '../runtime/build-snapshot.js';
 import { CertificateExpiryTimer } from '../runtime/certificate-expiry-timer.js';
 import { ConfigFileWatch, filesNamedBy } from '../runtime/config-file-watch.js';
@@ -135,6 +136,13 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
 
   const handler = new Http1Handler(runtime, logger, metrics);
   const app = createListener({ config, logger, runtime, registry, handler, metrics });
+  const upgrades = new WebSocketUpgrades(runtime, logger, metrics);
+  app.server.on('upgrade', upgrades.onUpgrade);
+  // A close without a drain cuts open tunnels at once; a drain leaves them to server.drainTimeout.
+  app.addHook('preClose', (done) => {
+    upgrades.stop(!handler.draining);
+    done();
+  });
   for (const store of snapshot.revocation.byDomain.values()) store.start();
 
   let draining = false;

@@ -25,6 +25,11 @@ export type ConnectionVerdict =
   | {
       readonly ok: true;
       readonly identity: PeerIdentity;
+      /**
+       * The client certificate's DER, as presented (for RFC 9440's Client-Cert). Created together
+       * with `identity` and `links`: one identity object always comes with this DER and these links.
+       */
+      readonly leafDer: Buffer;
       readonly chainDepth: number;
       readonly resumed: boolean;
       /** The presented chain up to (not including) the trust anchor, each with its issuer. */
@@ -308,6 +313,6 @@ export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = R
     } catch (err) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject: certificateDn(summary), peerSerial };
     }
-    return { ok: true, identity, chainDepth: depth, links: chain.links };
+    return { ok: true, identity, leafDer: leaf.raw, chainDepth: depth, links: chain.links };
   }
 }

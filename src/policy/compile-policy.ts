@@ -24,7 +24,7 @@ import { compileRouteMatch } from './route-match.js';
 import { SELECTOR_FIELDS, type CompiledPolicy, type CompileOptions, type CompiledSelector, type Decision, type FieldCheck, type SelectorField } from './types.js';
 
 // rewrite, host, timeouts and rateLimit shape forwarding after the decision (src/proxy/route-forwarding.ts); the policy ignores them.
-const ROUTE_KEYS = new Set(['name', 'match', 'upstream', 'allow', 'deny', 'audit', 'rewrite', 'host', 'timeouts', 'rateLimit']);
+const ROUTE_KEYS = new Set(['name', 'match', 'upstream', 'allow', 'deny', 'audit', 'rewrite', 'host', 'timeouts', 'rateLimit', 'forwardClientCert']);
 const KNOWN_FIELDS: ReadonlySet<string> = new Set(SELECTOR_FIELDS);
 const NO_VALUES: readonly string[] = Object.freeze([]);
 
@@ -189,7 +189,7 @@ function compileRoute(route: unknown, index: number, issues: PolicyIssue[], fold
   const r = isRecord(route) ? route : {};
   if (!isRecord(route)) issues.push({ path, message: 'must be a route mapping (name, match, upstream, allow, deny)' });
   for (const key of Object.keys(r)) {
-    if (!ROUTE_KEYS.has(key) && r[key] !== undefined) issues.push({ path: keyPath(path, key), message: 'unknown key (known: name, match, upstream, allow, deny, audit, rewrite, host, timeouts, rateLimit)' });
+    if (!ROUTE_KEYS.has(key) && r[key] !== undefined) issues.push({ path: keyPath(path, key), message: 'unknown key (known: name, match, upstream, allow, deny, audit, rewrite, host, timeouts, rateLimit, forwardClientCert)' });
   }
   const name = r['name'];
   const upstream = r['upstream'];

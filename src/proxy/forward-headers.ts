@@ -68,6 +68,8 @@ export class RequestHeaderFilter {
   }
 
   drops(canonical: string): boolean {
+    // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are the request line, not headers.
+    if (canonical.charCodeAt(0) === 0x3a) return true;
     if (DROP_ON_REQUEST.has(canonical) || this.#extra.has(canonical)) return true;
     for (const p of DROP_PREFIXES) if (canonical.startsWith(p)) return true;
     return false;
@@ -92,7 +94,12 @@ export interface ForwardContext {
   readonly clientAddress: string;
   readonly originalHost: string | null;
   readonly requestId: string;
-  readonly xfcc: string;
+  /** x-forwarded-client-cert, or null when the route does not send it. */
+  readonly xfcc: string | null;
+  /** RFC 9440 Client-Cert, when the route sends it. */
+  readonly clientCert?: string | null;
+  /** RFC 9440 Client-Cert-Chain, when the route sends it and the chain has an intermediate. */
+  readonly clientCertChain?: string | null;
 }
 
 /** Names listed in a Connection header are hop-by-hop too (RFC 9110 7.6.1). */
@@ -115,8 +122,13 @@ export function buildUpstreamRequestHeaders(rawHeaders: readonly string[], ctx: 
   const filter = ctx.filter ?? DEFAULT_FILTER;
   // The gateway's own headers go first: an upstream that keeps only its first N header lines
   // (Node's server drops lines past maxHeadersCount silently) must still see the identity the
-  // gateway vouches for, however many headers the client sent.
-  const out: string[] = ['x-forwarded-client-cert', ctx.xfcc, 'x-request-id', ctx.requestId, 'x-forwarded-for', ctx.clientAddress, 'x-forwarded-proto', 'https'];
+  // gateway vouches for, however many headers the client sent. Whether or not the gateway sends
+  // an identity header, the client's copies of it are dropped below (DROP_ON_REQUEST).
+  const out: string[] = [];
+  if (ctx.xfcc !== null) out.push('x-forwarded-client-cert', ctx.xfcc);
+  if (ctx.clientCert != null) out.push('client-cert', ctx.clientCert);
+  if (ctx.clientCertChain != null) out.push('client-cert-chain', ctx.clientCertChain);
+  out.push('x-request-id', ctx.requestId, 'x-forwarded-for', ctx.clientAddress, 'x-forwarded-proto', 'https');
   if (ctx.originalHost !== null) out.push('x-forwarded-host', ctx.originalHost);
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;

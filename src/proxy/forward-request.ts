@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { buildClientResponseHeaders } from './forward-headers.js';
+import { responseGone } from './client-response.js';
 
 export interface ForwardOptions {
   readonly method: string;
@@ -89,6 +90,8 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
   #resumeUpstream: (() => void) | null = null;
   #aborted: Error | null = null;
   #started = false;
+  /** The response head, until it is written (see onHeaders). */
+  #head: string[] | null = null;
   #done = false;
   #status = 0;
   #bytesOut = 0;
@@ -138,7 +141,7 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
     this.#connected = true;
-    if (this.#res.destroyed) {
+    if (responseGone(this.#res)) {
       this.#clientAborted = true;
       abort(new Error('client closed the connection'));
     } else if (this.#aborted !== null) {
@@ -155,9 +158,34 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
     this.#started = true;
     this.#status = statusCode;
     this.#resumeUpstream = resume;
-    this.#res.writeHead(statusCode, buildClientResponseHeaders(rawHeaders, this.#requestId));
+    // The head is written at the end of this tick, or before the first body byte: a response
+    // that completes in the same tick (an HTTP/2 upstream's Trailers-Only gRPC answer) is then
+    // written as one HEADERS frame that ends the stream, the only place a gRPC client reads its
+    // status from.
+    this.#head = buildClientResponseHeaders(rawHeaders, this.#requestId);
+    queueMicrotask(this.#writeHead);
     this.#res.on('drain', this.#onDrain);
     return true;
+  }
+
+  readonly #writeHead = (): void => {
+    const head = this.#head;
+    if (head === null) return;
+    this.#head = null;
+    if (!this.#res.headersSent && !responseGone(this.#res)) this.#res.writeHead(this.#status, head);
+  };
+
+  /** A response without body or trailers: headers set and end() alone, so the head ends it. */
+  #endWithHeadOnly(head: string[]): void {
+    const res = this.#res;
+    this.#head = null;
+    res.statusCode = this.#status;
+    for (let i = 0; i + 1 < head.length; i += 2) {
+      const name = head[i]!;
+      const had = res.getHeader(name);
+      res.setHeader(name, had === undefined ? head[i + 1]! : [...(Array.isArray(had) ? had : [String(had)]), head[i + 1]!]);
+    }
+    res.end();
   }
 
   onData(chunk: Buffer): boolean {
@@ -167,12 +195,25 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
       return true;
     }
     this.#bytesOut += chunk.length;
+    if (this.#head !== null) this.#writeHead();
     return this.#res.write(chunk);
   }
 
-  onComplete(): void {
+  /**
+   * `trailers`: typed as undici declares it, but undici passes HTTP/1.1 trailers as a raw list of
+   * Buffers and HTTP/2 trailers as an object. They are relayed (grpc-status and grpc-message end
+   * every gRPC call); an HTTP/1.1 client receives them in the chunked body's trailer section.
+   */
+  onComplete(trailers: string[] | null): void {
     if (this.#done) return;
     if (this.#discard !== null) return this.#finish(this.#discard);
+    const relayed = trailers == null ? null : relayableTrailers(trailers as unknown as UpstreamTrailers);
+    if (this.#head !== null && relayed === null) {
+      this.#endWithHeadOnly(this.#head);
+      return this.#finish(null);
+    }
+    this.#writeHead();
+    if (relayed !== null) this.#res.addTrailers(relayed);
     this.#res.end();
     this.#finish(null);
   }
@@ -180,6 +221,52 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
   onError(err: Error): void {
     this.#finish(err);
   }
+}
+
+/**
+ * Fields that may not be trailers (RFC 9110 6.5.1: framing, routing, connection control) or that
+ * Node refuses on an HTTP/2 stream, where a refusal would be thrown from an event handler.
+ */
+const NOT_TRAILERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length', 'content-type', 'content-encoding', 'host', 'http2-settings']);
+
+function relayableName(name: string): boolean {
+  return !name.startsWith(':') && !NOT_TRAILERS.has(name);
+}
+
+/** Trailers as undici hands them over: a raw name/value list (HTTP/1.1) or an object (HTTP/2). */
+export type UpstreamTrailers = readonly (Buffer | string)[] | Readonly<Record<string, string | string[] | undefined>>;
+
+/** The upstream's trailers that may be relayed, lower-cased; null when none. */
+export function relayableTrailers(trailers: UpstreamTrailers): Record<string, string | string[]> | null {
+  let out: Record<string, string | string[]> | null = null;
+  if (isList(trailers)) {
+    for (let i = 0; i + 1 < trailers.length; i += 2) {
+      const name = trailers[i]!.toString('latin1').toLowerCase();
+      if (!relayableName(name)) continue;
+      const value = trailers[i + 1]!.toString('latin1');
+      out ??= {};
+      const had = out[name];
+      out[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
+    }
+    return out;
+  }
+  // Object.keys leaves out Node's sensitive-headers symbol.
+  for (const name of Object.keys(trailers)) {
+    const value = trailers[name];
+    if (value === undefined || !relayableName(name)) continue;
+    (out ??= {})[name] = value;
+  }
+  return out;
+}
+
+function isList(t: UpstreamTrailers): t is readonly (Buffer | string)[] {
+  return Array.isArray(t);
+}
+
+/** The client's TE lists `trailers` (RFC 9110 10.1.4): it reads trailers, as every gRPC client does. */
+export function acceptsTrailers(te: string | string[] | undefined): boolean {
+  if (Array.isArray(te)) return te.some(acceptsTrailers);
+  return te !== undefined && /(?:^|,)[ \t]*trailers[ \t]*(?:;|,|$)/i.test(te);
 }
 
 export function forwardRequest(dispatcher: Dispatcher, opts: ForwardOptions): Promise<ForwardResult> {

@@ -27,6 +27,8 @@ const BY_CODE: Readonly<Record<string, ErrorCode>> = {
   UND_ERR_HEADERS_OVERFLOW: 'GW_ERR_UPSTREAM_PROTOCOL',
   UND_ERR_INFO: 'GW_ERR_UPSTREAM_PROTOCOL',
   HPE_INVALID_CONSTANT: 'GW_ERR_UPSTREAM_PROTOCOL',
+  // A `protocol: http2` upstream that does not speak h2 refuses the handshake (no ALPN overlap).
+  ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL: 'GW_ERR_UPSTREAM_PROTOCOL',
   // TLS: the upstream's certificate, judged as strictly as a client's.
   UNABLE_TO_GET_ISSUER_CERT: 'GW_ERR_UPSTREAM_CERT_UNTRUSTED',
   UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'GW_ERR_UPSTREAM_CERT_UNTRUSTED',

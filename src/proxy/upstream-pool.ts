@@ -58,6 +58,8 @@ export interface UpstreamTargetStatus {
 
 export interface Upstream {
   readonly name: string;
+  /** upstreams.<name>.protocol: http2 targets speak HTTP/2 only. */
+  readonly protocol: 'http1' | 'http2';
   /** The upstream's tls.servername (the name every target's certificate must carry). */
   readonly servername: string;
   /** Requests carried at once (limits.maxConnections) and how long the rest may wait. */
@@ -102,6 +104,7 @@ function configuredOrigins(cfg: UpstreamConfig): string[] {
 
 class UpstreamFleet implements Upstream {
   readonly name: string;
+  readonly protocol: 'http1' | 'http2';
   readonly servername: string;
   readonly gate: UpstreamGate;
   readonly limits: { readonly maxPending: number; readonly maxRequests: number };
@@ -128,6 +131,7 @@ class UpstreamFleet implements Upstream {
 
   constructor(name: string, cfg: UpstreamConfig, material: UpstreamTlsMaterial, revocation: UpstreamRevocation | null, deps: FleetDeps, previous: Upstream | null) {
     this.name = name;
+    this.protocol = cfg.protocol;
     this.#adoptable = new Map((previous?.targets() ?? []).map((t) => [t.origin, t]));
     this.servername = cfg.tls.servername;
     this.#cfg = cfg;
@@ -138,6 +142,7 @@ class UpstreamFleet implements Upstream {
     this.retries = { attempts: cfg.retries.attempts, on, onStatus: on.has('502') || on.has('503') || on.has('504'), backoffMs: cfg.retries.backoff };
     this.budget = new RetryBudget(cfg.retries.budget);
     this.#poolSettings = previous instanceof UpstreamFleet ? previous.#poolSettings : {
+      protocol: cfg.protocol,
       secureContext: buildUpstreamSecureContext(cfg, material),
       servername: cfg.tls.servername,
       checkServerIdentity: upstreamIdentityCheck(name, cfg, material, revocation),

@@ -4,12 +4,17 @@
  * The pool's connections use the upstream's shared TLS context and identity check; TLS session
  * resumption is off on the upstream leg because Node skips checkServerIdentity on a resumed
  * session (docs/architecture.md, "TLS facts"), so every new connection is fully verified.
+ * A target of a `protocol: http2` upstream has one HTTP/2 session instead of a pool
+ * (src/proxy/http2-upstream-client.ts, which says why not undici's allowH2); both are Dispatchers.
  */
 import type { PeerCertificate, SecureContext } from 'node:tls';
 import { Pool } from 'undici';
+import { Http2UpstreamClient } from './http2-upstream-client.js';
 import { OutlierRecord } from './outlier-detector.js';
 
 export interface TargetPoolSettings {
+  /** http2: one HTTP/2 session, h2 required by ALPN (upstreams.<name>.protocol). */
+  readonly protocol: 'http1' | 'http2';
   readonly secureContext: SecureContext;
   readonly servername: string;
   readonly checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined;
@@ -39,7 +44,7 @@ export class UpstreamTarget {
   lastCheck: { readonly at: number; readonly ok: boolean; readonly detail: string } | null = null;
   ejections = 0;
   readonly #settings: TargetPoolSettings;
-  #pool: Pool;
+  #pool: Pool | Http2UpstreamClient;
   readonly #draining = new Set<Promise<void>>();
   #closed = false;
   /**
@@ -63,7 +68,7 @@ export class UpstreamTarget {
     return this.origin;
   }
 
-  get pool(): Pool {
+  get pool(): Pool | Http2UpstreamClient {
     return this.#pool;
   }
 
@@ -71,8 +76,14 @@ export class UpstreamTarget {
     return this.#closed;
   }
 
-  #newPool(): Pool {
+  /** The TLS and connect settings of this target's connections, for those opened outside the pool (WebSocket tunnels). */
+  get settings(): TargetPoolSettings {
+    return this.#settings;
+  }
+
+  #newPool(): Pool | Http2UpstreamClient {
     const s = this.#settings;
+    if (s.protocol === 'http2') return new Http2UpstreamClient(this.origin, s);
     return new Pool(this.origin, {
       connections: s.connections,
       pipelining: 1,
@@ -104,7 +115,7 @@ export class UpstreamTarget {
     this.#drain(old);
   }
 
-  #drain(pool: Pool): void {
+  #drain(pool: Pool | Http2UpstreamClient): void {
     const p = pool.close().catch(() => undefined);
     this.#draining.add(p);
     void p.finally(() => this.#draining.delete(p));

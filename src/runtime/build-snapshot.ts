@@ -85,7 +85,7 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
     // What the targets' pools are made of: when only the fleet's shape changed (targets, balance,
     // health, retries, limits other than maxConnections), the new fleet takes over the targets it
     // shares with the old one, pooled connections and health included.
-    const poolKey = JSON.stringify([name, u.tls, u.timeouts, u.limits.maxConnections, m.client.pem, m.client.keyPem, m.ca.pems, identityOf(store)]);
+    const poolKey = JSON.stringify([name, u.tls, u.protocol, u.timeouts, u.limits.maxConnections, m.client.pem, m.client.keyPem, m.ca.pems, identityOf(store)]);
     const fleet = createUpstream(name, u, m, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null, { ...deps.fleet, now }, before !== undefined && poolKeys.get(before) === poolKey ? before : null);
     poolKeys.set(fleet, poolKey);
     upstreams.set(name, remember(fleet, key));
@@ -121,7 +121,7 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
     ticketKeys,
   }, tlsKey);
   const previousForwarding = new Map(previous?.config.routes.map((r, i) => [r.name, previous.forwarding[i]!]));
-  const forwarding = config.routes.map((r) => compileRouteForwarding(r, previousForwarding.get(r.name)));
+  const forwarding = config.routes.map((r) => compileRouteForwarding(r, config.forwardClientCert, previousForwarding.get(r.name)));
   return Object.freeze({
     generation: deps.generation,
     loadedAt: now(),

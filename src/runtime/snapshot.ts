@@ -12,6 +12,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { GatewayMaterial } from '../pki/gateway-material.js';
 import type { ConnectionAuthenticator } from '../identity/authenticate-connection.js';
 import type { PeerIdentity } from '../identity/peer-identity.js';
+import type { Rfc9440Fields } from '../identity/rfc9440.js';
 import type { CompiledPolicy } from '../policy/types.js';
 import type { RequestHeaderFilter } from '../proxy/forward-headers.js';
 import type { RouteForwarding } from '../proxy/route-forwarding.js';
@@ -51,12 +52,14 @@ export interface RequestSettings {
 
 /**
  * What a connection's identity contributes to every request under one snapshot, computed once per
- * identity: the XFCC header value (its By= names this snapshot's server certificate) and a child
- * logger whose client bindings pino serializes once.
+ * identity: the XFCC header value (its By= names this snapshot's server certificate), the RFC 9440
+ * header values (computed on first use, by routes that send them) and a child logger whose client
+ * bindings pino serializes once.
  */
 export interface ConnectionContext {
   readonly identity: PeerIdentity;
   readonly xfcc: string;
+  readonly rfc9440: Rfc9440Fields;
   readonly log: Logger;
 }
 
@@ -70,7 +73,7 @@ export interface RuntimeSnapshot {
   /** The certificates and keys it was built from. */
   readonly material: GatewayMaterial;
   readonly policy: CompiledPolicy;
-  /** Per route, by the route's index: rewrite, Host, response timeout, rate limit. */
+  /** Per route, by the route's index: rewrite, Host, response timeout, rate limit, identity headers. */
   readonly forwarding: readonly RouteForwarding[];
   readonly serverTls: ServerTlsOptions;
   /** The connection authenticator for this client CA (its caches are per socket and per certificate). */

@@ -77,6 +77,7 @@ export class GatewayMetrics {
   readonly #ejections: Counter<'upstream' | 'target'>;
   readonly #healthChecks: Counter<'upstream' | 'result'>;
   readonly #discoveryFailures: Counter<'upstream'>;
+  readonly #http2Closed: Counter<'reason'>;
 
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -107,6 +108,12 @@ export class GatewayMetrics {
       collect() {
         this.set(source()?.connectionsOpen() ?? 0);
       },
+    });
+    this.#http2Closed = new Counter({
+      name: 'mtls_gateway_http2_sessions_closed_total',
+      help: 'HTTP/2 client connections the gateway closed with GOAWAY for cause, by reason (rapid-reset).',
+      labelNames: ['reason'],
+      registers,
     });
     this.#upstreamErrors = new Counter({
       name: 'mtls_gateway_upstream_errors_total',
@@ -316,6 +323,10 @@ export class GatewayMetrics {
 
   reload(result: 'success' | 'failure'): void {
     this.#reloads.inc({ result });
+  }
+
+  http2SessionClosed(reason: 'rapid-reset'): void {
+    this.#http2Closed.inc({ reason });
   }
 
   revokedConnectionClosed(): void {

@@ -206,7 +206,10 @@ function invariantViolations(method: string, url: string, view: string, rawHeade
     if (name.toLowerCase() === 'x-smuggled') v.push(`a smuggled request arrived as a request: ${method} ${JSON.stringify(url)}`);
     if (isOwnedHeader(name) && value.includes('FORGED')) v.push(`client-forged identity header passed through: ${name}: ${value.slice(0, 80)}`);
     // h2c smuggling (Bishop Fox, 2020): an upgrade the upstream accepts is a tunnel past the policy.
-    if (/^(upgrade|http2-settings|proxy-connection)$/i.test(name)) v.push(`hop-by-hop header passed through: ${name}: ${value.slice(0, 80)}`);
+    // The one upgrade the gateway makes itself, after admission, is WebSocket (docs/websocket.md).
+    if (/^(http2-settings|proxy-connection)$/i.test(name) || (/^upgrade$/i.test(name) && value.toLowerCase() !== 'websocket')) {
+      v.push(`hop-by-hop header passed through: ${name}: ${value.slice(0, 80)}`);
+    }
   }
   if (xfcc.length !== 1) v.push(`expected exactly one x-forwarded-client-cert, got ${xfcc.length}`);
   else if (!xfcc[0]!.includes(`URI=${BILLING_SPIFFE}`)) v.push(`forwarded for an identity the policy does not allow: XFCC ${xfcc[0]!.slice(0, 160)}`);

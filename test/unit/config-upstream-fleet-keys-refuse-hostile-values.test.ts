@@ -157,7 +157,7 @@ const REFUSED: Array<[string, (c: Obj) => void, string, RegExp]> = [
   ['a zero burst', (c) => (route(c)['rateLimit'] = { key: 'spiffe', rate: '10/s', burst: 0 }), 'routes[0].rateLimit.burst', /.+/],
   ['an unknown rate key', (c) => (route(c)['rateLimit'] = { key: 'ip', rate: '10/s', burst: 1 }), 'routes[0].rateLimit.key', /.+/],
   ['a route timeout that is no duration', (c) => (route(c)['timeouts'] = { response: 'soon' }), 'routes[0].timeouts.response', /not a duration/],
-  ['an unknown route timeout', (c) => (route(c)['timeouts'] = { idle: '1s' }), 'routes[0].timeouts', /idle/],
+  ['an unknown route timeout', (c) => (route(c)['timeouts'] = { connect: '1s' }), 'routes[0].timeouts', /connect/],
 ];
 
 for (const [what, patch, key, message] of REFUSED) {

@@ -7,7 +7,7 @@ import { ERRORS } from '../../src/errors/registry.js';
 t.test('docs/errors.md lists every registry code with its status', async (t) => {
   const doc = await readFile(new URL('../../docs/errors.md', import.meta.url), 'utf8');
   const rows = new Map<string, string>();
-  for (const m of doc.matchAll(/^\| `(GW_ERR_[A-Z_]+)` \| ([^|]+) \|/gm)) rows.set(m[1]!, m[2]!.trim());
+  for (const m of doc.matchAll(/^\| `(GW_ERR_[A-Z0-9_]+)` \| ([^|]+) \|/gm)) rows.set(m[1]!, m[2]!.trim());
   for (const [code, spec] of Object.entries(ERRORS)) {
     t.equal(rows.get(code), spec.status === null ? '–' : String(spec.status), `${code} documented with its status`);
   }
