@@ -82,3 +82,35 @@ t.test('dropping the intermediate from the bundle closes connections whose chain
   await Promise.race([closed, sleep(5_000).then(() => Promise.reject(new Error('the connection was not closed')))]);
   t.pass('closed after the reload');
 });
+
+t.test('over HTTP/2 the removal closes the connection with GOAWAY INADEQUATE_SECURITY', async (t) => {
+  const { constants } = await import('node:http2');
+  const { goawayOf, h2connect, h2request } = await import('../helpers/h2-client.js');
+  const s = await startStack();
+  t.teardown(() => s.close());
+  const { pki, dir } = s;
+  const partnerRoot = await createRootCa({ name: 'partner-root', subject: { CN: 'Partner Root CA', O: 'Partner' } });
+  const partner = await issueLeaf(partnerRoot, { name: 'partner', subject: { CN: 'partner' }, uris: ['spiffe://example.org/ns/default/sa/billing'], usage: 'client' });
+  await writeFile(path.join(dir, 'partner.crl.pem'), (await createCrl(partnerRoot)).pem);
+  await writeFile(path.join(dir, 'ca-bundle.pem'), pki.caBundlePem + partnerRoot.certPem);
+  await writeFile(path.join(dir, 'gateway.yaml'), gatewayYaml({ upstreamPort: s.upstream.port, crlYaml: '  crl: [./root.crl.pem, ./intermediate.crl.pem, ./partner.crl.pem]' }));
+  t.match(await s.gw.gateway.reload('test'), { result: 'success' });
+
+  const ca = pki.root.certPem;
+  const p = await h2connect(s.gw.port, partner, ca);
+  const b = await h2connect(s.gw.port, pki.clients['billing']!, ca);
+  t.teardown(() => {
+    p.destroy();
+    b.destroy();
+  });
+  t.equal((await h2request(p, { path: '/orders/1' })).status, 200, 'the partner CA is trusted over h2');
+  t.equal((await h2request(b, { path: '/orders/1' })).status, 200);
+  const goaway = goawayOf(p);
+
+  await writeFile(path.join(dir, 'ca-bundle.pem'), pki.caBundlePem);
+  await writeFile(path.join(dir, 'gateway.yaml'), gatewayYaml({ upstreamPort: s.upstream.port }));
+  t.match(await s.gw.gateway.reload('test'), { result: 'success' });
+  t.equal(await goaway, constants.NGHTTP2_INADEQUATE_SECURITY, 'the partner connection gets GOAWAY INADEQUATE_SECURITY');
+  t.equal((await h2request(b, { path: '/orders/2' })).status, 200, 'a client of a CA that stayed carries on over the same connection');
+  t.notOk(b.destroyed || b.closed, 'which was never closed');
+});
