@@ -43,6 +43,7 @@ function retryReasonOf(cause: unknown, sent: boolean): RetryReason | null {
   let code: unknown;
   for (let cur = cause, i = 0; i < 3 && cur != null && typeof code !== 'string'; i++, cur = (cur as { cause?: unknown }).cause) code = (cur as { code?: unknown }).code;
   if (!sent) return code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connect-timeout' : 'connect-failure';
+  if (code === 'UND_ERR_REFUSED_STREAM') return 'refused-stream';
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED' ? 'reset' : null;
 }
 
@@ -63,6 +64,8 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
   const upstreamPath = forwarding.rewrite === null ? a.path : forwarding.rewrite(a.path);
   const access = {
     reqId: requestId,
+    // '1.1', '1.0' or '2.0' (HTTP/2 streams and HTTP/1.1 share the port and this record).
+    httpVersion: raw.httpVersion,
     method: a.method,
     path: a.path,
     ...(upstreamPath !== a.path ? { upstreamPath } : {}),
@@ -141,7 +144,7 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
       if (waited === 'overloaded') return overloaded('queue-timeout');
       release = waited;
     }
-    const host = forwarding.host === 'servername' ? upstream.servername : forwarding.host === 'preserve' ? (requestAuthority(raw)) : null;
+    const host = forwarding.host === 'servername' ? upstream.servername : forwarding.host === 'preserve' ? requestAuthority(raw) : null;
     const send = forwarding.identityHeaders;
     const headers = buildUpstreamRequestHeaders(raw.rawHeaders, {
       filter: snapshot.requests.headerFilter,
@@ -242,7 +245,10 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
           if (responseGone(res)) return clientLeft();
           continue;
         }
-        if (reason === null || !policy.on.has(reason) || !(reason === 'connect-failure' || reason === 'connect-timeout' ? !sent : replayable)) return failWith(cause);
+        // A refused stream was not processed (RFC 9113 8.7): safe to repeat whatever the method,
+        // as long as there is no body (a streamed body may be partly consumed).
+        const retryable = reason === 'connect-failure' || reason === 'connect-timeout' ? !sent : reason === 'refused-stream' ? body === null : replayable;
+        if (reason === null || !policy.on.has(reason) || !retryable) return failWith(cause);
         (tried ??= new Set()).add(target);
         // A connection that was never made cost the target nothing: it fails over to every
         // untried target at once, without counting as a retry or spending the budget.

@@ -24,7 +24,7 @@ import type { TargetPoolSettings } from './upstream-target.js';
 /** Connection-specific fields HTTP/2 forbids (RFC 9113 8.2.2); Host becomes :authority. */
 const NOT_SENT = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
 
-const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 function coded(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
@@ -228,10 +228,12 @@ class Http2Exchange {
       if (!this.#responded) return this.fail(coded('the upstream ended the stream without a response', 'UND_ERR_SOCKET'));
       this.#complete();
     });
-    // A stream the upstream reset is a reset (GW_ERR_UPSTREAM_RESET, retried as `reset`).
-    stream.on('error', (err: Error) => this.fail((err as { code?: unknown }).code === 'ERR_HTTP2_STREAM_ERROR' ? Object.assign(new Error(`the upstream reset the stream (${err.message})`, { cause: err }), { code: 'ECONNRESET' }) : err));
+    // A stream the upstream reset is a reset (GW_ERR_UPSTREAM_RESET, retried as `reset`), except
+    // REFUSED_STREAM before any response: the upstream did not process the request (RFC 9113 8.7),
+    // retried as `refused-stream`.
+    stream.on('error', (err: Error) => this.fail((err as { code?: unknown }).code === 'ERR_HTTP2_STREAM_ERROR' ? this.#resetError(stream, err) : err));
     stream.once('close', () => {
-      if (!this.#done) this.fail(coded(`the upstream reset the stream (HTTP/2 error ${stream.rstCode ?? 'unknown'})`, 'ECONNRESET'));
+      if (!this.#done) this.fail(this.#resetError(stream));
     });
     if (body == null) return;
     if (typeof body === 'string' || Buffer.isBuffer(body)) {
@@ -241,6 +243,13 @@ class Http2Exchange {
     this.#body = body;
     body.on('error', (err: Error) => this.fail(err));
     body.pipe(stream);
+  }
+
+  #resetError(stream: ClientHttp2Stream, cause?: Error): Error {
+    if (stream.rstCode === NGHTTP2_REFUSED_STREAM && !this.#responded) {
+      return Object.assign(new Error('the upstream refused the stream (REFUSED_STREAM) without processing the request', { cause }), { code: 'UND_ERR_REFUSED_STREAM' });
+    }
+    return Object.assign(new Error(`the upstream reset the stream (HTTP/2 error ${stream.rstCode ?? 'unknown'})`, { cause }), { code: 'ECONNRESET' });
   }
 
   /** Runs a handler callback from a stream event: a throw fails this request, never the process. */
