@@ -167,7 +167,7 @@ export class Http1Handler {
     }
     const status = respondError(res, a.code, requestId, { close: a.close || unreadBody });
     this.#metrics.request(typeof a.fields['route'] === 'string' ? a.fields['route'] : '', refusalDecision(a.code), status, elapsedMs(started) / 1000);
-    log.info({ reqId: requestId, method: raw.method, status, code: a.code, durationMs: elapsedMs(started), ...a.fields }, 'request refused');
+    log.info({ reqId: requestId, httpVersion: raw.httpVersion, method: raw.method, status, code: a.code, durationMs: elapsedMs(started), ...a.fields }, 'request refused');
   }
 
   #internalFailure(res: ServerResponse, requestId: string, err: unknown): void {

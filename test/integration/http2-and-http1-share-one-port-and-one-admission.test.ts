@@ -30,6 +30,11 @@ t.test('an h2 client gets the same admission and answers as HTTP/1.1 on the same
   t.equal(echoed.headers['x-forwarded-proto'], 'https');
   t.notOk(Object.keys(echoed.headers).some((h) => h.startsWith(':')), 'no pseudo-header reaches the HTTP/1.1 upstream');
   t.equal(ok.headers['x-request-id'], echoed.headers['x-request-id'], 'one request id both ways');
+  t.match(
+    s.gw.logs.find((l) => l['msg'] === 'request' && l['reqId'] === ok.headers['x-request-id']),
+    { httpVersion: '2.0', method: 'GET', path: '/orders/1', route: 'orders', status: 200 },
+    'the access record says the request came over HTTP/2',
+  );
 
   // Many streams at once on the one connection.
   const many = await Promise.all(Array.from({ length: 20 }, (_, i) => h2request(billing, { path: `/orders/${i}` })));
@@ -48,6 +53,7 @@ t.test('an h2 client gets the same admission and answers as HTTP/1.1 on the same
   const denied = await h2request(billing, { path: '/admin/x' });
   t.equal(denied.status, 403);
   t.match(denied.json, { error: { code: 'GW_ERR_POLICY_DENIED' } });
+  t.match(s.gw.logs.find((l) => l['msg'] === 'request refused' && l['reqId'] === denied.headers['x-request-id']), { httpVersion: '2.0', code: 'GW_ERR_POLICY_DENIED' }, 'and so does the refusal record');
   const noRoute = await h2request(billing, { path: '/nowhere' });
   t.equal(noRoute.status, 404);
   t.match(noRoute.json, { error: { code: 'GW_ERR_ROUTE_NOT_FOUND' } });
