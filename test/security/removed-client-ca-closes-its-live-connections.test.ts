@@ -4,11 +4,13 @@
 // connection. Without the re-judgement after the swap, a connection made before the removal
 // would keep a trust the operator withdrew for as long as the client keeps it alive.
 import { writeFile } from 'node:fs/promises';
+import { constants } from 'node:http2';
 import https from 'node:https';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { createCrl, createRootCa, issueLeaf } from '../../src/pki/dev-pki.js';
+import { goawayOf, h2connect, h2request } from '../helpers/h2-client.js';
 import { gatewayYaml, request, startStack } from '../helpers/harness.js';
 
 t.test('a removed client CA closes its live connections and refuses new ones', async (t) => {
@@ -84,8 +86,6 @@ t.test('dropping the intermediate from the bundle closes connections whose chain
 });
 
 t.test('over HTTP/2 the removal closes the connection with GOAWAY INADEQUATE_SECURITY', async (t) => {
-  const { constants } = await import('node:http2');
-  const { goawayOf, h2connect, h2request } = await import('../helpers/h2-client.js');
   const s = await startStack();
   t.teardown(() => s.close());
   const { pki, dir } = s;

@@ -1,16 +1,18 @@
 // Security decision pinned here: a WebSocket upgrade is judged by the same admission as any request
 // (certificate, revocation, path, policy) before the gateway opens anything upstream, and a
 // refused or malformed upgrade never reaches the upstream: not even a TCP/TLS connection. An open
-// tunnel lives no longer than its client's certificate: a CRL update that revokes it closes the
-// tunnel on both sides. docs/websocket.md.
+// tunnel lives no longer than its client's trust: a CRL update that revokes the certificate, or a
+// reload that removes its CA, closes the tunnel on both sides. docs/websocket.md.
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { WebSocket } from 'ws';
-import { createCrl } from '../../src/pki/dev-pki.js';
+import { createCrl, createRootCa, issueLeaf } from '../../src/pki/dev-pki.js';
 import { replaceFile, waitForGeneration } from '../helpers/crl-files.js';
+import { gatewayYaml } from '../helpers/harness.js';
 import { firstJsonBody, rawExchange } from '../helpers/raw-exchange.js';
-import { closed, nextMessage, startWebSocketStack, type WebSocketStack } from '../helpers/websocket-stack.js';
+import { closed, nextMessage, startWebSocketStack, WEBSOCKET_ROUTES_YAML, type WebSocketStack } from '../helpers/websocket-stack.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
@@ -174,3 +176,33 @@ async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+t.test('a reload that removes the client CA closes its open tunnel on both sides', async (t) => {
+  const s = await startWebSocketStack();
+  t.teardown(() => s.close());
+  const dir = s.gw.dir;
+  const partnerRoot = await createRootCa({ name: 'partner-root', subject: { CN: 'Partner Root CA', O: 'Partner' } });
+  const partner = await issueLeaf(partnerRoot, { name: 'partner', subject: { CN: 'partner' }, uris: ['spiffe://example.org/ns/default/sa/billing'], usage: 'client' });
+  await writeFile(path.join(dir, 'partner.crl.pem'), (await createCrl(partnerRoot)).pem);
+  const yaml = (crlYaml: string) => gatewayYaml({ upstreamPort: s.upstream.port, routes: WEBSOCKET_ROUTES_YAML, crlYaml });
+  await writeFile(path.join(dir, 'ca-bundle.pem'), s.pki.caBundlePem + partnerRoot.certPem);
+  await writeFile(path.join(dir, 'gateway.yaml'), yaml('  crl: [./root.crl.pem, ./intermediate.crl.pem, ./partner.crl.pem]'));
+  t.match(await s.gw.gateway.reload('test'), { result: 'success' });
+
+  const partnerWs = await s.connect(partner, '/ws/p');
+  const billingWs = await s.connect(s.pki.clients['billing']!, '/ws/b');
+  partnerWs.send('hello');
+  t.equal((await nextMessage(partnerWs)).toString(), 'hello', 'the partner tunnel works');
+  const [partnerUpstream] = s.upstream.sockets;
+
+  await writeFile(path.join(dir, 'ca-bundle.pem'), s.pki.caBundlePem);
+  await writeFile(path.join(dir, 'gateway.yaml'), yaml('  crl: [./root.crl.pem, ./intermediate.crl.pem]'));
+  t.match(await s.gw.gateway.reload('test'), { result: 'success' });
+  t.equal(await closed(partnerWs), 1006, 'the tunnel of the removed CA\'s client was cut');
+  if (partnerUpstream!.readyState !== WebSocket.CLOSED) await closed(partnerUpstream!);
+  t.equal(partnerUpstream!.readyState, WebSocket.CLOSED, 'the upstream side closed too');
+  billingWs.send('still');
+  t.equal((await nextMessage(billingWs)).toString(), 'still', 'a client of a CA that stayed keeps its tunnel');
+  billingWs.close();
+  await closed(billingWs);
+});
