@@ -239,6 +239,7 @@ export class WebSocketUpgrades {
               responseTimeout: responseTimeout ?? target.settings.responseTimeout,
               idleTimeout: forwarding.tunnelIdleTimeout,
               clientHead: head,
+              notAfter: a.context.identity.notAfter.getTime(),
             },
             () => {
               upstream.succeeded(target);

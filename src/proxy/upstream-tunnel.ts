@@ -28,6 +28,27 @@ export interface TunnelRequest {
   readonly idleTimeout: number;
   /** Bytes the client sent after its upgrade head: written upstream only after the upstream's 101. */
   readonly clientHead: Buffer;
+  /**
+   * When the client's certificate expires (ms since the epoch): an open tunnel is cut then, as a
+   * request on its connection would be refused from then on.
+   */
+  readonly notAfter: number;
+}
+
+/** setTimeout's longest delay (about 24.8 days); a later expiry re-arms the timer on the way. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Calls `fire` once the wall clock passes `at`; returns the canceller. */
+function atTime(at: number, fire: () => void): () => void {
+  let timer: NodeJS.Timeout;
+  const arm = () => {
+    const wait = at - Date.now();
+    if (wait <= 0) return fire();
+    timer = setTimeout(arm, Math.min(wait, MAX_TIMER_MS));
+    timer.unref();
+  };
+  arm();
+  return () => clearTimeout(timer);
 }
 
 export type ClosedBy = 'client' | 'upstream' | 'gateway';
@@ -229,8 +250,14 @@ function pipe(
     client.destroy();
     upstream.destroy();
   };
+  const stopExpiry = atTime(t.notAfter, () => {
+    first('gateway', 'certificate-expired');
+    client.destroy();
+    upstream.destroy();
+  });
   const closed = () => {
     if (--open > 0) return;
+    stopExpiry();
     first('gateway', cutReason() ?? 'connection-closed');
     resolve({ kind: 'tunnel', bytesIn, bytesOut, closedBy: closedBy!, reason });
   };

@@ -206,3 +206,31 @@ t.test('a reload that removes the client CA closes its open tunnel on both sides
   billingWs.close();
   await closed(billingWs);
 });
+
+t.test('an open tunnel is cut when its client certificate expires', async (t) => {
+  const s = await startWebSocketStack();
+  t.teardown(() => s.close());
+  // Valid for a few seconds more: admitted now, expired while the tunnel is open.
+  const shortLived = await issueLeaf(s.pki.intermediate, {
+    name: 'short-lived',
+    subject: { CN: 'billing', OU: 'payments', O: 'Example' },
+    uris: ['spiffe://example.org/ns/default/sa/billing'],
+    usage: 'client',
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3_000),
+  });
+  const ws = await s.connect(shortLived, '/ws/short');
+  const stay = await s.connect(s.pki.clients['billing']!, '/ws/stay');
+  ws.send('before');
+  t.equal((await nextMessage(ws)).toString(), 'before', 'the tunnel works while the certificate is valid');
+  const [shortUpstream] = s.upstream.sockets;
+  t.equal(await Promise.race([closed(ws), new Promise((r) => setTimeout(() => r('still open'), 15_000))]), 1006, 'the tunnel was cut at the expiry');
+  if (shortUpstream!.readyState !== WebSocket.CLOSED) await closed(shortUpstream!);
+  t.equal(shortUpstream!.readyState, WebSocket.CLOSED, 'the upstream side closed too');
+  await until(() => s.gw.logs.some((l) => l.msg === 'request' && l['path'] === '/ws/short'));
+  t.match(s.gw.logs.find((l) => l.msg === 'request' && l['path'] === '/ws/short'), { status: 101, closedBy: 'gateway', reason: 'certificate-expired' }, 'logged with the reason');
+  stay.send('after');
+  t.equal((await nextMessage(stay)).toString(), 'after', 'another client\'s tunnel carries on');
+  stay.close();
+  await closed(stay);
+});
