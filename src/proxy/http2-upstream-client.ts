@@ -16,10 +16,11 @@
  */
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
-import tls, { type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { Dispatcher } from 'undici';
 import { GatewayError } from '../errors/registry.js';
 import type { TargetPoolSettings } from './upstream-target.js';
+import { connectTarget } from './target-tls-connect.js';
 
 /** Connection-specific fields HTTP/2 forbids (RFC 9113 8.2.2); Host becomes :authority. */
 const NOT_SENT = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
@@ -87,15 +88,7 @@ export class Http2UpstreamClient extends Dispatcher {
     let lastError: Error | null = null;
     const session = http2.connect(url.origin, {
       createConnection: () => {
-        const socket = tls.connect({
-          host: url.hostname.replace(/^\[|\]$/g, ''),
-          port: Number(url.port || 443),
-          servername: s.servername,
-          secureContext: s.secureContext,
-          rejectUnauthorized: true,
-          checkServerIdentity: s.checkServerIdentity,
-          ALPNProtocols: ['h2'],
-        });
+        const socket = connectTarget(url, s, ['h2']);
         const timer = setTimeout(() => socket.destroy(coded(`connect timeout after ${s.connectTimeout}ms`, 'UND_ERR_CONNECT_TIMEOUT')), s.connectTimeout);
         socket.once('secureConnect', () => {
           clearTimeout(timer);

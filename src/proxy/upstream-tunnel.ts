@@ -11,10 +11,11 @@
  */
 import { request as httpRequest, STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { GatewayError } from '../errors/registry.js';
 import { buildClientResponseHeaders } from './forward-headers.js';
 import type { UpstreamTarget } from './upstream-target.js';
+import { connectTarget } from './target-tls-connect.js';
 
 export interface TunnelRequest {
   /** Path and query sent upstream. */
@@ -133,15 +134,7 @@ export function openTunnel(client: Socket, target: UpstreamTarget, t: TunnelRequ
     headers: t.headers as string[],
     setHost: false,
     createConnection: () => {
-      upstream = tlsConnect({
-        host: url.hostname.replace(/^\[|\]$/g, ''),
-        port: Number(url.port || 443),
-        servername: s.servername,
-        secureContext: s.secureContext,
-        rejectUnauthorized: true,
-        checkServerIdentity: s.checkServerIdentity,
-        ALPNProtocols: ['http/1.1'],
-      });
+      upstream = connectTarget(url, s, ['http/1.1']);
       upstream.once('secureConnect', () => {
         sent = true;
         clearTimeout(timer);
