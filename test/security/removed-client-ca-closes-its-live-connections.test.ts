@@ -9,20 +9,16 @@ import https from 'node:https';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { createCrl, createRootCa, issueLeaf } from '../../src/pki/dev-pki.js';
 import { goawayOf, h2connect, h2request } from '../helpers/h2-client.js';
 import { gatewayYaml, request, startStack } from '../helpers/harness.js';
+import { addPartnerCa, removePartnerCa } from '../helpers/partner-ca.js';
 
 t.test('a removed client CA closes its live connections and refuses new ones', async (t) => {
   const s = await startStack();
   t.teardown(() => s.close());
   const { pki, dir } = s;
-  const partnerRoot = await createRootCa({ name: 'partner-root', subject: { CN: 'Partner Root CA', O: 'Partner' } });
-  const partner = await issueLeaf(partnerRoot, { name: 'partner', subject: { CN: 'partner' }, uris: ['spiffe://example.org/ns/default/sa/billing'], usage: 'client' });
-  await writeFile(path.join(dir, 'partner.crl.pem'), (await createCrl(partnerRoot)).pem);
-  const crlYaml = '  crl: [./root.crl.pem, ./intermediate.crl.pem, ./partner.crl.pem]';
-  await writeFile(path.join(dir, 'ca-bundle.pem'), pki.caBundlePem + partnerRoot.certPem);
-  await writeFile(path.join(dir, 'gateway.yaml'), gatewayYaml({ upstreamPort: s.upstream.port, crlYaml }));
+  const yaml = (crlYaml: string) => gatewayYaml({ upstreamPort: s.upstream.port, crlYaml });
+  const partner = await addPartnerCa(dir, pki, yaml);
   t.match(await s.gw.gateway.reload('test'), { result: 'success', generation: 2 });
 
   // Two clients from the same trust store (the client trusts both roots for the server).
@@ -42,10 +38,7 @@ t.test('a removed client CA closes its live connections and refuses new ones', a
   let billingClosed = false;
   b1.socket.once('close', () => (billingClosed = true));
 
-  // The partner CA leaves the bundle, and its CRL leaves tls.crl (a CRL whose issuer is not
-  // trusted is refused, at startup and on reload alike).
-  await writeFile(path.join(dir, 'ca-bundle.pem'), pki.caBundlePem);
-  await writeFile(path.join(dir, 'gateway.yaml'), gatewayYaml({ upstreamPort: s.upstream.port }));
+  await removePartnerCa(dir, pki, yaml);
   const logStart = s.gw.logs.length;
   t.match(await s.gw.gateway.reload('test'), { result: 'success', generation: 3 });
   await Promise.race([partnerClosed, sleep(5_000).then(() => Promise.reject(new Error('the partner connection was not closed')))]);
@@ -89,11 +82,8 @@ t.test('over HTTP/2 the removal closes the connection with GOAWAY INADEQUATE_SEC
   const s = await startStack();
   t.teardown(() => s.close());
   const { pki, dir } = s;
-  const partnerRoot = await createRootCa({ name: 'partner-root', subject: { CN: 'Partner Root CA', O: 'Partner' } });
-  const partner = await issueLeaf(partnerRoot, { name: 'partner', subject: { CN: 'partner' }, uris: ['spiffe://example.org/ns/default/sa/billing'], usage: 'client' });
-  await writeFile(path.join(dir, 'partner.crl.pem'), (await createCrl(partnerRoot)).pem);
-  await writeFile(path.join(dir, 'ca-bundle.pem'), pki.caBundlePem + partnerRoot.certPem);
-  await writeFile(path.join(dir, 'gateway.yaml'), gatewayYaml({ upstreamPort: s.upstream.port, crlYaml: '  crl: [./root.crl.pem, ./intermediate.crl.pem, ./partner.crl.pem]' }));
+  const yaml = (crlYaml: string) => gatewayYaml({ upstreamPort: s.upstream.port, crlYaml });
+  const partner = await addPartnerCa(dir, pki, yaml);
   t.match(await s.gw.gateway.reload('test'), { result: 'success' });
 
   const ca = pki.root.certPem;
@@ -107,8 +97,7 @@ t.test('over HTTP/2 the removal closes the connection with GOAWAY INADEQUATE_SEC
   t.equal((await h2request(b, { path: '/orders/1' })).status, 200);
   const goaway = goawayOf(p);
 
-  await writeFile(path.join(dir, 'ca-bundle.pem'), pki.caBundlePem);
-  await writeFile(path.join(dir, 'gateway.yaml'), gatewayYaml({ upstreamPort: s.upstream.port }));
+  await removePartnerCa(dir, pki, yaml);
   t.match(await s.gw.gateway.reload('test'), { result: 'success' });
   t.equal(await goaway, constants.NGHTTP2_INADEQUATE_SECURITY, 'the partner connection gets GOAWAY INADEQUATE_SECURITY');
   t.equal((await h2request(b, { path: '/orders/2' })).status, 200, 'a client of a CA that stayed carries on over the same connection');

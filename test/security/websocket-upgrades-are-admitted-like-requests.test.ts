@@ -3,14 +3,14 @@
 // refused or malformed upgrade never reaches the upstream: not even a TCP/TLS connection. An open
 // tunnel lives no longer than its client's trust: a CRL update that revokes the certificate, or a
 // reload that removes its CA, closes the tunnel on both sides. docs/websocket.md.
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { WebSocket } from 'ws';
-import { createCrl, createRootCa, issueLeaf } from '../../src/pki/dev-pki.js';
+import { createCrl, issueLeaf } from '../../src/pki/dev-pki.js';
 import { replaceFile, waitForGeneration } from '../helpers/crl-files.js';
 import { gatewayYaml } from '../helpers/harness.js';
+import { addPartnerCa, removePartnerCa } from '../helpers/partner-ca.js';
 import { firstJsonBody, rawExchange } from '../helpers/raw-exchange.js';
 import { closed, nextMessage, startWebSocketStack, WEBSOCKET_ROUTES_YAML, type WebSocketStack } from '../helpers/websocket-stack.js';
 
@@ -181,12 +181,8 @@ t.test('a reload that removes the client CA closes its open tunnel on both sides
   const s = await startWebSocketStack();
   t.teardown(() => s.close());
   const dir = s.gw.dir;
-  const partnerRoot = await createRootCa({ name: 'partner-root', subject: { CN: 'Partner Root CA', O: 'Partner' } });
-  const partner = await issueLeaf(partnerRoot, { name: 'partner', subject: { CN: 'partner' }, uris: ['spiffe://example.org/ns/default/sa/billing'], usage: 'client' });
-  await writeFile(path.join(dir, 'partner.crl.pem'), (await createCrl(partnerRoot)).pem);
   const yaml = (crlYaml: string) => gatewayYaml({ upstreamPort: s.upstream.port, routes: WEBSOCKET_ROUTES_YAML, crlYaml });
-  await writeFile(path.join(dir, 'ca-bundle.pem'), s.pki.caBundlePem + partnerRoot.certPem);
-  await writeFile(path.join(dir, 'gateway.yaml'), yaml('  crl: [./root.crl.pem, ./intermediate.crl.pem, ./partner.crl.pem]'));
+  const partner = await addPartnerCa(dir, s.pki, yaml);
   t.match(await s.gw.gateway.reload('test'), { result: 'success' });
 
   const partnerWs = await s.connect(partner, '/ws/p');
@@ -195,8 +191,7 @@ t.test('a reload that removes the client CA closes its open tunnel on both sides
   t.equal((await nextMessage(partnerWs)).toString(), 'hello', 'the partner tunnel works');
   const [partnerUpstream] = s.upstream.sockets;
 
-  await writeFile(path.join(dir, 'ca-bundle.pem'), s.pki.caBundlePem);
-  await writeFile(path.join(dir, 'gateway.yaml'), yaml('  crl: [./root.crl.pem, ./intermediate.crl.pem]'));
+  await removePartnerCa(dir, s.pki, yaml);
   t.match(await s.gw.gateway.reload('test'), { result: 'success' });
   t.equal(await closed(partnerWs), 1006, 'the tunnel of the removed CA\'s client was cut');
   if (partnerUpstream!.readyState !== WebSocket.CLOSED) await closed(partnerUpstream!);
