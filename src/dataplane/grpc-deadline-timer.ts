@@ -36,10 +36,17 @@ export function startGrpcDeadline(raw: IncomingMessage, res: { once(event: 'clos
   const controller = new AbortController();
   const state = { signal: controller.signal, ms, expired: false };
   const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
-  const timer = setTimeout(() => {
+  const expire = () => {
     state.expired = true;
     controller.abort(new GatewayError('GW_ERR_UPSTREAM_TIMEOUT', { message: `the call's grpc-timeout of ${ms}ms passed`, detail: { grpcTimeoutMs: ms } }));
-  }, Math.max(0, ms - elapsed));
+  };
+  // A deadline already passed (grpc-timeout 0, or less than the time spent so far) is expired now,
+  // not after a timer a fast upstream could beat.
+  if (ms <= elapsed) {
+    expire();
+    return state;
+  }
+  const timer = setTimeout(expire, ms - elapsed);
   const onAlso = () => controller.abort(also!.reason);
   also?.addEventListener('abort', onAlso, { once: true });
   res.once('close', () => {

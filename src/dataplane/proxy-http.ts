@@ -160,6 +160,7 @@ async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: Serve
     // gRPC over HTTP/2 needs `te: trailers` (hop-by-hop, so dropped above) and honours grpc-timeout.
     if (upstream.protocol === 'http2' && acceptsTrailers(raw.headers.te)) headers.push('te', 'trailers');
     const deadline = startGrpcDeadline(raw, res, started, stall?.signal);
+    if (deadline?.expired) return refuse('GW_ERR_UPSTREAM_TIMEOUT', { reason: 'grpc-timeout', afterMs: deadline.ms });
     for (;;) {
       const target = upstream.pick(tried);
       if (target === undefined) {
