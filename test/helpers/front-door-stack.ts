@@ -193,17 +193,18 @@ function underDenied(view: string, mode: UpstreamMode): boolean {
   return v === DENIED_PREFIX || v.startsWith(DENIED_PREFIX + '/');
 }
 
-function invariantViolations(method: string, url: string, view: string, rawHeaders: readonly string[], mode: UpstreamMode): string[] {
+export function invariantViolations(method: string, url: string, view: string, rawHeaders: readonly string[], mode: UpstreamMode): string[] {
   const v: string[] = [];
   if (underDenied(view, mode)) v.push(`reached the denied prefix ${DENIED_PREFIX} (the ${mode} upstream read ${JSON.stringify(url)} as ${JSON.stringify(view)})`);
   const nc = nonCanonical(url);
   if (nc.length > 0) v.push(`forwarded a non-canonical path ${JSON.stringify(url)}: ${nc.join(', ')}`);
   const xfcc: string[] = [];
+  let smuggled = false;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1] ?? '';
     if (name.toLowerCase() === 'x-forwarded-client-cert') xfcc.push(value);
-    if (name.toLowerCase() === 'x-smuggled') v.push(`a smuggled request arrived as a request: ${method} ${JSON.stringify(url)}`);
+    if (name.toLowerCase() === 'x-smuggled') smuggled = true;
     if (isOwnedHeader(name) && value.includes('FORGED')) v.push(`client-forged identity header passed through: ${name}: ${value.slice(0, 80)}`);
     // h2c smuggling (Bishop Fox, 2020): an upgrade the upstream accepts is a tunnel past the policy.
     // The one upgrade the gateway makes itself, after admission, is WebSocket (docs/websocket.md).
@@ -211,6 +212,13 @@ function invariantViolations(method: string, url: string, view: string, rawHeade
       v.push(`hop-by-hop header passed through: ${name}: ${value.slice(0, 80)}`);
     }
   }
+  // The embedded request (X-Smuggled) is a finding when it arrived without the gateway's judgement:
+  // bytes the gateway forwarded as a body that the upstream read as a request carry no XFCC of the
+  // gateway's. Pipelined after a complete request it is a request of its own, which the gateway
+  // judges: under the denied prefix that is the finding above; a mutation that moved its path
+  // elsewhere (fuzz seed 1316462024 deleted the "/" of "/orders/admin/users") makes it a request
+  // the policy allows, correctly forwarded with the client's XFCC.
+  if (smuggled && (xfcc.length !== 1 || !xfcc[0]!.includes(`URI=${BILLING_SPIFFE}`))) v.push(`a smuggled request arrived as a request: ${method} ${JSON.stringify(url)}`);
   if (xfcc.length !== 1) v.push(`expected exactly one x-forwarded-client-cert, got ${xfcc.length}`);
   else if (!xfcc[0]!.includes(`URI=${BILLING_SPIFFE}`)) v.push(`forwarded for an identity the policy does not allow: XFCC ${xfcc[0]!.slice(0, 160)}`);
   return v;
