@@ -67,6 +67,45 @@ export const revocationSchema = z
   });
 const dnMatcher = z.record(z.string().regex(/^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$/, 'must be a DN attribute name (CN, OU, O, ...) or a dotted OID'), nonEmpty);
 
+/**
+ * OCSP for client certificates (RFC 6960), beside the CRLs: either one saying "revoked" is
+ * revoked. docs/revocation.md, "OCSP".
+ */
+export const ocspSchema = z
+  .strictObject({
+    mode: z
+      .enum(['off', 'prefer', 'require'])
+      .default('off')
+      .describe('off: CRLs only; prefer: ask OCSP where a responder is known (configured or the certificate\'s AIA), CRLs alone otherwise; require: every client certificate needs a good OCSP answer, no responder known means refused'),
+    responders: z
+      .array(
+        z.strictObject({
+          issuer: dnMatcher.describe('the issuing CA\'s subject, matched like a policy selector\'s issuer (attribute: value, glob allowed)'),
+          url: z.string().regex(/^https?:\/\/[^\s]+$/i, 'must be an http:// or https:// URL').describe('the responder for certificates this CA issued, used instead of their AIA OCSP URL'),
+        }),
+      )
+      .max(1000)
+      .default([])
+      .describe('responders by issuing CA; a certificate whose issuer matches none uses the OCSP URL of its Authority Information Access'),
+    timeout: duration({ min: 100, max: 60_000 }).default(2_000).describe('one lookup, connection to last byte'),
+    onUnavailable: z
+      .enum(['deny', 'allow'])
+      .default('deny')
+      .describe('a responder that cannot be reached, times out, answers an error status, or sends a response that fails verification: deny, or allow (logged as fail-open). An answer that verifies and says revoked or unknown is refused in every mode'),
+    cacheSize: z.number().int().min(1).max(10_000_000).default(10_000).describe('answers kept, one per certificate, least recently used first out; each kept until its nextUpdate'),
+    nonce: z.boolean().default(false).describe('send a nonce and require it echoed (many responders serve pre-signed answers and cannot)'),
+    maxBytes: z.number().int().min(1024).max(1_048_576).default(65_536).describe('largest response accepted'),
+  })
+  .prefault({});
+
+/** OCSP stapling of the gateway's own server certificate. */
+export const staplingSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('fetch an OCSP answer for the server certificate (from its AIA OCSP URL) and staple it for clients that ask (status_request); a stale answer is never stapled'),
+    refresh: duration({ min: 1000 }).default(3_600_000).describe('how often the answer is fetched again; sooner when it would expire first'),
+  })
+  .prefault({});
+
 /** A principal selector: its fields are ANDed; entries of allow/deny are ORed. */
 export const selectorSchema = z
   .strictObject({
@@ -289,6 +328,15 @@ const upstreamSchema = z
       servername: nonEmpty.describe('SNI, and the name every target\'s certificate must carry'),
       crl: z.array(crlSourceSchema).optional().describe('CRL sources for the upstream certificate chain (files, directories, URLs)'),
       revocation: revocationSchema.prefault({}),
+      ocsp: z
+        .strictObject({
+          mode: z.enum(['off', 'prefer', 'require']).default('off').describe("off; prefer: the stapled answer, else a lookup where a responder is known (the certificate's AIA); require: a good answer for every connection"),
+          requireStapled: z.boolean().default(false).describe('refuse an upstream that staples no OCSP answer (requestOCSP), whatever the mode'),
+          timeout: duration({ min: 100, max: 60_000 }).default(2_000).describe('one lookup, connection to last byte'),
+          onUnavailable: z.enum(['deny', 'allow']).default('deny').describe('a lookup that fails or an answer that does not verify: deny (the connection is not used) or allow (logged as fail-open)'),
+        })
+        .prefault({})
+        .describe("OCSP for the upstream's certificate, beside its CRLs"),
       expect: z
         .strictObject({
           spiffe: nonEmpty.optional(),
@@ -360,7 +408,13 @@ export const configSchema = z
       key: filePath,
       clientCA: filePath.describe('trusted roots and intermediates for client certificates'),
       crl: z.array(crlSourceSchema).optional().describe('CRL sources (files, directories, URLs); revocation is enforced in process when any is set'),
+      crlFromDistributionPoints: z
+        .boolean()
+        .default(false)
+        .describe("also fetch, like url sources (refreshed every 5m), the http(s) CRL distribution points named by the CA certificates in clientCA; enables client CRL enforcement when they name any"),
       revocation: revocationSchema.prefault({}),
+      ocsp: ocspSchema,
+      stapling: staplingSchema,
       minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
       verifyDepth: z.number().int().min(1).max(10).default(3).describe('maximum number of CA certificates above the client certificate'),
       maxChainLength: z.number().int().min(1).max(100).default(10).describe('most certificates a client may present in its chain (leaf included); a longer chain is refused'),
@@ -480,3 +534,5 @@ export type SelectorConfig = RouteConfig['allow'][number];
 export type UpstreamConfig = GatewayConfig['upstreams'][string];
 export type CrlSourceConfig = z.output<typeof crlSourceSchema>;
 export type RevocationConfig = z.output<typeof revocationSchema>;
+export type OcspConfig = z.output<typeof ocspSchema>;
+export type StaplingConfig = z.output<typeof staplingSchema>;
