@@ -68,12 +68,12 @@ function lenSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x1000000 ? 4 : 5;
 }
 
-function tlv(tag: number, ...content: Buffer[]): Buffer {
+export function tlv(tag: number, ...content: Buffer[]): Buffer {
   const body = Buffer.concat(content);
   return Buffer.concat([Buffer.from([tag]), encLen(body.length), body]);
 }
 
-function encOid(oid: string): Buffer {
+export function encOid(oid: string): Buffer {
   const arcs = oid.split('.').map((a) => BigInt(a));
   const [a0, a1, ...rest] = arcs;
   if (a0 === undefined || a1 === undefined) throw new Error(`bad OID ${oid}`);
@@ -109,16 +109,16 @@ function encTime(d: Date): Buffer {
   return tlv(0x18, Buffer.from(`${String(y).padStart(4, '0')}${rest}`, 'latin1'));
 }
 
-function encExtension(e: CrlWriterExtension): Buffer {
+export function encExtension(e: CrlWriterExtension): Buffer {
   return tlv(0x30, encOid(e.oid), e.critical ? Buffer.from([0x01, 0x01, 0xff]) : Buffer.alloc(0), tlv(0x04, e.value));
 }
 
-interface Signer {
+export interface Signer {
   readonly algId: Buffer;
   sign(data: Buffer): Buffer;
 }
 
-function signerFor(key: KeyObject, rsaPss: boolean): Signer {
+export function signerFor(key: KeyObject, rsaPss: boolean): Signer {
   const nul = Buffer.from([0x05, 0x00]);
   const type = key.asymmetricKeyType === 'rsa' && rsaPss ? 'rsa-pss' : key.asymmetricKeyType;
   switch (type) {

@@ -5,13 +5,12 @@
  * stale CRL means for requests) is not decided here; isStale() only reports the fact.
  */
 
-import { constants, verify, type KeyObject, type X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { certFields, KEY_USAGE_CRL_SIGN } from '../x509/cert-fields.js';
-import { DerCursor, DerError, decodeOid, decodeSmallInt, TAG_INTEGER, TAG_OID, TAG_SEQUENCE } from '../x509/der.js';
+import { verifySignedData, type SignatureCheck } from '../x509/verify-signature.js';
 import type { ParsedCrl } from './parse-crl.js';
 
-/** Result of a signature check; `reason` says why it failed (bad signature, unsupported algorithm, ...). */
-export type SignatureCheck = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+export type { SignatureCheck };
 
 export type CrlRejectCode =
   | 'CRL_UNSUPPORTED'
@@ -37,115 +36,12 @@ export interface ValidateCrlOptions {
 
 export const DEFAULT_CLOCK_SKEW_MS = 5 * 60 * 1000;
 
-interface SignatureScheme {
-  readonly name: string;
-  /** Digest for crypto.verify; null for the EdDSA schemes, which hash internally. */
-  readonly hash: string | null;
-  readonly keyTypes: readonly string[];
-  readonly pss: boolean;
-}
-
-function schemeFor(oid: string): SignatureScheme | null {
-  const s = (name: string, hash: string | null, keyTypes: readonly string[], pss = false): SignatureScheme => ({ name, hash, keyTypes, pss });
-  switch (oid) {
-    case '1.2.840.10045.4.3.2': return s('ecdsa-with-SHA256', 'sha256', ['ec']);
-    case '1.2.840.10045.4.3.3': return s('ecdsa-with-SHA384', 'sha384', ['ec']);
-    case '1.2.840.10045.4.3.4': return s('ecdsa-with-SHA512', 'sha512', ['ec']);
-    case '1.2.840.113549.1.1.11': return s('sha256WithRSAEncryption', 'sha256', ['rsa']);
-    case '1.2.840.113549.1.1.12': return s('sha384WithRSAEncryption', 'sha384', ['rsa']);
-    case '1.2.840.113549.1.1.13': return s('sha512WithRSAEncryption', 'sha512', ['rsa']);
-    case '1.2.840.113549.1.1.10': return s('RSASSA-PSS', null, ['rsa', 'rsa-pss'], true);
-    case '1.3.101.112': return s('Ed25519', null, ['ed25519']);
-    case '1.3.101.113': return s('Ed448', null, ['ed448']);
-    default: return null;
-  }
-}
-
-function hashName(oid: string): string | null {
-  switch (oid) {
-    case '2.16.840.1.101.3.4.2.1': return 'sha256';
-    case '2.16.840.1.101.3.4.2.2': return 'sha384';
-    case '2.16.840.1.101.3.4.2.3': return 'sha512';
-    default: return null; // SHA-1 (the PSS default) and anything exotic are refused
-  }
-}
-
-const OID_MGF1 = '1.2.840.113549.1.1.8';
-
-/** RSASSA-PSS-params (RFC 4055): hash and MGF1 hash must agree (Node uses one hash for both). */
-function pssParams(params: Buffer | null): { hash: string; saltLength: number } | string {
-  if (!params) return 'RSASSA-PSS without parameters (SHA-1 default) is not supported';
-  try {
-    const c = new DerCursor(params);
-    const seqEnd = c.expect(0, params.length, TAG_SEQUENCE, 'RSASSA-PSS-params').end;
-    let hash: string | null = null;
-    let mgfHash: string | null = null;
-    let saltLength = 20;
-    let p = c.contentStart;
-    while (p < seqEnd) {
-      c.read(p, seqEnd);
-      const tag = c.tag;
-      const fieldEnd = c.end;
-      p = fieldEnd;
-      if (tag === 0xa0) {
-        c.expect(c.contentStart, fieldEnd, TAG_SEQUENCE, 'hashAlgorithm');
-        c.expect(c.contentStart, c.end, TAG_OID, 'hashAlgorithm.algorithm');
-        hash = hashName(decodeOid(params, c.contentStart, c.end));
-        if (!hash) return 'RSASSA-PSS hash algorithm is not supported';
-      } else if (tag === 0xa1) {
-        const mgfEnd = c.expect(c.contentStart, fieldEnd, TAG_SEQUENCE, 'maskGenAlgorithm').end;
-        c.expect(c.contentStart, mgfEnd, TAG_OID, 'maskGenAlgorithm.algorithm');
-        if (decodeOid(params, c.contentStart, c.end) !== OID_MGF1) return 'RSASSA-PSS mask generation other than MGF1';
-        c.expect(c.end, mgfEnd, TAG_SEQUENCE, 'MGF1 hash');
-        c.expect(c.contentStart, c.end, TAG_OID, 'MGF1 hash algorithm');
-        mgfHash = hashName(decodeOid(params, c.contentStart, c.end));
-      } else if (tag === 0xa2) {
-        c.expect(c.contentStart, fieldEnd, TAG_INTEGER, 'saltLength');
-        saltLength = decodeSmallInt(params, c.contentStart, c.end, 'saltLength');
-      } else if (tag === 0xa3) {
-        c.expect(c.contentStart, fieldEnd, TAG_INTEGER, 'trailerField');
-        if (decodeSmallInt(params, c.contentStart, c.end, 'trailerField') !== 1) return 'RSASSA-PSS trailer field other than 1';
-      } else {
-        return 'RSASSA-PSS parameters: unexpected field';
-      }
-    }
-    if (!hash) return 'RSASSA-PSS with the SHA-1 default hash is not supported';
-    if (mgfHash !== hash) return 'RSASSA-PSS with an MGF1 hash different from the message hash is not supported';
-    return { hash, saltLength };
-  } catch (err) {
-    if (err instanceof DerError) return `RSASSA-PSS parameters malformed: ${err.reason}`;
-    throw err;
-  }
-}
-
 /**
  * Checks the CRL's signature against `issuerCert`'s public key. Returns a reason instead of throwing
  * so that callers can log why a CRL was refused (unknown algorithm, key type mismatch, bad signature).
  */
 export function verifyCrlSignature(crl: ParsedCrl, issuerCert: X509Certificate): SignatureCheck {
-  const scheme = schemeFor(crl.signatureAlgorithmOid);
-  if (!scheme) return { ok: false, reason: `unsupported signature algorithm ${crl.signatureAlgorithmOid}` };
-  const key: KeyObject = issuerCert.publicKey;
-  const keyType = key.asymmetricKeyType ?? 'unknown';
-  if (!scheme.keyTypes.includes(keyType)) {
-    return { ok: false, reason: `${scheme.name} signature but the issuer key is ${keyType}` };
-  }
-  try {
-    let ok: boolean;
-    if (scheme.pss) {
-      const pss = pssParams(crl.signatureAlgorithmParams);
-      if (typeof pss === 'string') return { ok: false, reason: pss };
-      ok = verify(pss.hash, crl.tbsDer, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: pss.saltLength }, crl.signature);
-    } else if (scheme.hash === null) {
-      ok = verify(null, crl.tbsDer, key, crl.signature);
-    } else {
-      // X.509 carries ECDSA signatures DER-encoded; 'der' is also the default, stated for clarity.
-      ok = verify(scheme.hash, crl.tbsDer, { key, dsaEncoding: 'der' }, crl.signature);
-    }
-    return ok ? { ok: true } : { ok: false, reason: `${scheme.name} signature does not verify with the issuer key` };
-  } catch (err) {
-    return { ok: false, reason: `${scheme.name} verification failed: ${(err as Error).message}` };
-  }
+  return verifySignedData(crl.tbsDer, crl.signatureAlgorithmOid, crl.signatureAlgorithmParams, crl.signature, issuerCert, 'issuer key');
 }
 
 /**
