@@ -7,11 +7,13 @@ import type { Logger } from 'pino';
 import type { GatewayConfig, RevocationConfig } from '../config/schema.js';
 import type { GatewayMaterial } from '../pki/gateway-material.js';
 import type { TrustBundle } from '../pki/tls-material.js';
-import { normalizeCrlSources } from '../revocation/crl-sources.js';
+import { describeSource, normalizeCrlSources, type CrlSourceSpec } from '../revocation/crl-sources.js';
 import { parseCrlFileOffThread } from '../revocation/parse-off-thread.js';
 import type { RevocationSettings } from '../revocation/revocation-policy.js';
 import { RevocationStore, type ParseCrlsFn } from '../revocation/revocation-store.js';
 import type { RevocationStores } from './snapshot.js';
+import { crlDistributionPointUrls } from '../x509/crl-distribution-points.js';
+import { certificateDn } from '../x509/dn.js';
 
 export interface RevocationStoreDeps {
   readonly logger: Logger;
@@ -57,13 +59,13 @@ export function reviseRevocationStores(config: GatewayConfig, material: GatewayM
   const parse = deps.parse ?? parseDefault;
   const byDomain = new Map<string, RevocationStore>();
   const created: RevocationStore[] = [];
-  const makeStore = (domain: string, key: string, sources: GatewayConfig['tls']['crl'], rev: RevocationConfig, trust: TrustBundle['certs'], onChange: () => void) => {
-    const storeKey = JSON.stringify([domain, sources, rev, trust.map((c) => c.fingerprint256)]);
+  const makeStore = (domain: string, key: string, sources: GatewayConfig['tls']['crl'], rev: RevocationConfig, trust: TrustBundle['certs'], onChange: () => void, derived: readonly CrlSourceSpec[] = []) => {
+    const storeKey = JSON.stringify([domain, sources, derived, rev, trust.map((c) => c.fingerprint256)]);
     const old = previous?.byDomain.get(domain);
     if (old !== undefined && storeKeys.get(old) === storeKey) return old;
     const store = new RevocationStore({
       domain,
-      sources: normalizeCrlSources(sources, key),
+      sources: [...normalizeCrlSources(sources, key), ...derived],
       trust,
       logger,
       now,
@@ -76,7 +78,9 @@ export function reviseRevocationStores(config: GatewayConfig, material: GatewayM
     created.push(store);
     return store;
   };
-  const clients = config.tls.crl && config.tls.crl.length > 0 ? makeStore('clients', 'tls.crl', config.tls.crl, config.tls.revocation, material.clientCA.certs, () => deps.onClientsChange()) : null;
+  const derived = distributionPointSources(config, material.clientCA.certs, previous, logger);
+  const clients = (config.tls.crl && config.tls.crl.length > 0) || derived.length > 0 ? makeStore('clients', 'tls.crl', config.tls.crl, config.tls.revocation, material.clientCA.certs, () => deps.onClientsChange(), derived) : null;
+  if (clients !== null && derived.length > 0 && created.includes(clients)) logger.info({ event: 'crl-distribution-points', domain: 'clients', urls: derived.map((d) => describeSource(d)) }, 'CRLs named by the client CA certificates are fetched like url sources');
   if (clients) byDomain.set('clients', clients);
   else if (previous === null || previous.clients !== null) logger.warn({ event: 'revocation-off', domain: 'clients' }, 'tls.crl is not set: client certificates are not checked for revocation');
   for (const [name, u] of Object.entries(config.upstreams)) {
@@ -86,5 +90,36 @@ export function reviseRevocationStores(config: GatewayConfig, material: GatewayM
   }
   const kept = new Set(byDomain.values());
   const retired = previous === null ? [] : [...previous.byDomain.values()].filter((s) => !kept.has(s));
-  return { stores: { clients, byDomain }, created, retired };
+  const stores = { clients, byDomain };
+  if (config.tls.crlFromDistributionPoints) derivedFrom.set(stores, bundleKey(material.clientCA.certs));
+  return { stores, created, retired };
+}
+
+/** The client CA bundle whose distribution points a store set was derived from (logs once per bundle). */
+const derivedFrom = new WeakMap<RevocationStores, string>();
+const bundleKey = (certs: TrustBundle['certs']) => certs.map((c) => c.fingerprint256).join(',');
+
+/**
+ * tls.crlFromDistributionPoints: one url source, with a url source's defaults and no disk cache,
+ * per distinct http(s) CRL distribution point the client CA certificates name, minus the URLs
+ * tls.crl already lists. What was refused, or that nothing was found, is logged once per CA bundle.
+ */
+function distributionPointSources(config: GatewayConfig, certs: TrustBundle['certs'], previous: RevocationStores | null, logger: Logger): CrlSourceSpec[] {
+  if (!config.tls.crlFromDistributionPoints) return [];
+  const report = previous === null || derivedFrom.get(previous) !== bundleKey(certs);
+  const configured = new Set(normalizeCrlSources(config.tls.crl, 'tls.crl').flatMap((s) => (s.kind === 'url' ? [URL.canParse(s.url) ? new URL(s.url).href : s.url] : [])));
+  const urls = new Set<string>();
+  let named = 0;
+  for (const ca of certs) {
+    const onRefused = (reason: string) => {
+      if (report) logger.warn({ event: 'crl-distribution-point-refused', domain: 'clients', ca: certificateDn(ca), reason }, 'a CRL distribution point of a client CA certificate is not fetched');
+    };
+    for (const url of crlDistributionPointUrls(ca.raw, onRefused)) {
+      named++;
+      if (!configured.has(url)) urls.add(url);
+    }
+  }
+  if (named === 0 && report) logger.warn({ event: 'crl-distribution-points-none', domain: 'clients' }, 'tls.crlFromDistributionPoints is set but no client CA certificate names an http(s) CRL distribution point');
+  // The string form of a url source is normalized with the defaults of a configured `url:` entry.
+  return normalizeCrlSources([...urls], 'tls.crlFromDistributionPoints');
 }
