@@ -10,7 +10,8 @@
  * from OpenSSL and the revocation engine at connection time. They agree on the dev PKI and the
  * cases in test/integration/cli-cert-inspect.test.ts; a disagreement is a bug in this file.
  */
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { Agent } from 'undici';
 import { ConfigError, loadConfig, resolveConfigPath } from '../config/load-config.js';
 import { PEM_FILE_MAX_BYTES, readRegularFile, unreadableReason } from '../config/read-regular-file.js';
 import type { GatewayConfig, RouteConfig } from '../config/schema.js';
@@ -23,7 +24,13 @@ import type { CompiledPolicy, CompiledSelector } from '../policy/types.js';
 import { pino } from 'pino';
 import { normalizeCrlSources } from '../revocation/crl-sources.js';
 import { parseCrlFile } from '../revocation/parse-crl.js';
+import { combineLeaf, type OcspPolicy } from '../revocation/combined-revocation.js';
+import { createOcspHttpLookup } from '../revocation/ocsp-http-lookup.js';
+import { certIdFor, encodeOcspRequest } from '../revocation/ocsp-request.js';
+import { verifyOcspResponse } from '../revocation/ocsp-response.js';
+import type { OcspState } from '../revocation/ocsp-store.js';
 import { checkChain } from '../revocation/revocation-policy.js';
+import { compileResponders } from '../runtime/ocsp-stores.js';
 import { RevocationStore } from '../revocation/revocation-store.js';
 import { normalizeSerial } from '../x509/canonical-hex.js';
 import type { ChainLink } from '../x509/chain-links.js';
@@ -61,7 +68,7 @@ export async function readCertificateFile(file: string, key = 'FILE'): Promise<C
 }
 
 export interface CertificateCheck {
-  readonly name: 'trust' | 'validity' | 'usage' | 'depth' | 'revocation';
+  readonly name: 'trust' | 'validity' | 'usage' | 'depth' | 'revocation' | 'ocsp';
   readonly ok: boolean;
   /** The error code the gateway answers with when this check fails. */
   readonly code: ErrorCode | null;
@@ -129,7 +136,7 @@ async function checkRevocation(chain: readonly X509Certificate[], config: Gatewa
   }
   const links: ChainLink[] = [];
   for (let i = 0; i < chain.length && !isSelfSigned(chain[i]!); i++) {
-    links.push({ serial: normalizeSerial(chain[i]!.serialNumber), subject: certificateDn(chain[i]!), isCa: i > 0, issuer: chain[i + 1] ?? null });
+    links.push({ serial: normalizeSerial(chain[i]!.serialNumber), subject: certificateDn(chain[i]!), isCa: i > 0, issuer: chain[i + 1] ?? null, raw: chain[i]!.raw });
   }
   const v = checkChain(store.index, links, { scope: rev.scope, missing: rev.missing, stale: rev.stale, graceMs: rev.grace ?? 0 }, now.getTime());
   if (!v.ok) {
@@ -147,6 +154,43 @@ async function checkRevocation(chain: readonly X509Certificate[], config: Gatewa
 
 function ekuOf(c: X509Certificate): string[] {
   return (c.keyUsage as string[] | undefined) ?? [];
+}
+
+/**
+ * OCSP as the gateway decides it for the leaf: the same responder choice (tls.ocsp.responders,
+ * else the AIA URL), a real lookup with the configured timeout and limits, the same verification,
+ * and the same rule (combineLeaf) joining the answer to the policy. The CRL side is the
+ * `revocation` check, so the CRL verdict is not repeated here.
+ */
+async function checkOcsp(chain: readonly X509Certificate[], config: GatewayConfig, now: Date): Promise<CertificateCheck> {
+  const o = config.tls.ocsp;
+  const leaf = chain[0]!;
+  const issuer = chain[1];
+  const link: ChainLink = { serial: normalizeSerial(leaf.serialNumber), subject: certificateDn(leaf), isCa: false, issuer: issuer ?? null, raw: leaf.raw };
+  const policy: OcspPolicy = { mode: o.mode === 'require' ? 'require' : 'prefer', onUnavailable: o.onUnavailable };
+  const url = issuer === undefined ? null : compileResponders(o.responders)(leaf.raw, issuer);
+  let state: OcspState;
+  if (url === null || issuer === undefined) {
+    state = { kind: 'no-responder' };
+  } else {
+    const certId = certIdFor(leaf.raw, issuer);
+    const nonce = o.nonce ? randomBytes(16) : null;
+    // Its own agent, closed at once: a pooled keep-alive socket would hold the CLI open.
+    const agent = new Agent();
+    const res = await createOcspHttpLookup(agent)({ url, request: encodeOcspRequest(certId, nonce), timeoutMs: o.timeout, maxBytes: o.maxBytes }).finally(() => agent.destroy());
+    const until = now.getTime();
+    if (!res.ok) state = { kind: 'unavailable', reason: res.reason, url, until };
+    else {
+      const check = verifyOcspResponse(res.der, { certId, issuer, now: now.getTime(), nonce });
+      state = check.ok
+        ? { kind: 'answer', answer: check.answer, url, expiresAt: check.answer.nextUpdate?.getTime() ?? until }
+        : { kind: 'unavailable', reason: `${check.failure}: ${check.reason}`, url, until };
+    }
+  }
+  const v = combineLeaf(link, state, policy, null);
+  const what = state.kind === 'answer' ? `${state.answer.status} from ${state.url} (thisUpdate ${state.answer.thisUpdate.toISOString()}, nextUpdate ${state.answer.nextUpdate?.toISOString() ?? 'none'}, signed by ${state.answer.signer})` : state.kind === 'unavailable' ? `no usable answer from ${state.url}: ${state.reason}` : 'no responder known (no tls.ocsp.responders entry for its issuer, no AIA OCSP URL)';
+  if (!v.ok) return { name: 'ocsp', ok: false, code: v.revoked ? 'GW_ERR_CLIENT_CERT_REVOKED' : 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN', detail: `${what} (mode ${o.mode}, onUnavailable ${o.onUnavailable})` };
+  return { name: 'ocsp', ok: true, code: null, detail: v.failOpen ? `admitted without an OCSP answer: ${what} (onUnavailable: allow)` : state.kind === 'no-responder' ? `${what}: the CRLs decide (mode prefer)` : what };
 }
 
 /** What the gateway checks before policy, answered from the files the config names. */
@@ -189,10 +233,18 @@ export async function assessCertificate(
       : { name: 'depth', ok: true, code: null, detail: `${depth} CA certificate${depth === 1 ? '' : 's'} above it (tls.verifyDepth ${config.tls.verifyDepth})` },
   );
   if (!config.tls.crl || config.tls.crl.length === 0) {
-    checks.push({ name: 'revocation', ok: true, code: null, detail: 'not checked: the config names no CRL (tls.crl)' });
+    checks.push({
+      name: 'revocation',
+      ok: true,
+      code: null,
+      detail: config.tls.crlFromDistributionPoints
+        ? 'not checked here: the config names no CRL (tls.crl); the CRLs of the CA certificates\' distribution points (tls.crlFromDistributionPoints) are fetched by the running gateway'
+        : 'not checked: the config names no CRL (tls.crl)',
+    });
   } else if (trusted) {
     checks.push(await checkRevocation(chain, config, anchors, now));
   }
+  if (config.tls.ocsp.mode !== 'off' && trusted) checks.push(await checkOcsp(chain, config, now));
   const failed = checks.find((c) => !c.ok);
   return { accepted: failed === undefined, code: failed?.code ?? null, checks, chain: chain.map((c) => certificateDn(c)) };
 }

@@ -63,3 +63,16 @@ export function connectionFacts(snapshot: RuntimeSnapshot, socket: TLSSocket, lo
   const context = contextFor(snapshot, verdict, logger);
   return { ok: true, verdict, expired: auth.checkStillValid(verdict.identity), revocation: auth.revocation(socket, verdict), context };
 }
+
+/**
+ * The OCSP lookup a request must wait for: set when the connection's certificate has no cached
+ * answer yet (its first request, usually, when the lookup started at the handshake is still
+ * running). The caller waits, then judges the request again; a request that has waited
+ * MAX_REVOCATION_WAITS times is judged as it stands (refused: status unknown).
+ */
+export function revocationPending(connection: ConnectionFacts): Promise<void> | null {
+  return connection.ok && !connection.revocation.ok && connection.revocation.pending !== undefined ? connection.revocation.pending : null;
+}
+
+/** A lookup can end with its answer already evicted by a full cache; twice is enough to tell. */
+export const MAX_REVOCATION_WAITS = 2;

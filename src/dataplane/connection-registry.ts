@@ -89,10 +89,11 @@ export class ConnectionRegistry {
         continue;
       }
       const r = auth.revocation(socket, v);
-      if (r.ok) continue;
+      // A lookup still running refuses nothing yet: the connection's next request waits for it.
+      if (r.ok || r.pending !== undefined) continue;
       this.#logger.warn(
         { event: 'client-revoked', code: revocationCode(r), when: 'live-connection', peer: { address: socket.remoteAddress, port: socket.remotePort }, ...revocationLog(r) },
-        'closing a live connection after a CRL update',
+        'closing a live connection after a revocation update (CRL or OCSP)',
       );
       this.#metrics?.revokedConnectionClosed();
       this.#cut(socket);

@@ -17,7 +17,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { admit, type Admission } from './admit.js';
 import { clientSocketOf } from './client-socket.js';
-import { connectionFacts, type ConnectionFacts } from './connection-context.js';
+import { connectionFacts, MAX_REVOCATION_WAITS, revocationPending, type ConnectionFacts } from './connection-context.js';
 import { hasBody, requestHead } from './http1-request.js';
 import { elapsedMs, revocationLog, refusalDecision } from './log-records.js';
 import { proxyHttp } from './proxy-http.js';
@@ -57,7 +57,7 @@ export class Http1Handler {
   }
 
   /** The server's request listener (and `checkExpectation`'s). */
-  readonly onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue = false): void => {
+  readonly onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue = false, waits = 0): void => {
     let requestId = '';
     try {
       requestId = requestIdFor(req.headers['x-request-id']);
@@ -71,6 +71,8 @@ export class Http1Handler {
       const snapshot = this.#runtime.current;
       const started = process.hrtime.bigint();
       const connection = connectionFacts(snapshot, clientSocketOf(req), this.#logger);
+      const pending = waits < MAX_REVOCATION_WAITS ? revocationPending(connection) : null;
+      if (pending !== null) return this.#afterRevocationLookup(pending, req, res, expectsContinue, waits);
       const a = admit(snapshot, connection, requestHead(req));
       if (a.kind !== 'forward') return this.#refuse(req, res, a, connection, requestId, started);
       // Only now, with the request admitted, is the client told to send its body.
@@ -80,6 +82,18 @@ export class Http1Handler {
       this.#internalFailure(res, requestId || randomUUID(), err);
     }
   };
+
+  /**
+   * The request is judged again once the OCSP lookup of its connection's certificate settles (the
+   * lookup has its own deadline, tls.ocsp.timeout). The body, if any, waits in the socket.
+   */
+  #afterRevocationLookup(pending: Promise<void>, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean, waits: number): void {
+    const again = () => {
+      if (res.destroyed || res.writableEnded || req.socket?.destroyed === true) return;
+      this.onRequest(req, res, expectsContinue, waits + 1);
+    };
+    pending.then(again, again);
+  }
 
   /** `checkContinue`: the client waits for 100 Continue, which only an admitted request gets. */
   readonly onCheckContinue = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res, true);

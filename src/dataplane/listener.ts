@@ -19,6 +19,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { RuntimeSnapshot } from '../runtime/snapshot.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { clientSocketOf, markClientSocket } from './client-socket.js';
+import type { AcceptedConnection } from './connection-context.js';
 import type { ConnectionRegistry } from './connection-registry.js';
 import type { Http1Handler } from './http1-handler.js';
 import { guardSession } from './http2-sessions.js';
@@ -33,6 +34,8 @@ export interface ListenerDeps {
   readonly registry: ConnectionRegistry;
   readonly handler: Http1Handler;
   readonly metrics: GatewayMetrics;
+  /** The OCSP answer to staple for the server certificate a handshake presents (tls.stapling), if any. */
+  readonly staple?: ((certDer: Buffer) => Buffer | undefined) | undefined;
 }
 
 /** The Node server settings a reload may change on a running listener. */
@@ -127,6 +130,14 @@ export function createListener(deps: ListenerDeps): GatewayApp {
     handler.guarded(socket, () => judgeConnection(socket));
   });
 
+  /** While the connection lives, its certificate's OCSP answer is refreshed before it expires. */
+  function holdOcspAnswer(snapshot: RuntimeSnapshot, socket: TLSSocket, links: AcceptedConnection['links']): void {
+    const store = snapshot.ocsp.clients;
+    const leaf = links[0];
+    if (store === null || leaf === undefined || leaf.issuer === null) return;
+    socket.once('close', store.hold(leaf.issuer, leaf.serial));
+  }
+
   function judgeConnection(socket: TLSSocket): void {
     const snapshot = runtime.current;
     const verdict = snapshot.auth.verdict(socket);
@@ -136,9 +147,13 @@ export function createListener(deps: ListenerDeps): GatewayApp {
       logger.warn({ event: 'client-rejected', code: verdict.code, reason: verdict.reason, peer: { ...peer, subject: verdict.peerSubject, serial: verdict.peerSerial } }, 'client certificate refused');
       return;
     }
-    if (snapshot.revocation.clients) {
+    if (snapshot.revocation.clients !== null || snapshot.ocsp.clients !== null) {
       const r = snapshot.auth.revocation(socket, verdict);
-      if (!r.ok) {
+      holdOcspAnswer(snapshot, socket, verdict.links);
+      // An OCSP lookup started here; the connection's first request waits for it.
+      if (!r.ok && r.pending !== undefined) {
+        logger.debug({ event: 'ocsp-pending', when: 'handshake', peer, identity: identityLog(verdict.identity) }, 'client certificate awaits its OCSP answer');
+      } else if (!r.ok) {
         metrics.clientCertRejected(revocationCode(r));
         logger.warn({ event: 'client-revoked', code: revocationCode(r), when: 'handshake', resumed: verdict.resumed, peer, ...revocationLog(r) }, 'client certificate refused by revocation');
       } else if (r.failOpen) {
@@ -146,6 +161,11 @@ export function createListener(deps: ListenerDeps): GatewayApp {
       }
     }
     logger.debug({ event: 'client-connected', peer, identity: identityLog(verdict.identity), resumed: verdict.resumed }, 'client connected');
+  }
+  // Clients that ask (status_request) get the stapler's current answer; undefined staples nothing.
+  const staple = deps.staple;
+  if (staple !== undefined) {
+    app.server.on('OCSPRequest', (cert: Buffer, _issuer: Buffer | null, done: (err: Error | null, response?: Buffer) => void) => done(null, staple(cert)));
   }
   app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     // A peer that connects and leaves without a ClientHello (TCP health checks, port scans) shows

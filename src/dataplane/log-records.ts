@@ -24,7 +24,7 @@ export function identityLog(id: PeerIdentity) {
 }
 
 export function revocationLog(v: Extract<RevocationVerdict, { ok: false }>) {
-  return { serial: v.serial, subject: v.subject, issuer: v.issuer, reason: v.reason, revokedAt: v.revokedAt?.toISOString() ?? null, crlNumber: v.crlNumber };
+  return { serial: v.serial, subject: v.subject, issuer: v.issuer, reason: v.reason, revokedAt: v.revokedAt?.toISOString() ?? null, crlNumber: v.crlNumber, source: v.source ?? 'crl' };
 }
 
 export function revocationCode(v: Extract<RevocationVerdict, { ok: false }>): 'GW_ERR_CLIENT_CERT_REVOKED' | 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN' {

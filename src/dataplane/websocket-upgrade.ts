@@ -27,7 +27,7 @@ import type { Runtime } from '../runtime/runtime.js';
 import type { RuntimeSnapshot } from '../runtime/snapshot.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { admit, type Admission, type Forward } from './admit.js';
-import { connectionFacts, type ConnectionFacts } from './connection-context.js';
+import { connectionFacts, MAX_REVOCATION_WAITS, revocationPending, type ConnectionFacts } from './connection-context.js';
 import { requestHead } from './http1-request.js';
 import { elapsedMs, revocationLog, refusalDecision } from './log-records.js';
 import { respondErrorOnSocket } from './respond-error.js';
@@ -107,10 +107,10 @@ export class WebSocketUpgrades {
   }
 
   /** The server's 'upgrade' listener. Nothing thrown here may reach the event loop. */
-  readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer, waits = 0): void => {
     const client = socket as TLSSocket;
     // Node hands the socket over without listeners: an error with none would end the process.
-    client.on('error', noop);
+    if (waits === 0) client.on('error', noop);
     let requestId = '';
     try {
       requestId = requestIdFor(req.headers['x-request-id']);
@@ -123,6 +123,15 @@ export class WebSocketUpgrades {
       const snapshot = this.#runtime.current;
       const started = process.hrtime.bigint();
       const connection = connectionFacts(snapshot, client, this.#logger);
+      // As for any request: judged again once the certificate's OCSP lookup settles.
+      const pending = waits < MAX_REVOCATION_WAITS ? revocationPending(connection) : null;
+      if (pending !== null) {
+        const again = () => {
+          if (!client.destroyed) this.onUpgrade(req, socket, head, waits + 1);
+        };
+        pending.then(again, again);
+        return;
+      }
       const a = admit(snapshot, connection, requestHead(req));
       if (a.kind !== 'forward') return this.#refuse(req, client, a, connection, requestId, started);
       const problem = handshakeProblem(req);

@@ -14,6 +14,8 @@ import { loadGatewayMaterial, TICKET_KEY_BYTES } from '../pki/gateway-material.j
 import { readFileFromDisk, type ReadFileFn } from '../pki/tls-material.js';
 import { defaultDnsLookup, type DnsLookup } from '../proxy/dns-discovery.js';
 import type { FleetEvents } from '../proxy/upstream-pool.js';
+import { createOcspHttpLookup, type OcspLookupFn } from '../revocation/ocsp-http-lookup.js';
+import { OcspStapler } from '../revocation/ocsp-stapler.js';
 import type { ParseCrlsFn, RevocationStore } from '../revocation/revocation-store.js';
 import { ConnectionRegistry } from '../dataplane/connection-registry.js';
 import { drainListener } from '../dataplane/drain.js';
@@ -24,6 +26,7 @@ import { buildSnapshot } from '../runtime/build-snapshot.js';
 import { CertificateExpiryTimer } from '../runtime/certificate-expiry-timer.js';
 import { ConfigFileWatch, filesNamedBy } from '../runtime/config-file-watch.js';
 import { Reloader, type ReloadResult } from '../runtime/reloader.js';
+import { reviseOcspStores, type OcspStoreDeps } from '../runtime/ocsp-stores.js';
 import { createRevocationStores, type RevocationStoreDeps } from '../runtime/revocation-stores.js';
 import { Runtime } from '../runtime/runtime.js';
 import { certificatesOf, crlsOf, readiness, statusOf, upstreamTargetsOf, type GatewayStatus, type Readiness } from '../runtime/state-view.js';
@@ -53,6 +56,8 @@ export interface GatewayDeps {
   readonly metrics?: GatewayMetrics;
   /** How upstream `discovery` names resolve; the system resolver by default (tests inject one). */
   readonly lookup?: DnsLookup;
+  /** One OCSP exchange over HTTP; the default is undici (tests may wrap it to count lookups). */
+  readonly ocspLookup?: OcspLookupFn;
 }
 
 export interface Gateway {
@@ -100,6 +105,15 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     // After an upstream's CRLs changed, later requests run on connections verified against them.
     onUpstreamChange: (name) => runtime.current.upstreams.get(name)?.renew(),
   };
+  const ocspDeps: OcspStoreDeps = {
+    logger,
+    now,
+    lookup: deps.ocspLookup,
+    metrics,
+    // A refreshed OCSP answer that revoked a client certificate closes its live connections.
+    onClientsChange: () => registry.rejudge(runtime.current),
+    onUpstreamChange: (name) => runtime.current.upstreams.get(name)?.renew(),
+  };
   const events: FleetEvents = {
     targetsChanged: (upstream, added, removed) => logger.info({ event: 'upstream-targets-changed', upstream, added, removed }, 'upstream targets changed'),
     discoveryFailed: (upstream, err) => {
@@ -114,8 +128,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
       logger.warn({ event: 'upstream-target-ejected', upstream, target, forMs, times }, 'upstream target ejected after consecutive failures');
     },
   };
-  const fleet = { lookup: deps.lookup ?? defaultDnsLookup, events };
-  const snapshot = buildSnapshot(config, { generation: 1, material, now, ticketKeys, fleet, revocation: (m) => createRevocationStores(config, m, storeDeps) });
+  const fleet = { lookup: deps.lookup ?? defaultDnsLookup, events, logger };
+  const snapshot = buildSnapshot(config, { generation: 1, material, now, ticketKeys, fleet, revocation: (m) => createRevocationStores(config, m, storeDeps), ocsp: (m) => reviseOcspStores(config, m, null, ocspDeps).stores });
   const runtime: Runtime = new Runtime(snapshot, {
     afterSwap: (next, previous) => {
       // The snapshot is in force from here on; what follows must not undo that by throwing.
@@ -125,7 +139,19 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
         logger.error({ event: 'tls-context-not-applied', generation: next.generation, err }, 'the new TLS context could not be applied; new handshakes keep the previous one');
       }
       registry.rejudge(next, previous);
+      stapler.reconsider();
     },
+  });
+  // Staples OCSP for the server certificate in force (tls.stapling); it reads the snapshot at each refresh.
+  const stapler = new OcspStapler({
+    source: () => {
+      const cur = runtime.current;
+      return { enabled: cur.config.tls.stapling.enabled, refreshMs: cur.config.tls.stapling.refresh, chain: cur.material.server.chain };
+    },
+    lookup: deps.ocspLookup ?? createOcspHttpLookup(),
+    logger,
+    now,
+    metrics,
   });
   for (const store of snapshot.revocation.byDomain.values()) await store.loadInitial();
   await Promise.all([...snapshot.upstreams.values()].map((u) => u.start()));
@@ -135,7 +161,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
   recordPresentedChainLengths();
 
   const handler = new Http1Handler(runtime, logger, metrics);
-  const app = createListener({ config, logger, runtime, registry, handler, metrics });
+  const app = createListener({ config, logger, runtime, registry, handler, metrics, staple: (cert) => stapler.current(cert) });
   const upgrades = new WebSocketUpgrades(runtime, logger, metrics);
   app.server.on('upgrade', upgrades.onUpgrade);
   // A close without a drain cuts open tunnels at once; a drain leaves them to server.drainTimeout.
@@ -144,6 +170,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     done();
   });
   for (const store of snapshot.revocation.byDomain.values()) store.start();
+  stapler.start();
 
   let draining = false;
   const reloader = new Reloader({
@@ -154,6 +181,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     loadConfig: deps.loadConfig ?? (async () => config),
     ticketKeys,
     storeDeps,
+    ocspDeps,
     fleet,
     onResult: (r) => {
       metrics.reload(r.result);
@@ -190,10 +218,14 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     (closed ??= (async () => {
       watch?.stop();
       expiry.stop();
+      stapler.stop();
       // The listener stops accepting first and its connections finish (a drain); revocation keeps
       // being enforced on them meanwhile, so the stores stop only after it.
       await app.close();
       await Promise.all([...runtime.current.revocation.byDomain.values()].map((s) => s.stop()));
+      const ocsp = runtime.current.ocsp;
+      ocsp.clients?.stop();
+      for (const s of ocsp.upstreams.values()) s.stop();
       await Promise.all([...runtime.current.upstreams.values()].map((u) => u.close()));
     })());
 
@@ -211,7 +243,7 @@ export async function buildGateway(deps: GatewayDeps): Promise<Gateway> {
     },
     reload: (trigger) => reloader.reload(trigger),
     readiness: ready,
-    status: () => statusOf(runtime.current, { lastReload: reloader.last, readiness: ready(), connectionsOpen: registry.size }),
+    status: () => statusOf(runtime.current, { lastReload: reloader.last, readiness: ready(), connectionsOpen: registry.size, stapling: stapler.state() }),
     async drain(signal: string) {
       if (draining) return close();
       draining = true;

@@ -131,6 +131,21 @@ function dnChecks(
   return checks;
 }
 
+/**
+ * A DN matcher outside the routes (tls.ocsp.responders[].issuer), with a selector's rules: the same
+ * attribute names and patterns, every attribute must match. Throws PolicyCompileError naming `path`.
+ */
+export function compileDnMatcher(value: Readonly<Record<string, string>>, path: string): (dn: DistinguishedName) => boolean {
+  const issues: PolicyIssue[] = [];
+  const checks = dnChecks('subject', value, path, issues);
+  if (issues.length > 0) throw new PolicyCompileError(issues);
+  // The checks read the DN from an identity's subject: hand them one that has only that.
+  return (dn) => {
+    const holder = { subject: dn } as unknown as PeerIdentity;
+    return checks.every((c) => c.test(holder));
+  };
+}
+
 function compileSelector(sel: unknown, list: 'allow' | 'deny', index: number, rule: string, issues: PolicyIssue[]): CompiledSelector {
   const checks: FieldCheck[] = [];
   const before = issues.length;

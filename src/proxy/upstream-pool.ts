@@ -7,14 +7,17 @@
  * budget. The data plane sees one object: it asks for a target, reports how the attempt went, and
  * decides retries with the fleet's settings (src/dataplane/proxy-http.ts).
  */
+import type { Logger } from 'pino';
 import type { RetryReason, UpstreamConfig } from '../config/schema.js';
 import type { UpstreamTlsMaterial } from '../pki/gateway-material.js';
+import type { OcspStore } from '../revocation/ocsp-store.js';
 import { createBalancer, type Balancer } from './balancer.js';
 import { DnsDiscovery, MAX_DISCOVERED_TARGETS, type DnsLookup } from './dns-discovery.js';
 import { HealthChecker } from './health-checker.js';
 import { OutlierDetector } from './outlier-detector.js';
 import { RetryBudget } from './retry-budget.js';
 import { UpstreamGate } from './upstream-gate.js';
+import { UpstreamOcspCheck } from './upstream-ocsp.js';
 import { UpstreamTarget, type TargetPoolSettings } from './upstream-target.js';
 import { buildUpstreamSecureContext, upstreamIdentityCheck, type UpstreamRevocation } from './upstream-verify.js';
 
@@ -34,6 +37,8 @@ export interface FleetDeps {
   readonly lookup: DnsLookup;
   readonly events: FleetEvents;
   readonly random?: () => number;
+  /** Where an upstream admitted by an OCSP fail-open (onUnavailable: allow) is logged. */
+  readonly logger?: Logger | undefined;
 }
 
 export interface RetrySettings {
@@ -129,7 +134,7 @@ class UpstreamFleet implements Upstream {
   #retired: { resolve: () => void; promise: Promise<void> } | null = null;
   #stopped = false;
 
-  constructor(name: string, cfg: UpstreamConfig, material: UpstreamTlsMaterial, revocation: UpstreamRevocation | null, deps: FleetDeps, previous: Upstream | null) {
+  constructor(name: string, cfg: UpstreamConfig, material: UpstreamTlsMaterial, revocation: UpstreamRevocation | null, deps: FleetDeps, previous: Upstream | null, ocsp: OcspStore | null) {
     this.name = name;
     this.protocol = cfg.protocol;
     this.#adoptable = new Map((previous?.targets() ?? []).map((t) => [t.origin, t]));
@@ -146,6 +151,7 @@ class UpstreamFleet implements Upstream {
       secureContext: buildUpstreamSecureContext(cfg, material),
       servername: cfg.tls.servername,
       checkServerIdentity: upstreamIdentityCheck(name, cfg, material, revocation),
+      ocsp: ocsp === null ? null : new UpstreamOcspCheck({ name, store: ocsp, mode: cfg.tls.ocsp.mode, requireStapled: cfg.tls.ocsp.requireStapled, onUnavailable: cfg.tls.ocsp.onUnavailable, trust: material.ca.certs, now: deps.now, logger: deps.logger }),
       connections: cfg.limits.maxConnections,
       connectTimeout: cfg.timeouts.connect,
       responseTimeout: cfg.timeouts.response,
@@ -377,7 +383,8 @@ class UpstreamFleet implements Upstream {
  * `previous`: the fleet this one replaces on a reload, when nothing its pools depend on changed
  * (TLS material and settings, timeouts, maxConnections, revocation store). Targets it shares with
  * it by origin are taken over as they are: pooled connections, health and ejection state.
+ * `ocsp`: the upstream's OCSP store when upstreams.<name>.tls.ocsp is on (src/runtime/ocsp-stores.ts).
  */
-export function createUpstream(name: string, cfg: UpstreamConfig, material: UpstreamTlsMaterial, revocation: UpstreamRevocation | null, deps: FleetDeps, previous: Upstream | null = null): Upstream {
-  return new UpstreamFleet(name, cfg, material, revocation, deps, previous);
+export function createUpstream(name: string, cfg: UpstreamConfig, material: UpstreamTlsMaterial, revocation: UpstreamRevocation | null, deps: FleetDeps, previous: Upstream | null = null, ocsp: OcspStore | null = null): Upstream {
+  return new UpstreamFleet(name, cfg, material, revocation, deps, previous, ocsp);
 }

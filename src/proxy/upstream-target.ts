@@ -8,9 +8,10 @@
  * (src/proxy/http2-upstream-client.ts, which says why not undici's allowH2); both are Dispatchers.
  */
 import type { PeerCertificate, SecureContext } from 'node:tls';
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import { Http2UpstreamClient } from './http2-upstream-client.js';
 import { OutlierRecord } from './outlier-detector.js';
+import { withUpstreamOcsp, type UpstreamOcspCheck } from './upstream-ocsp.js';
 
 export interface TargetPoolSettings {
   /** http2: one HTTP/2 session, h2 required by ALPN (upstreams.<name>.protocol). */
@@ -18,6 +19,8 @@ export interface TargetPoolSettings {
   readonly secureContext: SecureContext;
   readonly servername: string;
   readonly checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined;
+  /** upstreams.<name>.tls.ocsp, when on: every connection asks for a staple and is judged before use (upstream-ocsp.ts). */
+  readonly ocsp?: UpstreamOcspCheck | null | undefined;
   /** Most connections this target's pool opens. */
   readonly connections: number;
   readonly connectTimeout: number;
@@ -84,6 +87,14 @@ export class UpstreamTarget {
   #newPool(): Pool | Http2UpstreamClient {
     const s = this.#settings;
     if (s.protocol === 'http2') return new Http2UpstreamClient(this.origin, s);
+    const connect: buildConnector.BuildOptions = {
+      secureContext: s.secureContext,
+      servername: s.servername,
+      rejectUnauthorized: true,
+      checkServerIdentity: s.checkServerIdentity,
+      maxCachedSessions: 0,
+      timeout: s.connectTimeout,
+    };
     return new Pool(this.origin, {
       connections: s.connections,
       pipelining: 1,
@@ -93,14 +104,7 @@ export class UpstreamTarget {
       // hint can only shorten that (undici subtracts a 2 s margin from the hint).
       keepAliveTimeout: s.keepAlive,
       keepAliveMaxTimeout: s.keepAlive,
-      connect: {
-        secureContext: s.secureContext,
-        servername: s.servername,
-        rejectUnauthorized: true,
-        checkServerIdentity: s.checkServerIdentity,
-        maxCachedSessions: 0,
-        timeout: s.connectTimeout,
-      },
+      connect: s.ocsp ? withUpstreamOcsp(buildConnector({ ...connect, requestOCSP: true } as buildConnector.BuildOptions), s.ocsp) : connect,
     });
   }
 

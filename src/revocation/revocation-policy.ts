@@ -34,6 +34,13 @@ export type RevocationVerdict =
       readonly revokedAt: Date | null;
       readonly crlNumber: string | null;
       readonly validUntil: number;
+      /** Which check refused: a CRL (the default) or OCSP (combined-revocation.ts). */
+      readonly source?: 'crl' | 'ocsp';
+      /**
+       * Set while an OCSP lookup for the leaf runs: the verdict is a refusal until it settles, so a
+       * caller that does not wait fails closed; the data plane waits on it and asks again.
+       */
+      readonly pending?: Promise<void>;
     };
 
 function issuerName(link: ChainLink): string {

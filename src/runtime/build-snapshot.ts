@@ -13,6 +13,8 @@ import { compilePolicy } from '../policy/compile-policy.js';
 import { RequestHeaderFilter } from '../proxy/forward-headers.js';
 import { compileRouteForwarding } from '../proxy/route-forwarding.js';
 import { createUpstream, type FleetDeps, type Upstream } from '../proxy/upstream-pool.js';
+import { CombinedRevocation, type CombinedSettings } from '../revocation/combined-revocation.js';
+import type { OcspStores } from './ocsp-stores.js';
 import { revocationSettings } from './revocation-stores.js';
 import type { ConnectionContext, RevocationStores, RuntimeSnapshot, ServerTlsOptions } from './snapshot.js';
 
@@ -26,6 +28,8 @@ export interface SnapshotDeps {
    * bad route is reported before a bad CRL source, as at startup before.
    */
   readonly revocation: (material: GatewayMaterial) => RevocationStores;
+  /** The long-lived OCSP stores for this material; none when omitted. */
+  readonly ocsp?: ((material: GatewayMaterial) => OcspStores) | undefined;
   /**
    * Session ticket keys when tls.sessionTickets.keyFile is not set: generated once per process (or
    * handed down by the primary to every worker) so that a reload keeps resumption working.
@@ -55,6 +59,7 @@ function identityOf(o: object | null): number {
   return id;
 }
 const reuseKeys = new WeakMap<object, string>();
+const NO_OCSP: OcspStores = Object.freeze({ clients: null, upstreams: new Map() });
 const poolKeys = new WeakMap<object, string>();
 
 function reuse<T extends object>(previous: T | undefined, key: string): T | undefined {
@@ -70,6 +75,7 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
   const { server, clientCA } = material;
   const policy = compilePolicy(config.routes, { caseSensitive: config.server.paths.caseSensitive });
   const revocation = deps.revocation(material);
+  const ocsp = deps.ocsp?.(material) ?? NO_OCSP;
   const previous = deps.previous;
   const upstreams = new Map<string, Upstream>();
   for (const [name, u] of Object.entries(config.upstreams)) {
@@ -85,12 +91,24 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
     // What the targets' pools are made of: when only the fleet's shape changed (targets, balance,
     // health, retries, limits other than maxConnections), the new fleet takes over the targets it
     // shares with the old one, pooled connections and health included.
-    const poolKey = JSON.stringify([name, u.tls, u.protocol, u.timeouts, u.limits.maxConnections, m.client.pem, m.client.keyPem, m.ca.pems, identityOf(store)]);
-    const fleet = createUpstream(name, u, m, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null, { ...deps.fleet, now }, before !== undefined && poolKeys.get(before) === poolKey ? before : null);
+    const ocspStore = ocsp.upstreams.get(name) ?? null;
+    const poolKey = JSON.stringify([name, u.tls, u.protocol, u.timeouts, u.limits.maxConnections, m.client.pem, m.client.keyPem, m.ca.pems, identityOf(store), identityOf(ocspStore)]);
+    const fleet = createUpstream(name, u, m, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null, { ...deps.fleet, now }, before !== undefined && poolKeys.get(before) === poolKey ? before : null, ocspStore);
     poolKeys.set(fleet, poolKey);
     upstreams.set(name, remember(fleet, key));
   }
-  const authKey = JSON.stringify([config.tls.verifyDepth, config.tls.maxChainLength, clientCA.pems, config.tls.revocation, identityOf(revocation.clients)]);
+  const authKey = JSON.stringify([config.tls.verifyDepth, config.tls.maxChainLength, clientCA.pems, config.tls.revocation, config.tls.ocsp.mode, config.tls.ocsp.onUnavailable, identityOf(revocation.clients), identityOf(ocsp.clients)]);
+  const clientOcsp = config.tls.ocsp.mode === 'off' ? null : ocsp.clients;
+  const clientRevocation: { store: CombinedRevocation; settings: CombinedSettings } | null =
+    revocation.clients === null && clientOcsp === null
+      ? null
+      : {
+          store: new CombinedRevocation(revocation.clients, clientOcsp),
+          settings: {
+            crl: revocationSettings(config.tls.revocation),
+            ocsp: clientOcsp === null || config.tls.ocsp.mode === 'off' ? null : { mode: config.tls.ocsp.mode, onUnavailable: config.tls.ocsp.onUnavailable },
+          },
+        };
   const auth =
     reuse(previous?.auth, authKey) ??
     remember(
@@ -99,7 +117,7 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
         maxChainLength: config.tls.maxChainLength,
         now,
         trust: clientCA.certs,
-        revocation: revocation.clients ? { store: revocation.clients, settings: revocationSettings(config.tls.revocation) } : null,
+        revocation: clientRevocation,
       }),
       authKey,
     );
@@ -132,6 +150,7 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
     serverTls,
     auth,
     revocation,
+    ocsp,
     upstreams,
     // XFCC's By= names the gateway itself: the SPIFFE ID of its server certificate, if it has one.
     xfccBy: identityFromDer(server.leaf.raw).spiffe?.uri ?? null,

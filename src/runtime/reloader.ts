@@ -18,6 +18,8 @@ import { loadGatewayMaterial } from '../pki/gateway-material.js';
 import type { ReadFileFn } from '../pki/tls-material.js';
 import type { RevocationStore } from '../revocation/revocation-store.js';
 import { buildSnapshot, type SnapshotDeps } from './build-snapshot.js';
+import { reviseOcspStores, type OcspStoreDeps } from './ocsp-stores.js';
+import type { OcspStore } from '../revocation/ocsp-store.js';
 import { reviseRevocationStores, type RevocationStoreDeps } from './revocation-stores.js';
 import type { Runtime } from './runtime.js';
 import type { RuntimeSnapshot } from './snapshot.js';
@@ -40,6 +42,8 @@ export interface ReloaderDeps {
   readonly ticketKeys: Buffer;
   /** How new revocation stores are made (logger, parser, change hooks). */
   readonly storeDeps: RevocationStoreDeps;
+  /** How new OCSP stores are made. */
+  readonly ocspDeps: OcspStoreDeps;
   /** What new upstream fleets need (DNS lookup, where they report). */
   readonly fleet: SnapshotDeps['fleet'];
   /** After every attempt: metrics and /status. */
@@ -132,6 +136,7 @@ export class Reloader {
     const previous = runtime.current;
     let created: readonly RevocationStore[] = [];
     let retired: readonly RevocationStore[] = [];
+    let retiredOcsp: readonly OcspStore[] = [];
     let built: RuntimeSnapshot | null = null;
     try {
       const config = await this.#deps.loadConfig();
@@ -151,6 +156,11 @@ export class Reloader {
           retired = change.retired;
           return change.stores;
         },
+        ocsp: (m) => {
+          const change = reviseOcspStores(config, m, previous.ocsp, this.#deps.ocspDeps);
+          retiredOcsp = change.retired;
+          return change.stores;
+        },
       }));
       // New CRL sources load (and are validated) before anything changes; a refused CRL file
       // refuses the reload as it refuses startup.
@@ -164,6 +174,7 @@ export class Reloader {
       runtime.swap(next);
       for (const store of created) store.start();
       for (const store of retired) void store.stop();
+      for (const store of retiredOcsp) store.stop();
       // Stores kept from the previous snapshot re-read their sources too: a reload means every input.
       const kept = [...next.revocation.byDomain.values()].filter((s) => !created.includes(s));
       await Promise.all(kept.map((s) => s.reload(trigger)));
@@ -176,6 +187,8 @@ export class Reloader {
       return this.#record(trigger, started, { result: 'success', generation: next.generation }, null);
     } catch (err) {
       for (const store of created) void store.stop();
+      // OCSP stores made for the refused snapshot hold at most lookups it started; stop them.
+      if (built !== null) for (const s of [built.ocsp.clients, ...built.ocsp.upstreams.values()]) if (s !== null && s !== previous.ocsp.clients && ![...previous.ocsp.upstreams.values()].includes(s)) s.stop();
       // Pools made for the refused snapshot never carried a request; close them all the same.
       if (built !== null) for (const [name, u] of built.upstreams) if (previous.upstreams.get(name) !== u) void u.close();
       const { code, message, key } = describeReloadError(err);

@@ -18,8 +18,10 @@ import type { RequestHeaderFilter } from '../proxy/forward-headers.js';
 import type { RouteForwarding } from '../proxy/route-forwarding.js';
 import type { Upstream } from '../proxy/upstream-pool.js';
 import type { PathOptions } from '../request/normalize-path.js';
-import type { RevocationSettings, RevocationVerdict } from '../revocation/revocation-policy.js';
+import type { CombinedSettings } from '../revocation/combined-revocation.js';
+import type { RevocationVerdict } from '../revocation/revocation-policy.js';
 import type { RevocationStore } from '../revocation/revocation-store.js';
+import type { OcspStores } from './ocsp-stores.js';
 
 /**
  * The listener's TLS options: the complete set, as `setSecureContext` needs it (it resets what is
@@ -77,8 +79,10 @@ export interface RuntimeSnapshot {
   readonly forwarding: readonly RouteForwarding[];
   readonly serverTls: ServerTlsOptions;
   /** The connection authenticator for this client CA (its caches are per socket and per certificate). */
-  readonly auth: ConnectionAuthenticator<RevocationSettings, RevocationVerdict>;
+  readonly auth: ConnectionAuthenticator<CombinedSettings, RevocationVerdict>;
   readonly revocation: RevocationStores;
+  /** The long-lived OCSP stores (tls.ocsp, upstreams.X.tls.ocsp), referenced like the CRL stores. */
+  readonly ocsp: OcspStores;
   readonly upstreams: ReadonlyMap<string, Upstream>;
   /** XFCC's By=: the SPIFFE ID of the server certificate, if it has one. */
   readonly xfccBy: string | null;

@@ -6,6 +6,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import type { RevocationConfig } from '../config/schema.js';
+import type { StaplingState } from '../revocation/ocsp-stapler.js';
 import type { CertificateInfo, CrlInfo, UpstreamTargetInfo } from '../telemetry/metrics.js';
 import { certificateDn } from '../x509/dn.js';
 import type { RuntimeSnapshot } from './snapshot.js';
@@ -123,8 +124,22 @@ export function upstreamTargetsOf(snapshot: RuntimeSnapshot): UpstreamTargetInfo
   return out;
 }
 
+/** One OCSP store for /status: its settings, its counters and (a bounded sample of) its cache. */
+export function ocspOf(snapshot: RuntimeSnapshot) {
+  const stores = [...(snapshot.ocsp.clients ? [snapshot.ocsp.clients] : []), ...snapshot.ocsp.upstreams.values()];
+  return stores.map((s) => ({
+    domain: s.domain,
+    mode: s.domain === 'clients' ? snapshot.config.tls.ocsp.mode : (snapshot.config.upstreams[s.domain.slice('upstream '.length)]?.tls.ocsp.mode ?? 'off'),
+    cached: s.size,
+    hits: s.counts.hits,
+    misses: s.counts.misses,
+    lookups: s.counts.lookups,
+    entries: s.describe(100),
+  }));
+}
+
 /** The /status document. */
-export function statusOf(snapshot: RuntimeSnapshot, extra: { lastReload: LastReload | null; readiness: Readiness; connectionsOpen: number }) {
+export function statusOf(snapshot: RuntimeSnapshot, extra: { lastReload: LastReload | null; readiness: Readiness; connectionsOpen: number; stapling?: StaplingState }) {
   const cfg = snapshot.config;
   return {
     generation: snapshot.generation,
@@ -135,6 +150,9 @@ export function statusOf(snapshot: RuntimeSnapshot, extra: { lastReload: LastRel
     connectionsOpen: extra.connectionsOpen,
     certificates: certificatesOf(snapshot).map((c) => ({ role: c.role, subject: c.subject, serial: c.serial, notAfter: c.notAfter.toISOString(), ...(c.upstream !== undefined ? { upstream: c.upstream } : {}) })),
     crls: crlsOf(snapshot),
+    ocsp: ocspOf(snapshot),
+    // OCSP stapling of the server certificate (tls.stapling); the stapler owns it, not the snapshot.
+    stapling: extra.stapling ?? null,
     routes: cfg.routes.map((r, i) => ({
       name: r.name,
       upstream: r.upstream,

@@ -78,6 +78,10 @@ export class GatewayMetrics {
   readonly #healthChecks: Counter<'upstream' | 'result'>;
   readonly #discoveryFailures: Counter<'upstream'>;
   readonly #http2Closed: Counter<'reason'>;
+  readonly #ocspCache: Counter<'domain' | 'result'>;
+  readonly #ocspLookups: Counter<'domain' | 'result'>;
+  readonly #ocspLatency: Histogram<'domain'>;
+  readonly #staples: Counter<'result'>;
 
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -93,6 +97,31 @@ export class GatewayMetrics {
       help: 'Time from the request head to the end of the answer, by route ("" when none matched).',
       labelNames: ['route'],
       buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.#ocspCache = new Counter({
+      name: 'mtls_gateway_ocsp_cache_total',
+      help: 'OCSP status asked of the cache, by domain (clients, upstream NAME) and result (hit: a usable answer or recent failure was there; miss: a lookup was started).',
+      labelNames: ['domain', 'result'],
+      registers,
+    });
+    this.#ocspLookups = new Counter({
+      name: 'mtls_gateway_ocsp_lookups_total',
+      help: 'OCSP lookups made, by domain and result (good, revoked, unknown, unavailable: no answer, an error status, or an answer that failed verification).',
+      labelNames: ['domain', 'result'],
+      registers,
+    });
+    this.#ocspLatency = new Histogram({
+      name: 'mtls_gateway_ocsp_responder_duration_seconds',
+      help: 'Time of one OCSP lookup, request to verified answer or failure, by domain.',
+      labelNames: ['domain'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.#staples = new Counter({
+      name: 'mtls_gateway_ocsp_staple_refreshes_total',
+      help: "Fetches of the OCSP answer stapled for the gateway's own certificate, by result (good, revoked, unknown, unavailable).",
+      labelNames: ['result'],
       registers,
     });
     this.#clientCertRejections = new Counter({
@@ -171,7 +200,7 @@ export class GatewayMetrics {
     });
     this.#revokedClosed = new Counter({
       name: 'mtls_gateway_revoked_connections_closed_total',
-      help: 'Live client connections closed because a CRL update revoked their certificate or left its revocation status unknown.',
+      help: 'Live client connections closed because a CRL update or a refreshed OCSP answer revoked their certificate or left its revocation status unknown.',
       registers,
     });
     new Gauge({
@@ -327,6 +356,19 @@ export class GatewayMetrics {
 
   http2SessionClosed(reason: 'rapid-reset'): void {
     this.#http2Closed.inc({ reason });
+  }
+
+  ocspCache(domain: string, result: 'hit' | 'miss'): void {
+    this.#ocspCache.inc({ domain, result });
+  }
+
+  ocspLookup(domain: string, result: 'good' | 'revoked' | 'unknown' | 'unavailable', seconds: number): void {
+    this.#ocspLookups.inc({ domain, result });
+    this.#ocspLatency.observe({ domain }, seconds);
+  }
+
+  ocspStapleRefreshed(result: 'good' | 'revoked' | 'unknown' | 'unavailable'): void {
+    this.#staples.inc({ result });
   }
 
   revokedConnectionClosed(): void {

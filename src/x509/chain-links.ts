@@ -20,6 +20,8 @@ export interface ChainLink {
   readonly isCa: boolean;
   /** The issuing CA's certificate; null when the chain could not be completed. */
   readonly issuer: X509Certificate | null;
+  /** The certificate's DER (OCSP reads its AIA; a reference, not a copy). */
+  readonly raw: Buffer;
 }
 
 const MAX_CHAIN = 16;
@@ -82,7 +84,7 @@ export class ChainLinker {
       if (i > 0 && cur.checkIssued(cur)) return { links, depth: i };
       const issuer = this.#issuerInBundle(cur);
       if (issuer === null) return null;
-      links.push({ serial: normalizeSerial(cur.serialNumber), subject: certificateDn(cur), isCa: i > 0, issuer });
+      links.push({ serial: normalizeSerial(cur.serialNumber), subject: certificateDn(cur), isCa: i > 0, issuer, raw: cur.raw });
       cur = issuer;
     }
     return null;
@@ -114,7 +116,7 @@ export class ChainLinker {
         return this.#trust.has(cur.fingerprint256) ? { links, depth: i } : null;
       }
       if (!next || !next.raw) return null;
-      links.push({ serial: normalizeSerial(cur.serialNumber), subject: certificateDn(cur), isCa: i > 0, issuer: this.#x509(next) });
+      links.push({ serial: normalizeSerial(cur.serialNumber), subject: certificateDn(cur), isCa: i > 0, issuer: this.#x509(next), raw: cur.raw });
       cur = next;
     }
     return null;

@@ -11,6 +11,7 @@ import { createCrl, type Issued } from '../../src/pki/dev-pki.js';
 import { writeDevPki } from '../../src/pki/write-dev-pki.js';
 import { cli, shippedLayout } from '../helpers/demo-cli.js';
 import { makeTestPki } from '../helpers/harness.js';
+import { issueLeafWithOcsp, startOcspResponder } from '../helpers/ocsp-responder.js';
 
 const BILLING = 'spiffe://example.org/ns/default/sa/billing';
 
@@ -105,4 +106,39 @@ t.test('cert inspect on a table of certificates', async (t) => {
   t.equal(noFile.code, 2);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /ENOENT/);
+});
+
+t.test('cert inspect --config asks the OCSP responder as the gateway would (tls.ocsp)', async (t) => {
+  const root = t.testdir();
+  const { config, certs } = await shippedLayout(root, { pki: false });
+  const pki = await makeTestPki();
+  await writeDevPki(pki, certs);
+  const responder = await startOcspResponder({ issuerCertPem: pki.intermediate.certPem, issuerKeyPem: pki.intermediate.keyPem });
+  t.teardown(() => responder.close());
+  const good = await issueLeafWithOcsp(pki.intermediate, { ocspUrls: [responder.url], cn: 'ocsp-good', uris: [BILLING] });
+  const revoked = await issueLeafWithOcsp(pki.intermediate, { ocspUrls: [responder.url], cn: 'ocsp-revoked', uris: [BILLING] });
+  responder.setStatus(revoked.serial, 'revoked', { reason: 'keyCompromise' });
+  await writeFile(path.join(certs, 'ocsp-good.crt'), good.chainPem);
+  await writeFile(path.join(certs, 'ocsp-revoked.crt'), revoked.chainPem);
+  const withOcsp = async (mode: string) => {
+    const file = path.join(root, 'config', `ocsp-${mode}.yaml`);
+    await writeFile(file, (await readFile(config, 'utf8')).replace(/^tls:\n/m, `tls:\n  ocsp: { mode: ${mode} }\n`));
+    return file;
+  };
+  const prefer = await withOcsp('prefer');
+  const g = (await inspectCertificate({ file: path.join(certs, 'ocsp-good.crt'), configFile: prefer })).config!.verdict;
+  t.equal(g.accepted, true);
+  t.match(g.checks.find((c) => c.name === 'ocsp'), { ok: true, detail: new RegExp(`^good from ${responder.url.replace(/[.]/g, '\\.')}`) });
+  const r = (await inspectCertificate({ file: path.join(certs, 'ocsp-revoked.crt'), configFile: prefer })).config!.verdict;
+  t.equal(r.code, 'GW_ERR_CLIENT_CERT_REVOKED');
+  t.match(r.checks.find((c) => c.name === 'ocsp'), { ok: false, detail: /^revoked from / });
+  // The dev PKI's billing certificate names no responder: prefer leaves it to the CRLs, require refuses.
+  const plain = (await inspectCertificate({ file: path.join(certs, 'client-billing.crt'), configFile: prefer })).config!.verdict;
+  t.match(plain.checks.find((c) => c.name === 'ocsp'), { ok: true, detail: /no responder known.*the CRLs decide/ });
+  const strict = (await inspectCertificate({ file: path.join(certs, 'client-billing.crt'), configFile: await withOcsp('require') })).config!.verdict;
+  t.equal(strict.code, 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN');
+  responder.setMode('down');
+  const down = (await inspectCertificate({ file: path.join(certs, 'ocsp-good.crt'), configFile: prefer })).config!.verdict;
+  t.equal(down.code, 'GW_ERR_CLIENT_CERT_REVOCATION_UNKNOWN', 'onUnavailable deny');
+  t.match(down.checks.find((c) => c.name === 'ocsp'), { detail: /no usable answer/ });
 });

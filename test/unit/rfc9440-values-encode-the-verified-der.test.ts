@@ -62,8 +62,8 @@ t.test('Client-Cert and Client-Cert-Chain decode to the certificates of the veri
 t.test('a chain with a missing issuer is not sent in part', async (t) => {
   const pki = await createDevPki();
   const links: ChainLink[] = [
-    { serial: '01', subject: 'CN=leaf', isCa: false, issuer: null },
-    { serial: '02', subject: 'CN=Inter', isCa: true, issuer: new X509Certificate(pki.root.certPem) },
+    { serial: '01', subject: 'CN=leaf', isCa: false, issuer: null, raw: Buffer.alloc(0) },
+    { serial: '02', subject: 'CN=Inter', isCa: true, issuer: new X509Certificate(pki.root.certPem), raw: Buffer.alloc(0) },
   ];
   t.equal(clientCertChainValue(links), null);
 });
