@@ -24,6 +24,7 @@ const SCENARIO_FILES = {
   hs: 'handshakes.mjs',
   idle: 'idle-connections.mjs',
   crl: 'big-crl.mjs',
+  ocsp: 'ocsp.mjs',
   profile: 'profile.mjs',
   failover: 'failover.mjs',
   h2: 'http2.mjs',

@@ -1,7 +1,7 @@
 // Command-line options of bench/run.mjs, with the defaults of a full run and of --quick.
 import { parseArgs } from 'node:util';
 
-export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'profile', 'failover', 'h2', 'grpc'];
+export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'ocsp', 'profile', 'failover', 'h2', 'grpc'];
 /** Scenarios that start their own gateway and origins and compare with no other target. */
 export const STANDALONE_SCENARIOS = ['failover'];
 const QUICK_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl'];

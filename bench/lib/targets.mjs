@@ -27,9 +27,10 @@ function q(s) {
  * mTLS with CRLs). crl: 'small' (the PKI's CRLs), 'none', or a path to a big intermediate CRL.
  * upstreamPorts: several origins make the upstream a fleet (`targets:` instead of `url:`);
  * upstreamExtra: more keys of the upstream, as YAML lines indented by four spaces (e.g. healthCheck);
+ * tlsExtra: more keys of the listener's tls block, as YAML lines indented by two spaces (e.g. ocsp);
  * adminPort: 0 (any) unless the caller wants to read /status or /metrics.
  */
-export function gatewayConfigYaml({ port, pki, upstreamPort, upstreamPorts, upstreamExtra = '', adminPort = 0, crl = 'small', logLevel = 'warn' }) {
+export function gatewayConfigYaml({ port, pki, upstreamPort, upstreamPorts, upstreamExtra = '', tlsExtra = '', adminPort = 0, crl = 'small', logLevel = 'warn' }) {
   const origin = (p) => `https://127.0.0.1:${p}`;
   const where = upstreamPorts ? `targets: [${upstreamPorts.map(origin).join(', ')}]` : `url: ${origin(upstreamPort)}`;
   const crlLine =
@@ -40,7 +41,7 @@ tls:
   cert: ${q(pki.serverCert)}
   key: ${q(pki.serverKey)}
   clientCA: ${q(pki.caBundle)}
-${crlLine}  verifyDepth: 2
+${crlLine}${tlsExtra}  verifyDepth: 2
 upstreams:
   bench:
     ${where}
@@ -104,12 +105,12 @@ export class Targets {
    * Starts a gateway; name is the target name ('gateway', 'gateway-info', 'gateway-crl-100k', ...).
    * By default it forwards to the main upstream; upstreamPorts/upstreamExtra/adminPort: see gatewayConfigYaml.
    */
-  async startGateway(name, { crl = 'small', logLevel = 'warn', nodeArgs = [], timeoutMs = 120_000, upstreamPorts, upstreamExtra, adminPort } = {}) {
+  async startGateway(name, { crl = 'small', logLevel = 'warn', nodeArgs = [], timeoutMs = 120_000, upstreamPorts, upstreamExtra, tlsExtra, adminPort } = {}) {
     const port = await freePort();
     const dir = join(this.runDir, name);
     mkdirSync(dir, { recursive: true });
     const config = join(dir, 'gateway.yaml');
-    writeFileSync(config, gatewayConfigYaml({ port, pki: this.pki, upstreamPort: upstreamPorts ? null : this.upstream.port, upstreamPorts, upstreamExtra, adminPort, crl, logLevel }));
+    writeFileSync(config, gatewayConfigYaml({ port, pki: this.pki, upstreamPort: upstreamPorts ? null : this.upstream.port, upstreamPorts, upstreamExtra, tlsExtra, adminPort, crl, logLevel }));
     const args = [...nodeArgs, join(this.checkout, 'dist/cli/main.js'), 'start', '--config', config];
     if (this.opts.workers > 1) args.push('--workers', String(this.opts.workers));
     const logFile = join(this.runDir, `${name}.log`);
