@@ -28,7 +28,7 @@ import { combineLeaf, type OcspPolicy } from '../revocation/combined-revocation.
 import { createOcspHttpLookup } from '../revocation/ocsp-http-lookup.js';
 import { certIdFor, encodeOcspRequest } from '../revocation/ocsp-request.js';
 import { verifyOcspResponse } from '../revocation/ocsp-response.js';
-import type { OcspState } from '../revocation/ocsp-store.js';
+import { stateFromCheck, type OcspState } from '../revocation/ocsp-store.js';
 import { checkChain } from '../revocation/revocation-policy.js';
 import { compileResponders } from '../runtime/ocsp-stores.js';
 import { RevocationStore } from '../revocation/revocation-store.js';
@@ -180,12 +180,7 @@ async function checkOcsp(chain: readonly X509Certificate[], config: GatewayConfi
     const res = await createOcspHttpLookup(agent)({ url, request: encodeOcspRequest(certId, nonce), timeoutMs: o.timeout, maxBytes: o.maxBytes }).finally(() => agent.destroy());
     const until = now.getTime();
     if (!res.ok) state = { kind: 'unavailable', reason: res.reason, url, until };
-    else {
-      const check = verifyOcspResponse(res.der, { certId, issuer, now: now.getTime(), nonce });
-      state = check.ok
-        ? { kind: 'answer', answer: check.answer, url, expiresAt: check.answer.nextUpdate?.getTime() ?? until }
-        : { kind: 'unavailable', reason: `${check.failure}: ${check.reason}`, url, until };
-    }
+    else state = stateFromCheck(verifyOcspResponse(res.der, { certId, issuer, now: until, nonce }), url, until, until);
   }
   const v = combineLeaf(link, state, policy, null);
   const what = state.kind === 'answer' ? `${state.answer.status} from ${state.url} (thisUpdate ${state.answer.thisUpdate.toISOString()}, nextUpdate ${state.answer.nextUpdate?.toISOString() ?? 'none'}, signed by ${state.answer.signer})` : state.kind === 'unavailable' ? `no usable answer from ${state.url}: ${state.reason}` : 'no responder known (no tls.ocsp.responders entry for its issuer, no AIA OCSP URL)';

@@ -26,7 +26,7 @@ import { GatewayError } from '../errors/registry.js';
 import { combineLeaf, type OcspPolicy } from '../revocation/combined-revocation.js';
 import { certIdFor } from '../revocation/ocsp-request.js';
 import { verifyOcspResponse } from '../revocation/ocsp-response.js';
-import { NO_NEXT_UPDATE_TTL_MS, type OcspState, type OcspStore } from '../revocation/ocsp-store.js';
+import { stateFromCheck, type OcspState, type OcspStore } from '../revocation/ocsp-store.js';
 import type { ChainLink } from '../x509/chain-links.js';
 import { ChainLinker } from '../x509/chain-links.js';
 
@@ -113,10 +113,7 @@ export class UpstreamOcspCheck {
   /** A staple as an OcspState: an answer when it verifies, else unavailable with the reason. */
   #stapled(leaf: ChainLink, issuer: X509Certificate, der: Buffer): OcspState {
     const now = this.#s.now();
-    const check = verifyOcspResponse(der, { certId: certIdFor(leaf.raw, issuer), issuer, now, nonce: null });
-    if (!check.ok) return { kind: 'unavailable', reason: `${check.failure}: ${check.reason}`, url: STAPLED, until: now };
-    const a = check.answer;
-    return { kind: 'answer', answer: a, url: STAPLED, expiresAt: a.nextUpdate?.getTime() ?? now + NO_NEXT_UPDATE_TTL_MS };
+    return stateFromCheck(verifyOcspResponse(der, { certId: certIdFor(leaf.raw, issuer), issuer, now, nonce: null }), STAPLED, now, now);
   }
 
   /** The leaf with its issuer: from the trust bundle when it holds every issuer, else as the upstream sent its chain. */

@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import { certificateDn } from '../x509/dn.js';
 import type { OcspLookupFn } from './ocsp-http-lookup.js';
 import { certIdFor, encodeOcspRequest, type OcspCertId } from './ocsp-request.js';
-import { verifyOcspResponse, type OcspAnswer } from './ocsp-response.js';
+import { verifyOcspResponse, type OcspAnswer, type OcspCheck } from './ocsp-response.js';
 
 /** A responder answered, and its answer verified. */
 export interface OcspAnswered {
@@ -71,6 +71,17 @@ export interface OcspStoreOptions {
   readonly metrics?: OcspMetricsSink | null | undefined;
   /** A refresh changed a held certificate's answer from good to anything else. */
   readonly onChange?: () => void;
+}
+
+/**
+ * What a verified (or refused) response means as a state: an answer usable until its nextUpdate
+ * (NO_NEXT_UPDATE_TTL_MS without one), or unavailable until `unavailableUntil` with the reason.
+ * One conversion for lookups, upstream staples and `cert inspect`.
+ */
+export function stateFromCheck(check: OcspCheck, url: string, now: number, unavailableUntil: number): OcspAnswered | OcspUnavailable {
+  if (!check.ok) return { kind: 'unavailable', reason: `${check.failure}: ${check.reason}`, url, until: unavailableUntil };
+  const a = check.answer;
+  return { kind: 'answer', answer: a, url, expiresAt: a.nextUpdate !== null ? a.nextUpdate.getTime() : now + NO_NEXT_UPDATE_TTL_MS };
 }
 
 /** How long a failed lookup is reported before the next connection asks again. */
@@ -198,13 +209,7 @@ export class OcspStore {
       if (!res.ok) {
         state = { kind: 'unavailable', reason: res.reason, url, until: now + RETRY_UNAVAILABLE_MS };
       } else {
-        const check = verifyOcspResponse(res.der, { certId, issuer, now, nonce });
-        if (check.ok) {
-          const a = check.answer;
-          state = { kind: 'answer', answer: a, url, expiresAt: a.nextUpdate !== null ? a.nextUpdate.getTime() : now + NO_NEXT_UPDATE_TTL_MS };
-        } else {
-          state = { kind: 'unavailable', reason: `${check.failure}: ${check.reason}`, url, until: now + RETRY_UNAVAILABLE_MS };
-        }
+        state = stateFromCheck(verifyOcspResponse(res.der, { certId, issuer, now, nonce }), url, now, now + RETRY_UNAVAILABLE_MS);
       }
     } catch (err) {
       // certIdFor on a certificate OpenSSL accepted should not throw; if it does, fail like a lookup.
