@@ -8,7 +8,7 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { STANDALONE_SCENARIOS, USAGE, parseOptions } from './lib/args.mjs';
+import { ALL_TARGETS, DEFAULT_TARGETS, NODE_REFERENCES, STANDALONE_SCENARIOS, USAGE, parseOptions } from './lib/args.mjs';
 import { checkTarget } from './lib/checks.mjs';
 import { Generators } from './lib/generators.mjs';
 import { machineInfo, which } from './lib/machine.mjs';
@@ -29,6 +29,7 @@ const SCENARIO_FILES = {
   failover: 'failover.mjs',
   h2: 'http2.mjs',
   grpc: 'grpc.mjs',
+  storm: 'storm.mjs',
 };
 
 let opts;
@@ -78,13 +79,14 @@ const nginx = which('nginx');
 // Standalone scenarios (failover) start their own origins and gateway: with only those selected,
 // the main upstream and targets are not started or checked.
 const standaloneOnly = opts.scenarios.every((s) => STANDALONE_SCENARIOS.includes(s));
-let mainTargets = standaloneOnly ? [] : (opts.targets ?? ['direct', 'gateway', 'floor', ...(nginx ? ['nginx'] : [])]);
-if (mainTargets.includes('nginx') && !nginx) {
-  log('WARNING: target nginx requested but nginx is not installed (apt-get install -y nginx): skipped');
-  mainTargets = mainTargets.filter((t) => t !== 'nginx');
+const isNginx = (t) => t === 'nginx' || t === 'nginx-log';
+let mainTargets = standaloneOnly ? [] : (opts.targets ?? DEFAULT_TARGETS.filter((t) => nginx || !isNginx(t)));
+if (mainTargets.some(isNginx) && !nginx) {
+  log(`WARNING: target(s) ${mainTargets.filter(isNginx).join(', ')} requested but nginx is not installed (apt-get install -y nginx): skipped`);
+  mainTargets = mainTargets.filter((t) => !isNginx(t));
 }
 // Order: direct first, then the gateway, then the references, in every round.
-mainTargets = ['direct', 'gateway', 'floor', 'nginx'].filter((t) => mainTargets.includes(t));
+mainTargets = ALL_TARGETS.filter((t) => mainTargets.includes(t));
 const upstreamKind = opts.upstream === 'auto' ? (nginx ? 'nginx' : 'node') : opts.upstream;
 if (upstreamKind === 'nginx' && !nginx) {
   process.stderr.write('--upstream nginx: nginx is not installed\n');
@@ -104,15 +106,14 @@ log(`generators: keep-alive ${gens.toolFor('ka')}, full handshakes ${gens.toolFo
 let failed = false;
 try {
   if (!standaloneOnly) await targets.startUpstream(upstreamKind);
-  if (mainTargets.includes('gateway') || needsGateway) await targets.startGateway('gateway');
-  if (mainTargets.includes('floor')) await targets.startFloor('floor');
-  if (mainTargets.includes('nginx')) await targets.startNginxProxy('nginx');
-  // The node floor does not do the gateway's job (no identity, policy or revocation): not checked.
-  for (const name of mainTargets.filter((t) => t !== 'direct' && t !== 'floor')) {
-    const c = await checkTarget(pki, name, targets.get(name).port);
+  if (needsGateway && !mainTargets.includes('gateway')) await targets.startGateway('gateway');
+  for (const name of mainTargets.filter((t) => t !== 'direct')) await targets.startTarget(name);
+  // The Node references do not do the gateway's job (no identity, policy or revocation): basic checks only.
+  for (const name of mainTargets.filter((t) => t !== 'direct')) {
+    const c = await checkTarget(pki, name, targets.get(name).port, { scope: NODE_REFERENCES.includes(name) ? 'basic' : 'full' });
     ctx.checks.push(c);
     if (!c.ok) log(`WARNING: ${name} failed functional checks: ${c.results.filter((r) => !r.ok).map((r) => `${r.what}: ${r.detail}`).join('; ')}`);
-    else log(`${name}: functional checks passed`);
+    else log(`${name}: ${c.scope === 'basic' ? 'basic ' : ''}functional checks passed`);
   }
   for (const id of opts.scenarios) {
     const mod = await import(`./scenarios/${SCENARIO_FILES[id]}`);

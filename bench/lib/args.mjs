@@ -1,17 +1,35 @@
 // Command-line options of bench/run.mjs, with the defaults of a full run and of --quick.
 import { parseArgs } from 'node:util';
 
-export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'ocsp', 'profile', 'failover', 'h2', 'grpc'];
+export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'ocsp', 'profile', 'failover', 'h2', 'grpc', 'storm'];
+/**
+ * Every target, in the order measured in each round: the origin alone, the gateway, then the
+ * references (Node ones from the leanest up, nginx last). See "What runs" in bench/README.md.
+ */
+export const ALL_TARGETS = ['direct', 'gateway', 'gateway-warn', 'floor', 'lean', 'lean-wasm', 'fastify', 'nginx', 'nginx-log'];
+/**
+ * The Node reference proxies: plain mTLS proxies (no identity, policy or revocation, so only the
+ * basic functional checks apply) speaking HTTP/1.1 only.
+ */
+export const NODE_REFERENCES = ['floor', 'lean', 'lean-wasm', 'fastify'];
+/** Targets measured when --targets is not given (nginx ones only when nginx is installed). */
+export const DEFAULT_TARGETS = ['direct', 'gateway', 'floor', 'lean', 'fastify', 'nginx', 'nginx-log'];
 /** Scenarios that start their own gateway and origins and compare with no other target. */
-export const STANDALONE_SCENARIOS = ['failover'];
+export const STANDALONE_SCENARIOS = ['failover', 'storm'];
 const QUICK_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl'];
 
 export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run build)
 
   --scenarios LIST   comma-separated, from: ${ALL_SCENARIOS.join(', ')}
                      (default: all; --quick: ${QUICK_SCENARIOS.join(', ')})
-  --targets LIST     direct, gateway, floor, nginx (default: all four, nginx only if installed);
-                     floor is a minimal Node proxy (lib/floor-proxy.mjs): the platform's lower bound
+  --targets LIST     from: ${ALL_TARGETS.join(', ')}
+                     (default: ${DEFAULT_TARGETS.join(', ')}; the nginx ones only if installed)
+                     gateway runs at its default log level (info: an access record per request),
+                     gateway-warn with log level warn; floor = node:https + undici, the least a Node
+                     proxy does (lib/floor-proxy.mjs); lean / lean-wasm = the same job on raw TLS
+                     sockets with Node's / undici's llhttp (lib/lean-floor.mjs); fastify = Fastify +
+                     @fastify/http-proxy (lib/fastify-proxy.mjs); nginx-log = nginx with a buffered
+                     access log
   --duration S       seconds per measurement (default 6; --quick 3)
   --rounds N         interleaved rounds per target (default 3; --quick 1)
   --warmup S         unrecorded warm-up per target and scenario (default 2; --quick 1)
@@ -28,6 +46,8 @@ export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run bu
   --upstream auto|nginx|node   the origin server (default auto: nginx when installed)
   --quiet-wait S     wait up to S s for an idle machine before each measurement (default 1; --quick 0)
   --profile-seconds S  length of the profiled load (default 10)
+  --profile-kind ka|hs  what the profile scenario drives: keep-alive GET (ka, default) or a full
+                     handshake per request (hs, ab)
   --h2-conns N       HTTP/2 connections of the h2 and grpc scenarios (default 10)
   --h2-streams N     concurrent streams per HTTP/2 connection (default 10)
   --failover-seconds S  measured load per variant of the failover scenario; one origin of three
@@ -51,6 +71,12 @@ function num(name, v, { min = 0, int = true } = {}) {
   return n;
 }
 
+function profileKind(v) {
+  if (v === undefined) return 'ka';
+  if (v !== 'ka' && v !== 'hs') throw new Error(`--profile-kind must be ka or hs (got ${v})`);
+  return v;
+}
+
 export function parseOptions(argv) {
   const { values } = parseArgs({
     args: argv,
@@ -72,6 +98,7 @@ export function parseOptions(argv) {
       upstream: { type: 'string' },
       'quiet-wait': { type: 'string' },
       'profile-seconds': { type: 'string' },
+      'profile-kind': { type: 'string' },
       'h2-conns': { type: 'string' },
       'h2-streams': { type: 'string' },
       'failover-seconds': { type: 'string' },
@@ -103,6 +130,7 @@ export function parseOptions(argv) {
     genThreadsHs: values['gen-threads'] ? num('gen-threads', values['gen-threads'], { min: 1 }) : 2,
     upstream: values.upstream ?? 'auto',
     quietWait: values['quiet-wait'] !== undefined ? num('quiet-wait', values['quiet-wait'], { int: false }) : quick ? 0 : 1,
+    profileKind: profileKind(values['profile-kind']),
     profileSeconds: values['profile-seconds'] ? num('profile-seconds', values['profile-seconds'], { min: 1, int: false }) : 10,
     h2Conns: values['h2-conns'] ? num('h2-conns', values['h2-conns'], { min: 1 }) : 10,
     h2Streams: values['h2-streams'] ? num('h2-streams', values['h2-streams'], { min: 1 }) : 10,
@@ -113,7 +141,7 @@ export function parseOptions(argv) {
     readme: !(values['no-readme'] ?? false),
   };
   for (const s of o.scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario "${s}" (known: ${ALL_SCENARIOS.join(', ')})`);
-  if (o.targets) for (const t of o.targets) if (!['direct', 'gateway', 'floor', 'nginx'].includes(t)) throw new Error(`unknown target "${t}" (direct, gateway, floor, nginx)`);
+  if (o.targets) for (const t of o.targets) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target "${t}" (${ALL_TARGETS.join(', ')})`);
   if (!['auto', 'node'].includes(o.gen)) throw new Error('--gen must be auto or node');
   if (!['auto', 'nginx', 'node'].includes(o.upstream)) throw new Error('--upstream must be auto, nginx or node');
   return o;

@@ -85,9 +85,14 @@ ${mtlsListen(port, pki.upstreamCert, pki.upstreamKey, pki)}    location = / { re
   return { conf: join(dir, 'nginx.conf'), echo };
 }
 
-export function nginxProxyConf({ dir, port, workers, pki, upstreamPort, servername, maxConns }) {
+/**
+ * accessLog: one buffered `combined` record per request to <dir>/access.log (the nginx-log target,
+ * to compare with the gateway at its default log level, which writes one access record per request);
+ * otherwise no access log.
+ */
+export function nginxProxyConf({ dir, port, workers, pki, upstreamPort, servername, maxConns, accessLog = false }) {
   const conf = `${common(dir, workers, maxConns)}http {
-  access_log off;
+  access_log ${accessLog ? `${dir}/access.log combined buffer=64k flush=1s` : 'off'};
   keepalive_requests 1000000;
   keepalive_timeout 300s;
   client_body_temp_path ${dir}/tmp/body;

@@ -57,9 +57,13 @@ export function summarize(rows) {
     const direct = same('direct');
     const nginx = same('nginx');
     const floor = same('floor');
-    // The gateway against the node floor: how much of the gateway's cost is its own code.
-    s.xFloor = floor && s.target === 'gateway' ? ratio(s.rps, floor.rps) : null;
-    s.usOverFloor = floor && s.target === 'gateway' ? ratio(s.targetUs, floor.targetUs) : null;
+    const lean = same('lean');
+    const proxy = s.target !== 'direct';
+    // Every proxy against the node floor (for the gateway: how much of its cost is its own code) and
+    // against the lean floor (how much of that is node:https and undici).
+    s.xFloor = floor && proxy && s.target !== 'floor' ? ratio(s.rps, floor.rps) : null;
+    s.usOverFloor = floor && proxy ? ratio(s.targetUs, floor.targetUs) : null;
+    s.xLean = lean && proxy && s.target !== 'lean' ? ratio(s.rps, lean.rps) : null;
     s.xDirect = direct ? ratio(s.rps, direct.rps) : null;
     s.xNginx = nginx && s.target !== 'nginx' && s.target !== 'direct' ? ratio(s.rps, nginx.rps) : null;
     s.p99OverDirect = direct && s.target !== 'direct' && s.p99 !== null && direct.p99 !== null ? s.p99 - direct.p99 : null;
@@ -117,17 +121,38 @@ function machineSection(r) {
 
 function mainTable(sum) {
   const lines = [
-    '| scenario | target | gen | req/s (min–max) | ×direct | ×nginx | ×floor | p50 ms | p99 ms | p99 − direct | errors | target µs CPU/req | gen cores (µs/req) | target / upstream / foreign cores |',
-    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| scenario | target | gen | req/s (min–max) | ×direct | ×nginx | ×floor | ×lean | p50 ms | p99 ms | p99 − direct | errors | target µs CPU/req | gen cores (µs/req) | target / upstream / foreign cores |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const s of sum) {
     const range = s.n > 1 ? ` (${fx(s.rpsMin)}–${fx(s.rpsMax)})` : '';
     const reuse = s.reused !== null && s.label.startsWith('resumed') && s.requests > 0 ? ` [${fx((100 * s.reused) / s.requests)}% resumed]` : '';
     lines.push(
-      `| ${s.label}${reuse} | ${s.target} | ${s.tool} | ${fx(s.rps)}${range} | ${fx(s.xDirect, 2)} | ${fx(s.xNginx, 2)} | ${fx(s.xFloor, 2)} | ${fx(s.p50, 2)} | ${fx(s.p99, 2)} | ${s.p99OverDirect === null ? '–' : `${s.p99OverDirect >= 0 ? '+' : ''}${s.p99OverDirect.toFixed(2)}`} | ${s.errors} | ${fx(s.targetUs)} | ${fx(s.genCores, 2)} (${fx(s.genUs)}) | ${fx(s.targetCores, 2)} / ${fx(s.upstreamCores, 2)} / ${fx(s.foreignCores, 2)}${s.foreignMax > 0.15 ? ` (max ${fx(s.foreignMax, 2)})` : ''} |`,
+      `| ${s.label}${reuse} | ${s.target} | ${s.tool} | ${fx(s.rps)}${range} | ${fx(s.xDirect, 2)} | ${fx(s.xNginx, 2)} | ${fx(s.xFloor, 2)} | ${fx(s.xLean, 2)} | ${fx(s.p50, 2)} | ${fx(s.p99, 2)} | ${s.p99OverDirect === null ? '–' : `${s.p99OverDirect >= 0 ? '+' : ''}${s.p99OverDirect.toFixed(2)}`} | ${s.errors} | ${fx(s.targetUs)} | ${fx(s.genCores, 2)} (${fx(s.genUs)}) | ${fx(s.targetCores, 2)} / ${fx(s.upstreamCores, 2)} / ${fx(s.foreignCores, 2)}${s.foreignMax > 0.15 ? ` (max ${fx(s.foreignMax, 2)})` : ''} |`,
     );
   }
   return lines.join('\n');
+}
+
+/**
+ * Target CPU per request over the node floor's, per measurement and proxy: the like-for-like cost
+ * comparison (issue 14). Empty without a floor row.
+ */
+function floorCpuSection(sum) {
+  const labels = [...new Set(sum.filter((s) => s.target === 'floor' && s.targetUs).map((s) => s.label))];
+  if (labels.length === 0) return '';
+  const targets = [...new Set(sum.filter((s) => labels.includes(s.label) && s.target !== 'direct').map((s) => s.target))];
+  const cell = (label, t) => {
+    const s = sum.find((x) => x.label === label && x.target === t);
+    return s ? `${fx(s.usOverFloor, 2)} (${fx(s.targetUs)})` : '–';
+  };
+  return [
+    `| measurement | ${targets.join(' | ')} |`,
+    `|---|${targets.map(() => '---:').join('|')}|`,
+    ...labels.map((l) => `| ${l} | ${targets.map((t) => cell(l, t)).join(' | ')} |`),
+    '',
+    "Each cell: the target's CPU per request ÷ the node floor's in the same measurement (µs CPU per request in brackets); below 1 is cheaper than the floor.",
+  ].join('\n');
 }
 
 function generatorSection(r, sum) {
@@ -169,7 +194,7 @@ function loggingSection(l) {
     '| gateway log level | req/s | p99 ms | target µs CPU/req | foreign cores | log bytes/req |',
     '|---|---:|---:|---:|---:|---:|',
     `| warn (no access log) | ${fx(m(warn, 'rps'))} | ${fx(m(warn, 'p99'), 2)} | ${fx(m(warn, 'targetUsPerReq'))} | ${fx(m(warn, 'foreignCores'), 2)} | 0 |`,
-    `| info (access log to a file) | ${fx(m(info, 'rps'))} | ${fx(m(info, 'p99'), 2)} | ${fx(m(info, 'targetUsPerReq'))} | ${fx(m(info, 'foreignCores'), 2)} | ${fx(l.logBytesPerReq)} |`,
+    `| info, the default (access log to a file) | ${fx(m(info, 'rps'))} | ${fx(m(info, 'p99'), 2)} | ${fx(m(info, 'targetUsPerReq'))} | ${fx(m(info, 'foreignCores'), 2)} | ${fx(l.logBytesPerReq)} |`,
     '',
     `Logging cost: ${fx(d)} µs CPU per request (${fx((100 * d) / m(warn, 'targetUsPerReq'))}%), throughput ${fx(100 * (m(info, 'rps') / m(warn, 'rps') - 1))}% ` +
       `(${info.length} pair(s) of runs back to back, warn then info; medians).`,
@@ -301,7 +326,7 @@ function http2Section(h) {
 function checksSection(checks) {
   if (!checks || checks.length === 0) return '';
   return checks
-    .map((c) => `* ${c.name}: ${c.ok ? 'all functional checks passed' : 'FAILED: ' + c.results.filter((x) => !x.ok).map((x) => `${x.what} (${x.detail})`).join('; ')}`)
+    .map((c) => `* ${c.name}: ${c.ok ? (c.scope === 'basic' ? 'basic checks passed (a plain mTLS proxy: no identity, policy or revocation checks)' : 'all functional checks passed') : 'FAILED: ' + c.results.filter((x) => !x.ok).map((x) => `${x.what} (${x.detail})`).join('; ')}`)
     .join('\n');
 }
 
@@ -318,6 +343,8 @@ export function renderMarkdown(r) {
   }
   const main = sum.filter((s) => !s.label.startsWith('CRL'));
   if (main.length) parts.push('### Throughput, latency, CPU\n\n' + mainTable(main));
+  const vsFloor = floorCpuSection(main);
+  if (vsFloor) parts.push('### CPU per request against the node floor\n\n' + vsFloor);
   const gen = generatorSection(r, sum);
   if (gen) parts.push('### Load generator CPU share\n\n' + gen);
   const lg = loggingSection(r.extra.logging);
@@ -332,7 +359,7 @@ export function renderMarkdown(r) {
   if (fo) parts.push('### Failover: one origin of three killed mid-run (gateway only)\n\n' + fo);
   if (r.extra.profile) {
     const p = r.extra.profile;
-    parts.push(`### Gateway CPU profile, keep-alive GET (${fx(p.rps)} req/s, ${fx(p.usPerReq)} µs CPU/req while profiled)\n\n` + profileMarkdown(p.summary));
+    parts.push(`### Gateway CPU profile, ${p.kind === 'hs' ? 'full handshake per request' : 'keep-alive GET'} (${fx(p.rps)} req/s, ${fx(p.usPerReq)} µs CPU/req while profiled)\n\n` + profileMarkdown(p.summary));
   }
   const foreign = Math.max(0, ...r.rows.map((x) => x.foreignCores));
   const notes = [...r.notes];

@@ -1,6 +1,7 @@
 // Starting and stopping what is measured: the origin (nginx or the node:https upstream), the gateway
-// (`node dist/cli/main.js start --config <generated yaml>`) and the nginx reference proxy. Each runs
-// in its own process group with stdout/stderr in bench/.work/run/<name>.log.
+// (`node dist/cli/main.js start --config <generated yaml>`) and the reference proxies (the Node ones
+// in this directory, nginx). Each runs in its own process group with stdout/stderr in
+// bench/.work/run/<name>.log.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,8 @@ import { freePort, httpsProbe, spawnGroup, stopGroup, waitReady } from './procs.
 
 const UPSTREAM_SCRIPT = fileURLToPath(new URL('./upstream-server.mjs', import.meta.url));
 const FLOOR_SCRIPT = fileURLToPath(new URL('./floor-proxy.mjs', import.meta.url));
+const LEAN_SCRIPT = fileURLToPath(new URL('./lean-floor.mjs', import.meta.url));
+const FASTIFY_SCRIPT = fileURLToPath(new URL('./fastify-proxy.mjs', import.meta.url));
 const GRPC_ORIGIN_SCRIPT = fileURLToPath(new URL('./grpc-origin.mjs', import.meta.url));
 
 export function clientProbe(pki, port, extra = {}) {
@@ -29,8 +32,10 @@ function q(s) {
  * upstreamExtra: more keys of the upstream, as YAML lines indented by four spaces (e.g. healthCheck);
  * tlsExtra: more keys of the listener's tls block, as YAML lines indented by two spaces (e.g. ocsp);
  * adminPort: 0 (any) unless the caller wants to read /status or /metrics.
+ * logLevel: null (no `log:` key, the gateway's default level `info`: one access record per
+ * request, as users run it) or a level to write into the config (e.g. 'warn').
  */
-export function gatewayConfigYaml({ port, pki, upstreamPort, upstreamPorts, upstreamExtra = '', tlsExtra = '', adminPort = 0, crl = 'small', logLevel = 'warn' }) {
+export function gatewayConfigYaml({ port, pki, upstreamPort, upstreamPorts, upstreamExtra = '', tlsExtra = '', adminPort = 0, crl = 'small', logLevel = null }) {
   const origin = (p) => `https://127.0.0.1:${p}`;
   const where = upstreamPorts ? `targets: [${upstreamPorts.map(origin).join(', ')}]` : `url: ${origin(upstreamPort)}`;
   const crlLine =
@@ -59,8 +64,7 @@ routes:
       - subject: { CN: billing, OU: payments }
 server:
   keepAliveTimeout: 300s
-log: { level: ${logLevel} }
-# The admin listener stays on (as by default); port 0 because several gateways run at once.
+${logLevel ? `log: { level: ${logLevel} }\n` : ''}# The admin listener stays on (as by default); port 0 because several gateways run at once.
 admin: { listen: { host: 127.0.0.1, port: ${adminPort} } }
 `;
 }
@@ -102,10 +106,11 @@ export class Targets {
   }
 
   /**
-   * Starts a gateway; name is the target name ('gateway', 'gateway-info', 'gateway-crl-100k', ...).
-   * By default it forwards to the main upstream; upstreamPorts/upstreamExtra/adminPort: see gatewayConfigYaml.
+   * Starts a gateway; name is the target name ('gateway', 'gateway-warn', 'gateway-crl-100k', ...).
+   * By default it forwards to the main upstream at the default log level; upstreamPorts/upstreamExtra/
+   * adminPort/logLevel: see gatewayConfigYaml.
    */
-  async startGateway(name, { crl = 'small', logLevel = 'warn', nodeArgs = [], timeoutMs = 120_000, upstreamPorts, upstreamExtra, tlsExtra, adminPort } = {}) {
+  async startGateway(name, { crl = 'small', logLevel = null, nodeArgs = [], timeoutMs = 120_000, upstreamPorts, upstreamExtra, tlsExtra, adminPort } = {}) {
     const port = await freePort();
     const dir = join(this.runDir, name);
     mkdirSync(dir, { recursive: true });
@@ -119,27 +124,37 @@ export class Targets {
     const startupMs = await waitReady(proc, clientProbe(this.pki, port), { timeoutMs });
     Object.assign(proc, { port, kind: 'gateway', config, startupMs, adminPort });
     this.procs.set(name, proc);
-    this.log(`${name} ready on 127.0.0.1:${port} in ${Math.round(startupMs)} ms (crl: ${crl === 'small' || crl === 'none' ? crl : 'big'}, log: ${logLevel})`);
+    this.log(`${name} ready on 127.0.0.1:${port} in ${Math.round(startupMs)} ms (crl: ${crl === 'small' || crl === 'none' ? crl : 'big'}, log: ${logLevel ?? 'default (info)'})`);
     return proc;
   }
 
   /** The node-floor reference (lib/floor-proxy.mjs), run by the gateway's Node (--node). */
   async startFloor(name = 'floor') {
+    return this.#startNodeReference(name, FLOOR_SCRIPT, [], 'node floor');
+  }
+
+  /**
+   * A reference proxy script of this directory, run by the gateway's Node (--node), with the floor's
+   * arguments (port, upstream port, server cert/key, CA bundle, upstream client cert/key, servername,
+   * checkout) followed by `extra`.
+   */
+  async #startNodeReference(name, script, extra, kind) {
     const port = await freePort();
     const p = this.pki;
-    const args = [FLOOR_SCRIPT, String(port), String(this.upstream.port), p.serverCert, p.serverKey, p.caBundle, p.gwClientCert, p.gwClientKey, UPSTREAM_SERVERNAME, this.checkout];
+    const args = [script, String(port), String(this.upstream.port), p.serverCert, p.serverKey, p.caBundle, p.gwClientCert, p.gwClientKey, UPSTREAM_SERVERNAME, this.checkout, ...extra];
     const proc = spawnGroup(name, this.opts.node ?? process.execPath, args, { logFile: join(this.runDir, `${name}.log`), nofile: this.nofile });
     const startupMs = await waitReady(proc, clientProbe(this.pki, port));
-    Object.assign(proc, { port, kind: 'node floor', startupMs });
+    Object.assign(proc, { port, kind, startupMs });
     this.procs.set(name, proc);
     this.log(`${name} ready on 127.0.0.1:${port} in ${Math.round(startupMs)} ms`);
     return proc;
   }
 
-  async startNginxProxy(name = 'nginx') {
+  /** nginx as the reference mTLS proxy; accessLog: a buffered access log (the nginx-log target), else none. */
+  async startNginxProxy(name = 'nginx', { accessLog = false } = {}) {
     const port = await freePort();
     const dir = join(this.runDir, name);
-    nginxProxyConf({ dir, port, workers: this.opts.workers, pki: this.pki, upstreamPort: this.upstream.port, servername: UPSTREAM_SERVERNAME, maxConns: this.nofile });
+    nginxProxyConf({ dir, port, workers: this.opts.workers, pki: this.pki, upstreamPort: this.upstream.port, servername: UPSTREAM_SERVERNAME, maxConns: this.nofile, accessLog });
     const proc = spawnGroup(name, 'nginx', nginxArgs(dir), { logFile: join(this.runDir, `${name}.log`), nofile: this.nofile * 2 });
     const startupMs = await waitReady(proc, clientProbe(this.pki, port));
     Object.assign(proc, { port, kind: 'nginx proxy', startupMs });
@@ -197,5 +212,42 @@ export class Targets {
     // Proxies first, the upstream last.
     for (const name of [...this.procs.keys()].filter((n) => n !== 'direct')) await this.stop(name);
     await this.stop('direct');
+  }
+
+  /** The lean floor (lib/lean-floor.mjs): the floor's job on raw TLS sockets; parser 'node' (llhttp binding) or 'wasm' (undici's llhttp). */
+  async startLean(name = 'lean', parser = 'node') {
+    return this.#startNodeReference(name, LEAN_SCRIPT, [parser], `lean floor (${parser} parser)`);
+  }
+
+  /** The Fastify + @fastify/http-proxy reference (lib/fastify-proxy.mjs). */
+  async startFastify(name = 'fastify') {
+    return this.#startNodeReference(name, FASTIFY_SCRIPT, [], 'fastify proxy');
+  }
+
+  /**
+   * Starts an instance of main target `target` (one of ALL_TARGETS in args.mjs, not 'direct') under
+   * `name`: the same process as the target of that name, e.g. a fresh one for the idle scenario.
+   */
+  async startTarget(target, name = target) {
+    switch (target) {
+      case 'gateway':
+        return this.startGateway(name);
+      case 'gateway-warn':
+        return this.startGateway(name, { logLevel: 'warn' });
+      case 'floor':
+        return this.startFloor(name);
+      case 'lean':
+        return this.startLean(name, 'node');
+      case 'lean-wasm':
+        return this.startLean(name, 'wasm');
+      case 'fastify':
+        return this.startFastify(name);
+      case 'nginx':
+        return this.startNginxProxy(name);
+      case 'nginx-log':
+        return this.startNginxProxy(name, { accessLog: true });
+      default:
+        throw new Error(`no such proxy target: ${target}`);
+    }
   }
 }

@@ -2,9 +2,10 @@
 // concurrent streams each, closed loop, every target that speaks h2, interleaved. The gateway and
 // nginx take h2 from the client (ALPN) and forward over HTTP/1.1 mTLS to the usual origin; direct is
 // h2 straight to that origin (nginx, which offers h2 too). The node origin (--upstream node) and the
-// node floor speak HTTP/1.1 only: they are left out, and the report says so.
+// Node reference proxies (floor, lean, lean-wasm, fastify) speak HTTP/1.1 only: they are left out, and the report says so.
 // Load: h2load (client certificate through the same LD_PRELOAD shim as wrk; every non-2xx answer is
 // an error, so a run of 401s cannot pass for throughput) or the Node HTTP/2 generator without it.
+import { NODE_REFERENCES } from '../lib/args.mjs';
 import { interleaved } from '../lib/measure.mjs';
 import { h2ProbeAs } from '../lib/h2-probe.mjs';
 import { UPSTREAM_SERVERNAME } from '../lib/pki.mjs';
@@ -28,9 +29,9 @@ export async function checkH2(ctx, name, port, servername) {
 export async function run(ctx) {
   const { h2Conns: conns, h2Streams: streams } = ctx.opts;
   const h2Origin = ctx.targets.upstreamKind === 'nginx';
-  const targets = ctx.mainTargets.filter((t) => t !== 'floor' && (t !== 'direct' || h2Origin));
+  const targets = ctx.mainTargets.filter((t) => !NODE_REFERENCES.includes(t) && (t !== 'direct' || h2Origin));
   const left = [];
-  if (ctx.mainTargets.includes('floor')) left.push('floor (node:https, HTTP/1.1 only)');
+  for (const t of ctx.mainTargets.filter((t) => NODE_REFERENCES.includes(t))) left.push(`${t} (HTTP/1.1 only)`);
   if (ctx.mainTargets.includes('direct') && !h2Origin) left.push('direct (the node origin speaks HTTP/1.1 only; use --upstream nginx)');
   if (left.length) ctx.notes.push(`h2: not measured over HTTP/2: ${left.join('; ')}.`);
   for (const t of targets) await checkH2(ctx, t, ctx.targets.get(t).port, t === 'direct' ? UPSTREAM_SERVERNAME : 'localhost');

@@ -130,8 +130,7 @@ export async function run(ctx) {
     const fresh = `${name}-idle`;
     try {
       if (name === 'direct') await ctx.targets.startUpstream(ctx.targets.upstreamKind, fresh);
-      else if (name === 'gateway') await ctx.targets.startGateway(fresh);
-      else await ctx.targets.startNginxProxy(fresh);
+      else await ctx.targets.startTarget(name, fresh);
       rows.push(await measureTarget(ctx, ctx.targets.get(fresh), resume));
     } catch (err) {
       ctx.log(`idle ${name}: ${err.message}`);

@@ -1,0 +1,452 @@
+// The "lean floor" reference target: the node floor's job (floor-proxy.mjs) without node:https and
+// without undici, to show what Node's HTTP layers themselves cost. It does exactly what the floor
+// does: client certificates required and verified by OpenSSL (a tls.Server with requestCert and
+// rejectUnauthorized), each request forwarded to the same upstream over mTLS with verification
+// (rejectUnauthorized and the servername), hop-by-hop headers dropped, and nothing else: no
+// identity, policy, revocation, header rewriting, log, upgrades or trailers.
+// What it is instead of node:https + undici: an HTTP/1 request parser on the raw TLS socket, a pool
+// of keep-alive upstream tls.connect sockets (at most 128, reused) each with an HTTP/1 response
+// parser, and one socket.write per message (head and body together) whenever the body has arrived
+// with the head; larger or chunked bodies are streamed as they come (Content-Length kept, anything
+// else re-chunked), with backpressure both ways. Requests on one client connection are answered in
+// order (a pipelined request waits, its client socket paused). A client parse error answers 400 and
+// closes; an upstream that breaks HTTP/1 or the connection before the response head answers 502.
+// The parser is an argument: `node` = Node's own llhttp binding (require('_http_common').HTTPParser,
+// as lib/_http_server.js drives it), `wasm` = undici's llhttp WebAssembly build (the checkout's
+// node_modules/undici/lib/llhttp/llhttp-wasm.js, driven as undici's client-h1.js does).
+// Usage: node lean-floor.mjs PORT UPSTREAM_PORT SERVER_CERT SERVER_KEY CA_BUNDLE CLIENT_CERT CLIENT_KEY SERVERNAME CHECKOUT node|wasm
+import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import tls from 'node:tls';
+
+const [port, upstreamPort, serverCert, serverKey, caBundle, clientCert, clientKey, servername, checkout, parserKind = 'node'] = process.argv.slice(2);
+if (parserKind !== 'node' && parserKind !== 'wasm') throw new Error(`parser must be node or wasm (got ${parserKind})`);
+const require = createRequire(import.meta.url);
+const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host', 'te', 'upgrade', 'proxy-connection', 'trailer']);
+const MAX_UPSTREAM = 128; // as the floor's undici Pool
+const KEEP_ALIVE_MS = 300_000; // as the floor's keepAliveTimeout
+const HOST_LINE = `host: 127.0.0.1:${upstreamPort}\r\n`; // what undici sends for the floor
+const CRLF = Buffer.from('\r\n');
+const LAST_CHUNK = '0\r\n\r\n';
+
+// ---- Parsers: one interface over both llhttp builds ----------------------------------------------
+// makeParser(type, h) with h.onHead(head) -> 0 | 1 (1: no body follows, e.g. HEAD), h.onBody(buf),
+// h.onComplete(); head = { method, url, major, minor, headers: [name, value, ...], status, upgrade,
+// keepAlive }. Returns { execute(buf) -> null | Error, finish() -> null | Error (at the end of the
+// input: completes a body that ends with the connection), close() }.
+
+/** Node's llhttp binding. Headers and URL come with kOnHeadersComplete, or earlier in kOnHeaders pieces. */
+function nodeParser(type, h) {
+  const { HTTPParser, methods } = require('_http_common');
+  const p = new HTTPParser();
+  p.initialize(type === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {});
+  let early = [];
+  let earlyUrl = '';
+  p[HTTPParser.kOnHeaders] = (headers, url) => {
+    early.push(...headers);
+    earlyUrl += url;
+  };
+  p[HTTPParser.kOnHeadersComplete] = (major, minor, headers, method, url, status, _reason, upgrade, keepAlive) => {
+    const head = { method: methods[method], url: url || earlyUrl, major, minor, headers: headers ?? early, status, upgrade, keepAlive };
+    early = [];
+    earlyUrl = '';
+    return h.onHead(head);
+  };
+  p[HTTPParser.kOnBody] = (b) => h.onBody(b);
+  p[HTTPParser.kOnMessageComplete] = () => h.onComplete();
+  return {
+    execute: (buf) => {
+      const r = p.execute(buf);
+      return typeof r === 'number' ? null : r;
+    },
+    finish: () => p.finish() ?? null,
+    close: () => p.close(),
+  };
+}
+
+// undici's llhttp WebAssembly build: one instance, each parser an llhttp_t in its memory. The input is
+// copied into one wasm buffer; the callbacks get offsets into it, turned back into views of the chunk.
+let wasm = null;
+function loadWasm() {
+  const undiciDir = join(createRequire(join(checkout, 'package.json')).resolve('undici'), '..');
+  const constants = require(join(undiciDir, 'lib/llhttp/constants.js'));
+  const methods = [];
+  for (const [name, n] of Object.entries(constants.METHODS)) methods[n] ??= name;
+  const w = { methods, constants, cur: null, chunk: null, bufPtr: 0, bufSize: 0, exports: null };
+  const view = (at, len) => w.chunk.subarray(at - w.bufPtr, at - w.bufPtr + len);
+  const text = (at, len) => w.chunk.latin1Slice(at - w.bufPtr, at - w.bufPtr + len);
+  const env = {
+    wasm_on_message_begin: () => 0,
+    wasm_on_status: () => 0,
+    wasm_on_url: (_p, at, len) => ((w.cur.url += text(at, len)), 0),
+    // A field or value split over two chunks arrives in two calls: append to the last one.
+    wasm_on_header_field: (_p, at, len) => (appendHeader(w.cur.headers, 0, text(at, len)), 0),
+    wasm_on_header_value: (_p, at, len) => (appendHeader(w.cur.headers, 1, text(at, len)), 0),
+    wasm_on_headers_complete: (p, status, upgrade, keepAlive) => {
+      const s = w.cur;
+      const e = w.exports;
+      const head = { method: methods[e.llhttp_get_method(p)], url: s.url, major: e.llhttp_get_http_major(p), minor: e.llhttp_get_http_minor(p), headers: s.headers, status, upgrade: upgrade === 1, keepAlive: keepAlive === 1 };
+      s.url = '';
+      s.headers = [];
+      return s.h.onHead(head);
+    },
+    wasm_on_body: (_p, at, len) => (w.cur.h.onBody(view(at, len)), 0),
+    wasm_on_message_complete: () => (w.cur.h.onComplete(), 0),
+  };
+  const mod = new WebAssembly.Module(require(join(undiciDir, 'lib/llhttp/llhttp-wasm.js')));
+  w.exports = new WebAssembly.Instance(mod, { env }).exports;
+  return w;
+}
+
+/** Header names at even, values at odd indexes; `slot` 0 appends a name piece, 1 a value piece. */
+function appendHeader(headers, slot, piece) {
+  if (headers.length % 2 === slot) headers.push(piece);
+  else headers[headers.length - 1] += piece;
+}
+
+function wasmParser(type, h) {
+  wasm ??= loadWasm();
+  const e = wasm.exports;
+  let ptr = e.llhttp_alloc(type === 'request' ? wasm.constants.TYPE.REQUEST : wasm.constants.TYPE.RESPONSE);
+  const state = { h, url: '', headers: [] };
+  const run = (fn) => {
+    wasm.cur = state;
+    let ret;
+    try {
+      ret = fn();
+    } finally {
+      wasm.cur = null;
+      wasm.chunk = null;
+    }
+    // PAUSED_UPGRADE: an upgrade request, already answered by onHead (upgrades are not proxied).
+    if (ret === wasm.constants.ERROR.OK || ret === wasm.constants.ERROR.PAUSED_UPGRADE) return null;
+    return Object.assign(new Error(`llhttp error ${ret}`), { code: wasm.constants.ERROR[ret] ?? ret });
+  };
+  return {
+    execute(buf) {
+      if (buf.length > wasm.bufSize) {
+        if (wasm.bufPtr) e.free(wasm.bufPtr);
+        wasm.bufSize = Math.ceil(buf.length / 4096) * 4096;
+        wasm.bufPtr = e.malloc(wasm.bufSize);
+      }
+      new Uint8Array(e.memory.buffer, wasm.bufPtr, buf.length).set(buf);
+      wasm.chunk = buf;
+      return run(() => e.llhttp_execute(ptr, wasm.bufPtr, buf.length));
+    },
+    finish: () => run(() => e.llhttp_finish(ptr)),
+    close() {
+      if (ptr) e.llhttp_free(ptr);
+      ptr = 0;
+    },
+  };
+}
+
+const makeParser = parserKind === 'wasm' ? wasmParser : nodeParser;
+
+// ---- Framing helpers ------------------------------------------------------------------------------
+
+/** The header lines of `headers` minus hop-by-hop ones, and how the body was framed. */
+function forwardHeaders(headers) {
+  let lines = '';
+  let contentLength = null;
+  let chunked = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    const lower = name.toLowerCase();
+    if (lower === 'transfer-encoding') chunked = true;
+    else if (lower === 'content-length') contentLength = headers[i + 1];
+    if (!HOP.has(lower)) lines += `${name}: ${headers[i + 1]}\r\n`;
+  }
+  return { lines, contentLength, chunked };
+}
+
+/** Body pieces as they go on the wire: raw, or as one chunk of chunked encoding. */
+function frame(pieces, chunked) {
+  const body = pieces.length === 1 ? pieces[0] : Buffer.concat(pieces);
+  if (!chunked || body.length === 0) return [body];
+  return [Buffer.from(`${body.length.toString(16)}\r\n`), body, CRLF];
+}
+
+/** Writes head (a string) and body pieces with one socket.write; returns write()'s backpressure flag. */
+function writeOnce(socket, head, pieces) {
+  if (pieces.length === 0) return socket.write(head, 'latin1');
+  return socket.write(Buffer.concat([Buffer.from(head, 'latin1'), ...pieces]));
+}
+
+// ---- Upstream pool --------------------------------------------------------------------------------
+
+const upstreamContext = tls.createSecureContext({ cert: readFileSync(clientCert), key: readFileSync(clientKey), ca: readFileSync(caBundle) });
+const idle = [];
+const waiting = [];
+let open = 0;
+
+/** Hands an upstream connection to exchange `x` now (idle or new), or when one is released. */
+function acquire(x) {
+  const u = idle.pop() ?? (open < MAX_UPSTREAM ? new Upstream() : null);
+  if (u) u.start(x);
+  else waiting.push(x);
+}
+
+function nextWaiting() {
+  let x;
+  while ((x = waiting.shift()) && x.aborted);
+  return x;
+}
+
+/** One keep-alive mTLS connection to the upstream with its response parser; serves one exchange at a time. */
+class Upstream {
+  constructor() {
+    open++;
+    this.x = null;
+    this.socket = tls.connect({ host: '127.0.0.1', port: Number(upstreamPort), servername, secureContext: upstreamContext, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'] });
+    this.socket.setNoDelay(true);
+    this.parser = makeParser('response', this);
+    this.socket.on('data', (d) => this.onData(d));
+    // A body that ends with the connection is complete when the upstream ends it; anything else is cut.
+    this.socket.on('end', () => {
+      const err = this.parser.finish();
+      if (err) this.fail(err);
+    });
+    this.socket.on('drain', () => this.x?.conn.socket.resume());
+    this.socket.on('error', () => {}); // reported through 'close'
+    this.socket.on('close', () => this.onClose());
+  }
+
+  start(x) {
+    this.x = x;
+    x.up = this;
+    x.sendHead();
+  }
+
+  onData(d) {
+    const err = this.parser.execute(d);
+    if (err) return this.fail(err);
+    this.x?.flushResponse();
+  }
+
+  onHead(head) {
+    const x = this.x;
+    if (!x || head.upgrade) return -1; // nothing asked for, or an upgrade: a parse error
+    if (head.status < 200) {
+      this.interim = true; // 1xx: dropped, the final answer follows
+      return 1;
+    }
+    this.keepAlive = head.keepAlive;
+    return x.responseHead(head);
+  }
+
+  onBody(b) {
+    this.x.resBody.push(b);
+  }
+
+  /** The response is whole: it goes out, this connection serves the next exchange, then the client's next request. */
+  onComplete() {
+    if (this.interim) {
+      this.interim = false;
+      return;
+    }
+    const x = this.x;
+    this.x = null;
+    x.up = null;
+    x.flushResponse(true);
+    // An answer that came before the whole request body went up leaves the connection out of step.
+    if (!this.keepAlive || !x.reqComplete) this.socket.destroy();
+    else {
+      const next = nextWaiting();
+      if (next) this.start(next);
+      else idle.push(this);
+    }
+    x.conn.exchangeDone(x);
+  }
+
+  fail(err) {
+    this.socket.destroy(err);
+  }
+
+  onClose() {
+    open--;
+    const i = idle.indexOf(this);
+    if (i >= 0) idle.splice(i, 1);
+    this.parser.close();
+    const x = this.x;
+    this.x = null;
+    if (x) x.upstreamFailed();
+    // A request that waited for a free connection gets a new one in place of this one.
+    if (waiting.length > 0 && open < MAX_UPSTREAM) {
+      const next = nextWaiting();
+      if (next) new Upstream().start(next);
+    }
+  }
+}
+
+// ---- Client side ----------------------------------------------------------------------------------
+
+/** One request and its response: parsed from the client, sent upstream, answered in order. */
+class Exchange {
+  constructor(conn, head) {
+    this.conn = conn;
+    this.method = head.method;
+    const fw = forwardHeaders(head.headers);
+    this.reqChunked = fw.chunked;
+    this.reqHead = `${head.method} ${head.url} HTTP/1.1\r\n${HOST_LINE}${fw.lines}${fw.chunked ? 'transfer-encoding: chunked\r\n' : ''}\r\n`;
+    this.http10 = head.major === 1 && head.minor === 0;
+    this.keepAlive = head.keepAlive;
+    this.reqBody = []; // request body not yet sent upstream
+    this.reqComplete = false;
+    this.up = null;
+    this.dispatched = false;
+    this.aborted = false;
+    this.resHead = null; // response head not yet written to the client
+    this.headWritten = false;
+    this.resBody = []; // response body not yet written to the client
+    this.resChunked = false;
+  }
+
+  /** Request head upstream, with whatever body has arrived (all of it, usually) in the same write. */
+  sendHead() {
+    const body = this.reqBody.length ? frame(this.reqBody, this.reqChunked) : [];
+    if (this.reqComplete && this.reqChunked) body.push(Buffer.from(LAST_CHUNK));
+    this.reqBody = [];
+    if (!writeOnce(this.up.socket, this.reqHead, body)) this.conn.socket.pause();
+  }
+
+  requestBody(b) {
+    if (!this.up) return this.reqBody.push(b);
+    for (const piece of frame([b], this.reqChunked)) if (!this.up.socket.write(piece)) this.conn.socket.pause();
+  }
+
+  requestDone() {
+    this.reqComplete = true;
+    if (this.up && this.reqChunked) this.up.socket.write(LAST_CHUNK);
+  }
+
+  /** Builds the client's response head; the body is framed as the upstream framed it when it can be. */
+  responseHead(head) {
+    const fw = forwardHeaders(head.headers);
+    const noBody = this.method === 'HEAD' || head.status === 204 || head.status === 304;
+    let framing = '';
+    if (!noBody && (fw.chunked || fw.contentLength === null)) {
+      // Length unknown: chunked to an HTTP/1.1 client, the end of the connection for HTTP/1.0.
+      if (this.http10) this.keepAlive = false;
+      else (this.resChunked = true), (framing = 'transfer-encoding: chunked\r\n');
+    }
+    if (!this.keepAlive) framing += 'connection: close\r\n';
+    else if (this.http10) framing += 'connection: keep-alive\r\n';
+    this.resHead = `HTTP/1.1 ${head.status} ${STATUS_CODES[head.status] ?? 'Unknown'}\r\n${fw.lines}${framing}\r\n`;
+    return this.method === 'HEAD' ? 1 : 0;
+  }
+
+  /** Writes what the upstream parser produced since the last flush: one write. */
+  flushResponse(last = false) {
+    const body = this.resBody.length ? frame(this.resBody, this.resChunked) : [];
+    if (last && this.resChunked) body.push(Buffer.from(LAST_CHUNK));
+    this.resBody = [];
+    if (this.resHead === null && body.length === 0) return;
+    const s = this.conn.socket;
+    const ok = this.resHead !== null ? writeOnce(s, this.resHead, body) : s.write(body.length === 1 ? body[0] : Buffer.concat(body));
+    if (this.resHead !== null) this.headWritten = true;
+    this.resHead = null;
+    if (!ok && this.up) {
+      const up = this.up.socket;
+      up.pause();
+      s.once('drain', () => up.resume());
+    }
+  }
+
+  /** The upstream connection failed: 502 if the client has seen nothing yet, else the client is cut off. */
+  upstreamFailed() {
+    this.up = null;
+    if (this.aborted) return;
+    if (this.headWritten) return this.conn.socket.destroy();
+    this.keepAlive = false;
+    this.conn.socket.write('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    this.conn.exchangeDone(this);
+  }
+
+  abort() {
+    this.aborted = true;
+    this.up?.socket.destroy();
+  }
+}
+
+/** One client TLS connection: its request parser and its exchanges, the first one active. */
+class Conn {
+  constructor(socket) {
+    this.socket = socket;
+    this.queue = [];
+    this.parsing = null;
+    this.broken = false;
+    this.parser = makeParser('request', this);
+    socket.setNoDelay(true);
+    socket.setTimeout(KEEP_ALIVE_MS);
+    socket.on('timeout', () => this.queue.length === 0 && socket.destroy());
+    socket.on('data', (d) => this.onData(d));
+    socket.on('error', () => {});
+    socket.on('close', () => this.onClose());
+  }
+
+  onData(d) {
+    if (this.broken) return;
+    const err = this.parser.execute(d);
+    if (err) return this.badRequest();
+    const x = this.queue[0];
+    if (x && !x.dispatched) this.dispatch(x);
+    if (this.queue.length > 1) this.socket.pause();
+  }
+
+  onHead(head) {
+    if (head.upgrade) {
+      // Upgrades (and CONNECT) are not proxied by the floor either.
+      this.broken = true;
+      this.socket.end('HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return 1;
+    }
+    this.parsing = new Exchange(this, head);
+    this.queue.push(this.parsing);
+    return 0;
+  }
+
+  onBody(b) {
+    this.parsing?.requestBody(b);
+  }
+
+  onComplete() {
+    this.parsing?.requestDone();
+    this.parsing = null;
+  }
+
+  dispatch(x) {
+    x.dispatched = true;
+    acquire(x);
+  }
+
+  exchangeDone(x) {
+    this.queue.shift();
+    if (!x.keepAlive) return this.socket.end();
+    const next = this.queue[0];
+    if (next) this.dispatch(next);
+    if (this.queue.length <= 1) this.socket.resume();
+  }
+
+  badRequest() {
+    this.broken = true;
+    if (this.queue.length > 0) return this.socket.destroy();
+    this.socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+  }
+
+  onClose() {
+    this.parser.close();
+    for (const x of this.queue) x.abort();
+    this.queue = [];
+  }
+}
+
+const server = tls.createServer(
+  { cert: readFileSync(serverCert), key: readFileSync(serverKey), ca: readFileSync(caBundle), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['http/1.1'] },
+  (socket) => new Conn(socket),
+);
+server.on('tlsClientError', () => {});
+server.listen(Number(port), '127.0.0.1');
+process.on('SIGTERM', () => process.exit(0));
