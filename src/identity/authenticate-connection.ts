@@ -19,7 +19,7 @@ import { ChainLinker, type ChainLink } from '../x509/chain-links.js';
 import { certificateDn } from '../x509/dn.js';
 import { identityFromDer } from './identity-from-certificate.js';
 import type { PeerIdentity } from './peer-identity.js';
-import { presentedChainLength } from './presented-chain.js';
+import { leafOnceChainTaken, presentedChainLength } from './presented-chain.js';
 
 export type ConnectionVerdict =
   | {
@@ -110,6 +110,25 @@ export interface AuthenticatorOptions<S = unknown, V extends RevocationAnswer = 
 /** What a connection's verdict holds that depends on the certificate alone. */
 type CertificateVerdict = Exclude<ConnectionVerdict, { ok: true }> | Omit<Extract<ConnectionVerdict, { ok: true }>, 'resumed'>;
 
+/** What a connection's verdict needs of the client's leaf, from whichever call gave it. */
+interface PresentedLeaf {
+  readonly raw: Buffer;
+  readonly fingerprint256: string;
+  /** Upper-case hex, as both of Node's certificate APIs give it; null when absent. */
+  readonly serialNumber: string | null;
+  /** Already parsed, when it came from getPeerX509Certificate(). */
+  readonly x509: X509Certificate | null;
+}
+
+/** The client's leaf, or null when it presented none (see #compute for the order of the calls). */
+function presentedLeaf(socket: TLSSocket): PresentedLeaf | null {
+  const x509 = leafOnceChainTaken(socket);
+  if (x509 !== undefined) return { raw: x509.raw, fingerprint256: x509.fingerprint256, serialNumber: x509.serialNumber, x509 };
+  const summary = socket.getPeerCertificate(false) as PeerCertificate | null;
+  if (!summary || !summary.raw) return null;
+  return { raw: summary.raw, fingerprint256: typeof summary.fingerprint256 === 'string' ? summary.fingerprint256 : '', serialNumber: summary.serialNumber ?? null, x509: null };
+}
+
 const MAX_CACHED_CERTIFICATES = 4096;
 
 interface CachedRevocation<V> {
@@ -186,35 +205,34 @@ export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = R
   }
 
   #compute(socket: TLSSocket): ConnectionVerdict {
-    // As few certificate calls per connection as possible: the summary (its DER, subject and
-    // serial for the log), the detailed chain only when the trust bundle cannot complete it, the
-    // X509Certificate parsed from the summary's DER, and last the presented-chain count. The leaf
-    // is not taken from socket.getPeerX509Certificate(): that call copies every certificate the
-    // client sent (profiled under handshake load it cost about as much as the rest of the
-    // connection's checks together), and on Node 20 calling it first empties the chain
-    // getPeerCertificate(true) reports (the same bug docs/architecture.md, "TLS facts", records for client sockets; Node
-    // 24.21 now has it on every server socket, see ChainLinker.fromPeer). The count needs it
-    // anyway, so it runs once, at the end (presented-chain.ts).
-    const summary = socket.getPeerCertificate(false) as PeerCertificate | null;
-    if (!summary || !summary.raw) {
+    // As few certificate calls per connection as possible, in an order that matters. The leaf comes
+    // from getPeerX509Certificate() where Node has already made that call itself (Node 24.21:
+    // cheap, and the chain it empties is already gone; presented-chain.ts), and otherwise (Node 20)
+    // from getPeerCertificate(false): there the first getPeerX509Certificate() call copies every
+    // certificate the client sent and empties the chain getPeerCertificate(true) reports (the same
+    // bug docs/architecture.md, "TLS facts", records for client sockets). Then the detailed chain
+    // only when the trust bundle cannot complete it, and last the presented-chain count, which on
+    // Node 20 is that first call and is paid once, at the end.
+    const leaf = presentedLeaf(socket);
+    if (leaf === null) {
       return { ok: false, code: 'GW_ERR_CLIENT_CERT_MISSING', reason: 'no client certificate presented', peerSubject: null, peerSerial: null };
     }
     // The subject (RFC 4514, src/x509/dn.ts) is formatted only for a refusal: accepted connections
     // never log it, and a cache hit should cost no certificate walk.
-    const peerSerial = summary.serialNumber ?? null;
+    const peerSerial = leaf.serialNumber;
     if (!socket.authorized) {
       const reason = String(socket.authorizationError ?? 'UNKNOWN');
-      return { ok: false, code: OPENSSL_TO_CODE[reason] ?? 'GW_ERR_CLIENT_CERT_INVALID', reason, peerSubject: certificateDn(summary), peerSerial };
+      return { ok: false, code: OPENSSL_TO_CODE[reason] ?? 'GW_ERR_CLIENT_CERT_INVALID', reason, peerSubject: certificateDn(leaf), peerSerial };
     }
     // The chain from the trust bundle when it holds every issuer (the common case, and cheap);
     // otherwise the chain as the client presented it, which includes intermediates it sent.
     // Only bundle-completed certificates are cached, so a hit needs no bundle walk.
-    let verdict = this.#byCertificate.get(summary.fingerprint256);
+    let verdict = this.#byCertificate.get(leaf.fingerprint256);
     if (verdict === undefined) {
-      const fromBundle = this.#linker.bundleCompletes(summary.raw);
-      verdict = this.#judgeCertificate(summary, fromBundle ? null : (socket.getPeerCertificate(true) as DetailedPeerCertificate), peerSerial);
-      const key = summary.fingerprint256;
-      if (fromBundle && typeof key === 'string' && key.length > 0) {
+      const fromBundle = this.#linker.bundleCompletes(leaf.raw);
+      verdict = this.#judgeCertificate(leaf, fromBundle ? null : (socket.getPeerCertificate(true) as DetailedPeerCertificate), peerSerial);
+      const key = leaf.fingerprint256;
+      if (fromBundle && key.length > 0) {
         if (this.#byCertificate.size >= MAX_CACHED_CERTIFICATES) this.#byCertificate.delete(this.#byCertificate.keys().next().value!);
         this.#byCertificate.set(key, verdict);
       }
@@ -233,7 +251,7 @@ export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = R
           ok: false,
           code: 'GW_ERR_CLIENT_CERT_INVALID',
           reason: `presented chain has ${presented} certificates, more than tls.maxChainLength (${max})`,
-          peerSubject: certificateDn(summary),
+          peerSubject: certificateDn(leaf),
           peerSerial,
         };
       }
@@ -258,21 +276,21 @@ export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = R
   }
 
   /** Everything about a verified certificate that does not depend on the connection. */
-  #judgeCertificate(summary: PeerCertificate, detailed: DetailedPeerCertificate | null, peerSerial: string | null): CertificateVerdict {
+  #judgeCertificate(presented: PresentedLeaf, detailed: DetailedPeerCertificate | null, peerSerial: string | null): CertificateVerdict {
     let leaf: X509Certificate;
     try {
-      leaf = new X509Certificate(summary.raw);
+      leaf = presented.x509 ?? new X509Certificate(presented.raw);
     } catch (err) {
-      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject: certificateDn(summary), peerSerial };
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject: certificateDn(presented), peerSerial };
     }
     // OpenSSL already enforces purpose (EKU) for ssl clients; these checks are defence in depth and
     // they also cover a CA certificate without KeyUsage, which OpenSSL's purpose check lets through.
     if (leaf.ca) {
-      return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'CA certificate presented as a client certificate', peerSubject: certificateDn(summary), peerSerial };
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'CA certificate presented as a client certificate', peerSubject: certificateDn(presented), peerSerial };
     }
     const eku = leaf.keyUsage as string[] | undefined;
     if (eku && eku.length > 0 && !eku.includes(EKU_CLIENT_AUTH) && !eku.includes(EKU_ANY)) {
-      return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'certificate lacks the clientAuth extended key usage', peerSubject: certificateDn(summary), peerSerial };
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_USAGE', reason: 'certificate lacks the clientAuth extended key usage', peerSubject: certificateDn(presented), peerSerial };
     }
     const chain = detailed === null ? this.#linker.fromBundle(leaf) : this.#linker.fromPeer(detailed);
     if (chain === null) {
@@ -284,7 +302,7 @@ export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = R
       // A chain that ends at a root of its own which tls.clientCA does not hold is simply not
       // trusted: OpenSSL admitted it under a bundle a reload has since replaced.
       if (detailed !== null && this.#endsAtRootOutsideTrust(detailed)) {
-        return { ok: false, code: 'GW_ERR_CLIENT_CERT_UNTRUSTED', reason: 'the chain ends at a root CA that is not in tls.clientCA', peerSubject: certificateDn(summary), peerSerial };
+        return { ok: false, code: 'GW_ERR_CLIENT_CERT_UNTRUSTED', reason: 'the chain ends at a root CA that is not in tls.clientCA', peerSubject: certificateDn(presented), peerSerial };
       }
       return {
         ok: false,
@@ -293,7 +311,7 @@ export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = R
           detailed === null
             ? 'the chain could not be matched to the CA certificates in tls.clientCA'
             : 'the chain above the client certificate is not available from the TLS stack (the client sent an intermediate CA that is not in tls.clientCA; on Node 24 add the intermediate CAs to tls.clientCA)',
-        peerSubject: certificateDn(summary),
+        peerSubject: certificateDn(presented),
         peerSerial,
       };
     }
@@ -303,7 +321,7 @@ export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = R
         ok: false,
         code: 'GW_ERR_CLIENT_CERT_INVALID',
         reason: `chain has ${depth} CA certificates above the client certificate (tls.verifyDepth is ${this.#opts.verifyDepth})`,
-        peerSubject: certificateDn(summary),
+        peerSubject: certificateDn(presented),
         peerSerial,
       };
     }
@@ -311,7 +329,7 @@ export class ConnectionAuthenticator<S = unknown, V extends RevocationAnswer = R
     try {
       identity = identityFromDer(leaf.raw);
     } catch (err) {
-      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject: certificateDn(summary), peerSerial };
+      return { ok: false, code: 'GW_ERR_CLIENT_CERT_INVALID', reason: `certificate could not be parsed: ${(err as Error).message}`, peerSubject: certificateDn(presented), peerSerial };
     }
     return { ok: true, identity, leafDer: leaf.raw, chainDepth: depth, links: chain.links };
   }
