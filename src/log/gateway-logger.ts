@@ -7,14 +7,21 @@
  * instead of one thread-pool write per line: at 4 KiB, strace counted about nine access records
  * per write. The buffer is flushed synchronously on exit.
  */
-import { pino, type Logger } from 'pino';
-import type { GatewayConfig } from '../config/schema.js';
+import { pino, type LevelWithSilent, type Logger } from 'pino';
 import { cachedIsoTime } from './cached-iso-time.js';
 
 /** sonic-boom's default largest single write; it refuses a buffer (minLength) that is not smaller. */
 const SONIC_BOOM_MAX_WRITE = 16_384;
 
-export function createGatewayLogger(log: GatewayConfig['log'], fd = 1): Logger {
+/** The `log` section of the config, as far as the logger needs it (log comes before config in the layer order). */
+export interface LoggerSettings {
+  readonly level: LevelWithSilent;
+  readonly bufferBytes: number;
+  /** ms */
+  readonly flushInterval: number;
+}
+
+export function createGatewayLogger(log: LoggerSettings, fd = 1): Logger {
   return pino(
     { level: log.level, base: { pid: process.pid }, timestamp: cachedIsoTime(), formatters: { level: (label) => ({ level: label }) } },
     pino.destination({

@@ -27,7 +27,7 @@ t.test('every log.bufferBytes the schema allows starts and delivers every line',
   for (const bufferBytes of [0, 1, 4096, 16_383, 16_384, 16_385, 65_536]) {
     const file = join(dir, `log-${bufferBytes}.ndjson`);
     const fd = openSync(file, 'w');
-    const logger = createGatewayLogger({ level: 'info', bufferBytes, flushInterval: 250 } as Parameters<typeof createGatewayLogger>[0], fd);
+    const logger = createGatewayLogger({ level: 'info', bufferBytes, flushInterval: 250 }, fd);
     const lines = 400;
     for (let i = 0; i < lines; i++) logger.info({ event: 'test', i, pad: 'x'.repeat(300) }, 'line');
     // As on exit: whatever is still buffered is written synchronously, then the destination ends.
