@@ -6,6 +6,11 @@
 //   GET /echo  -> what the upstream saw (x-forwarded-for, identity headers, TLS peer subject)
 //   GET /healthz -> 200 "ok", only with BENCH_UPSTREAM_HEALTHZ=1 (the failover scenario's origins,
 //                   for the gateway's active health checks); otherwise 404 like any other path
+// BENCH_UPSTREAM_TICKET_KEYS=<96 hex digits>: fixed TLS session ticket keys, so that a restarted
+// origin resumes the sessions the one before it issued, as replicas sharing keys do (the storm
+// scenario). TLS handshakes are counted, full and resumed, per client certificate CN.
+// SIGUSR2 closes every connection and keeps listening (the storm scenario's reconnect storm),
+// after logging the handshakes so far.
 // Usage: node upstream-server.mjs PORT CERT KEY CA CRL...
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
@@ -15,6 +20,10 @@ const SMALL = Buffer.from('ok ' + '.'.repeat(97));
 const BIG = Buffer.alloc(65536, 'x');
 const TEXT = { 'content-type': 'text/plain' };
 const HEALTHZ = process.env.BENCH_UPSTREAM_HEALTHZ === '1';
+const TICKET_KEYS = process.env.BENCH_UPSTREAM_TICKET_KEYS ? Buffer.from(process.env.BENCH_UPSTREAM_TICKET_KEYS, 'hex') : null;
+if (TICKET_KEYS && TICKET_KEYS.length !== 48) throw new Error('BENCH_UPSTREAM_TICKET_KEYS must be 48 bytes (96 hex digits)');
+/** TLS handshakes by client certificate CN: { full, resumed }. */
+const handshakes = {};
 // Requests served, written to the log on SIGTERM (the failover scenario reads how the load was spread).
 let served = 0;
 let healthChecks = 0;
@@ -30,6 +39,7 @@ const server = createServer(
     rejectUnauthorized: true,
     keepAliveTimeout: 300_000,
     requestTimeout: 0,
+    ...(TICKET_KEYS ? { ticketKeys: TICKET_KEYS } : {}),
   },
   (req, res) => {
     const url = req.url;
@@ -69,9 +79,19 @@ const server = createServer(
   },
 );
 server.headersTimeout = 30_000;
+server.on('secureConnection', (socket) => {
+  const cn = socket.getPeerCertificate()?.subject?.CN ?? '(none)';
+  const h = (handshakes[cn] ??= { full: 0, resumed: 0 });
+  if (socket.isSessionReused()) h.resumed++;
+  else h.full++;
+});
 server.listen(Number(port), '127.0.0.1', () => process.stdout.write(`upstream listening on ${port}\n`));
+process.on('SIGUSR2', () => {
+  process.stdout.write(`${JSON.stringify({ event: 'drop', handshakes })}\n`);
+  server.closeAllConnections();
+});
 process.on('SIGTERM', () => {
-  process.stdout.write(`${JSON.stringify({ event: 'exit', port: Number(port), served, healthChecks })}\n`);
+  process.stdout.write(`${JSON.stringify({ event: 'exit', port: Number(port), served, healthChecks, handshakes })}\n`);
   server.closeAllConnections();
   server.close(() => process.exit(0));
 });

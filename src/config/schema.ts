@@ -346,6 +346,10 @@ const upstreamSchema = z
         })
         .optional()
         .describe('pins the upstream certificate further; every field given must match'),
+      sessionResumption: z
+        .boolean()
+        .default(true)
+        .describe("resume TLS sessions to each target; a resumed connection is checked again on the chain its full handshake verified: servername, pins (expect), the revocation verdict in force now (CRLs, OCSP) and the validity window, else refused and its session dropped. false: every connection a full handshake"),
       minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
     }),
     timeouts: z

@@ -11,8 +11,8 @@
  *
  * The session offers only h2 by ALPN and refuses a connection on which the upstream chose
  * anything else (GW_ERR_UPSTREAM_PROTOCOL): gRPC carried over HTTP/1.1 would lose its trailers.
- * The TLS settings are the target's (shared secure context, identity check, no session
- * resumption, so every connection is fully verified).
+ * The TLS settings are the target's (shared secure context, identity check), and so is its
+ * connector (resuming-target-connect.ts): a resumed session is judged again before it is used.
  */
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';

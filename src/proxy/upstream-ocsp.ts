@@ -14,14 +14,14 @@
  *   refuse in every mode, unavailable follows onUnavailable, no responder refuses only `require`.
  *
  * A refusal is a GatewayError with the upstream revocation codes, so the data plane maps it like a
- * CRL or pin refusal (502, never forwarded). The connections are undici's (withUpstreamOcsp wraps
- * its connector) and the gateway's own (holdUntilOcspVerdict, for target-tls-connect.ts). No
- * timers or sockets of its own: it observes sockets others open.
+ * CRL or pin refusal (502, never forwarded). The connections are opened by
+ * resuming-target-connect.ts, which asks judge() before handing a socket over (also on a resumed
+ * session, with the chain remembered from its full handshake: a resumed handshake carries no
+ * staple, so the store decides). No timers or sockets of its own: it observes sockets others open.
  */
 import { X509Certificate } from 'node:crypto';
-import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { buildConnector } from 'undici';
 import { GatewayError } from '../errors/registry.js';
 import { combineLeaf, type OcspPolicy } from '../revocation/combined-revocation.js';
 import { certIdFor } from '../revocation/ocsp-request.js';
@@ -63,22 +63,28 @@ export class UpstreamOcspCheck {
     this.#policy = { mode: s.mode === 'require' ? 'require' : 'prefer', onUnavailable: s.onUnavailable };
   }
 
+  /** upstreams.<name>.tls.ocsp.requireStapled: every connection must carry a staple, which a resumed handshake never does. */
+  get requiresStaple(): boolean {
+    return this.#s.requireStapled;
+  }
+
   /**
    * The refusal for a connection whose handshake completed (OpenSSL and checkServerIdentity
-   * passed), or null when it may be used. Never rejects.
+   * passed), or null when it may be used. Never rejects. `remembered`: a resumed session's chain as
+   * verified in its full handshake (the socket reports none then, and no staple: staple is null).
    */
-  async judge(socket: TLSSocket, staple: Staple): Promise<GatewayError | null> {
+  async judge(socket: TLSSocket, staple: Staple, remembered?: DetailedPeerCertificate): Promise<GatewayError | null> {
     try {
-      return await this.#judge(socket, staple);
+      return await this.#judge(socket, staple, remembered);
     } catch (err) {
       return this.#refuse(false, `OCSP: the check failed: ${(err as Error).message}`);
     }
   }
 
-  async #judge(socket: TLSSocket, staple: Staple): Promise<GatewayError | null> {
+  async #judge(socket: TLSSocket, staple: Staple, remembered: DetailedPeerCertificate | undefined): Promise<GatewayError | null> {
     const s = this.#s;
     if (staple === undefined) return this.#refuse(false, 'OCSP: the TLS layer did not report whether the upstream stapled an answer');
-    const leaf = this.#leafOf(socket);
+    const leaf = this.#leafOf(remembered === undefined ? (detailed) => socket.getPeerCertificate(detailed) : () => remembered);
     if (leaf === null || leaf.issuer === null) {
       return this.#refuse(false, `OCSP: the certificate chain could not be linked to the CA certificates in upstreams.${s.name}.tls.ca, so its OCSP answer cannot be checked`);
     }
@@ -117,12 +123,12 @@ export class UpstreamOcspCheck {
   }
 
   /** The leaf with its issuer: from the trust bundle when it holds every issuer, else as the upstream sent its chain. */
-  #leafOf(socket: TLSSocket): ChainLink | null {
-    const raw = socket.getPeerCertificate(false)?.raw;
+  #leafOf(peer: (detailed: boolean) => PeerCertificate | undefined): ChainLink | null {
+    const raw = peer(false)?.raw;
     if (!raw) return null;
     const chain = this.#linker.bundleCompletes(raw)
       ? this.#linker.fromBundle(new X509Certificate(raw))
-      : this.#linker.fromPeer(socket.getPeerCertificate(true) as DetailedPeerCertificate);
+      : this.#linker.fromPeer(peer(true) as DetailedPeerCertificate);
     return chain?.links[0] ?? null;
   }
 
@@ -134,81 +140,10 @@ export class UpstreamOcspCheck {
 }
 
 /** Records the socket's 'OCSPResponse' (emitted once per handshake, before 'secureConnect'). */
-function captureStaple(socket: TLSSocket): () => Staple {
+export function captureStaple(socket: TLSSocket): () => Staple {
   let staple: Staple;
   socket.once('OCSPResponse', (res: Buffer | null) => {
     staple = res;
   });
   return () => staple;
-}
-
-/**
- * undici's connector with the OCSP check between the handshake and the hand-over: the socket is
- * given to undici only after the check passed; a refusal destroys it and fails the connection with
- * the GatewayError. The connector must be built with `requestOCSP: true`.
- */
-export function withUpstreamOcsp(connect: buildConnector.connector, check: UpstreamOcspCheck): buildConnector.connector {
-  return (options, callback) => {
-    let staple: (() => Staple) | null = null;
-    // undici's connector returns the socket it opened (its type says void), synchronously, before
-    // any handshake byte: the only moment the staple's event can still be observed.
-    const opened: unknown = (connect as (...a: Parameters<buildConnector.connector>) => unknown)(options, (err, socket) => {
-      if (err !== null) return callback(err, null);
-      const tls = socket as TLSSocket;
-      void check.judge(tls, staple === null ? undefined : staple()).then((refusal) => {
-        if (refusal === null) return callback(null, tls);
-        tls.destroy();
-        callback(refusal, null);
-      });
-    });
-    if (opened !== null && typeof opened === 'object' && typeof (opened as TLSSocket).once === 'function') staple = captureStaple(opened as TLSSocket);
-    return opened as undefined;
-  };
-}
-
-/** The TLS socket's native stream, as node:net and node:http2 drive it. */
-type NativeStream = { reading: boolean; readStop(): number; readStart(): number };
-
-function nativeStream(socket: TLSSocket): NativeStream | null {
-  return (socket as unknown as { _handle?: NativeStream | null })._handle ?? null;
-}
-
-/**
- * For a socket the gateway opens itself (target-tls-connect.ts), whose users act on 'secureConnect'
- * (node:http2 starts its session then; node:http's request was written before and waits in the
- * socket): writes are held (cork) and 'secureConnect' is delivered only after the check passed.
- * A refusal destroys the socket with the GatewayError, which its users see as a connection error.
- *
- * Reading stops too while the check runs (it may wait for a lookup): node:http2 takes the native
- * stream over when its session starts, and bytes the upstream sent meanwhile (its SETTINGS) would
- * otherwise sit in the JS stream's buffer, where the session never looks (it checks that buffer
- * only when it is created), and the session would fail with a protocol error.
- */
-export function holdUntilOcspVerdict(socket: TLSSocket, check: UpstreamOcspCheck): TLSSocket {
-  const staple = captureStaple(socket);
-  socket.cork();
-  const original = socket.emit;
-  const emit = original as (this: TLSSocket, event: string | symbol, ...args: unknown[]) => boolean;
-  socket.emit = function holdSecureConnect(this: TLSSocket, event: string | symbol, ...args: unknown[]): boolean {
-    if (event !== 'secureConnect') return emit.apply(this, [event, ...args]);
-    socket.emit = original;
-    const stream = nativeStream(socket);
-    const wasReading = stream?.reading === true;
-    if (stream !== null && wasReading) {
-      stream.reading = false;
-      stream.readStop();
-    }
-    void check.judge(socket, staple()).then((refusal) => {
-      if (socket.destroyed) return;
-      if (refusal !== null) return void socket.destroy(refusal);
-      emit.apply(socket, ['secureConnect', ...args]);
-      if (stream !== null && wasReading && !stream.reading && !socket.destroyed) {
-        stream.reading = true;
-        stream.readStart();
-      }
-      socket.uncork();
-    });
-    return true;
-  } as typeof socket.emit;
-  return socket;
 }

@@ -151,6 +151,8 @@ class UpstreamFleet implements Upstream {
       secureContext: buildUpstreamSecureContext(cfg, material),
       servername: cfg.tls.servername,
       checkServerIdentity: upstreamIdentityCheck(name, cfg, material, revocation),
+      sessionResumption: cfg.tls.sessionResumption,
+      now: deps.now,
       ocsp: ocsp === null ? null : new UpstreamOcspCheck({ name, store: ocsp, mode: cfg.tls.ocsp.mode, requireStapled: cfg.tls.ocsp.requireStapled, onUnavailable: cfg.tls.ocsp.onUnavailable, trust: material.ca.certs, now: deps.now, logger: deps.logger }),
       connections: cfg.limits.maxConnections,
       connectTimeout: cfg.timeouts.connect,

@@ -1,17 +1,20 @@
 /**
  * One target of an upstream fleet: one origin (a pod, a VM, a Service VIP) with its own undici
  * Pool, and the state the fleet keeps about it (requests in flight, passive and active health).
- * The pool's connections use the upstream's shared TLS context and identity check; TLS session
- * resumption is off on the upstream leg because Node skips checkServerIdentity on a resumed
- * session (docs/architecture.md, "TLS facts"), so every new connection is fully verified.
+ * The pool's connections use the upstream's shared TLS context and identity check, opened by a
+ * connector of the pool's own (resuming-target-connect.ts): with tls.sessionResumption it resumes
+ * TLS sessions and judges every resumed connection again on the chain its full handshake verified
+ * (Node skips checkServerIdentity on a resumed session: docs/architecture.md, "TLS facts"). A new
+ * pool (renew) gets a new connector, so no session verified before a CRL change is offered again.
  * A target of a `protocol: http2` upstream has one HTTP/2 session instead of a pool
  * (src/proxy/http2-upstream-client.ts, which says why not undici's allowH2); both are Dispatchers.
  */
 import type { PeerCertificate, SecureContext } from 'node:tls';
-import { buildConnector, Pool } from 'undici';
+import { Pool } from 'undici';
 import { Http2UpstreamClient } from './http2-upstream-client.js';
 import { OutlierRecord } from './outlier-detector.js';
-import { withUpstreamOcsp, type UpstreamOcspCheck } from './upstream-ocsp.js';
+import { TargetConnector } from './resuming-target-connect.js';
+import type { UpstreamOcspCheck } from './upstream-ocsp.js';
 
 export interface TargetPoolSettings {
   /** http2: one HTTP/2 session, h2 required by ALPN (upstreams.<name>.protocol). */
@@ -21,6 +24,12 @@ export interface TargetPoolSettings {
   readonly checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined;
   /** upstreams.<name>.tls.ocsp, when on: every connection asks for a staple and is judged before use (upstream-ocsp.ts). */
   readonly ocsp?: UpstreamOcspCheck | null | undefined;
+  /** upstreams.<name>.tls.sessionResumption (absent: off, every connection a full handshake). */
+  readonly sessionResumption?: boolean | undefined;
+  /** The gateway's clock, for the validity of a resumed session's remembered chain (absent: Date.now). */
+  readonly now?: (() => number) | undefined;
+  /** The connector of the pool generation these settings belong to (set by UpstreamTarget; absent: one per connection). */
+  readonly connector?: TargetConnector | undefined;
   /** Most connections this target's pool opens. */
   readonly connections: number;
   readonly connectTimeout: number;
@@ -47,6 +56,8 @@ export class UpstreamTarget {
   lastCheck: { readonly at: number; readonly ok: boolean; readonly detail: string } | null = null;
   ejections = 0;
   readonly #settings: TargetPoolSettings;
+  /** #settings with the connector of the pool in force: its sessions are the pool's. */
+  #generation!: TargetPoolSettings;
   #pool: Pool | Http2UpstreamClient;
   readonly #draining = new Set<Promise<void>>();
   #closed = false;
@@ -79,22 +90,19 @@ export class UpstreamTarget {
     return this.#closed;
   }
 
-  /** The TLS and connect settings of this target's connections, for those opened outside the pool (WebSocket tunnels). */
+  /**
+   * The TLS and connect settings of this target's connections, for those opened outside the pool
+   * (WebSocket tunnels), with the connector (and so the TLS sessions) of the pool in force.
+   */
   get settings(): TargetPoolSettings {
-    return this.#settings;
+    return this.#generation;
   }
 
+  /** A pool with a connector of its own: sessions never outlive the pool they were verified for. */
   #newPool(): Pool | Http2UpstreamClient {
-    const s = this.#settings;
+    const s = { ...this.#settings, connector: new TargetConnector(this.#settings) };
+    this.#generation = s;
     if (s.protocol === 'http2') return new Http2UpstreamClient(this.origin, s);
-    const connect: buildConnector.BuildOptions = {
-      secureContext: s.secureContext,
-      servername: s.servername,
-      rejectUnauthorized: true,
-      checkServerIdentity: s.checkServerIdentity,
-      maxCachedSessions: 0,
-      timeout: s.connectTimeout,
-    };
     return new Pool(this.origin, {
       connections: s.connections,
       pipelining: 1,
@@ -104,7 +112,7 @@ export class UpstreamTarget {
       // hint can only shorten that (undici subtracts a 2 s margin from the hint).
       keepAliveTimeout: s.keepAlive,
       keepAliveMaxTimeout: s.keepAlive,
-      connect: s.ocsp ? withUpstreamOcsp(buildConnector({ ...connect, requestOCSP: true } as buildConnector.BuildOptions), s.ocsp) : connect,
+      connect: s.connector.undici,
     });
   }
 
