@@ -126,10 +126,11 @@ async function runVariant(ctx, v, seconds, warmupS) {
 }
 
 /**
- * Runs the client child; hooks.start/kill/end(pid) are called as it reaches those points of the
- * measured window. hooks.kill returns when the signal was sent (epoch ms), which is passed back.
+ * Runs the client child (this file with --client; the storm scenario uses it too);
+ * hooks.start/kill/end(pid) are called as it reaches those points of the measured window.
+ * hooks.kill returns when the signal was sent (epoch ms), which is passed back.
  */
-function driveLoad(ctx, port, seconds, warmupS, hooks) {
+export function driveLoad(ctx, port, seconds, warmupS, hooks) {
   const cfg = { port, conns: ctx.opts.conns, warmupS, seconds, cert: ctx.pki.clientCert, key: ctx.pki.clientKey, ca: ctx.pki.caBundle };
   return new Promise((resolve, reject) => {
     const child = trackChild(spawn(process.execPath, [SELF, '--client', JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'pipe'] }));
@@ -161,7 +162,7 @@ function driveLoad(ctx, port, seconds, warmupS, hooks) {
     child.on('close', (code) => {
       clearTimeout(timer);
       if (result) resolve(result);
-      else reject(new Error(`the failover client exited (${code}) without a result: ${stderr.slice(0, 500)}`));
+      else reject(new Error(`the load client (failover.mjs --client) exited (${code}) without a result: ${stderr.slice(0, 500)}`));
     });
   });
 }

@@ -16,22 +16,20 @@
 // requests reach 90% of the mean slot before it), the gateway's CPU in the second after the storm
 // against the second before, and the origin's TLS handshakes from the gateway after the storm,
 // resumed and full. Gateway only: no nginx or direct-to-origin equivalent exists.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CLK_TCK, groupTicks } from '../lib/cpu.mjs';
 import { UPSTREAM_SERVERNAME } from '../lib/pki.mjs';
-import { freePort, spawnGroup, stopGroup, trackChild, waitReady } from '../lib/procs.mjs';
+import { freePort, spawnGroup, stopGroup, waitReady } from '../lib/procs.mjs';
 import { clientProbe, gatewayConfigYaml } from '../lib/targets.mjs';
+import { driveLoad } from './failover.mjs';
 
 export const id = 'storm';
 export const title = 'Reconnect storm: the origin drops every connection or restarts under keep-alive load, upstream TLS session resumption on vs off (gateway only)';
 
 const UPSTREAM_SCRIPT = fileURLToPath(new URL('../lib/upstream-server.mjs', import.meta.url));
-/** The closed-loop client with a mid-run event lives in the failover scenario; it is run as a child. */
-const CLIENT_SCRIPT = fileURLToPath(new URL('./failover.mjs', import.meta.url));
 const STORM_SECONDS = 8;
 const MIN_WARMUP_S = 5;
 /** The CPU window on each side of the restart. */
@@ -107,7 +105,7 @@ async function runVariant(ctx, v, warmupS) {
     let readyAt = null;
     let restarting = null;
     const first = origin;
-    const client = await driveLoad(ctx, gw.port, warmupS, {
+    const client = await driveLoad(ctx, gw.port, STORM_SECONDS, warmupS, {
       start: () => {
         sample();
         sampler = setInterval(sample, 100);
@@ -223,41 +221,3 @@ function minus(a, b) {
 }
 
 const fmt = (x) => (x === null || x === undefined ? '–' : x.toFixed(0));
-
-/** Runs failover.mjs's client; hooks.start/kill/end are called as it reaches those points. */
-function driveLoad(ctx, port, warmupS, hooks) {
-  const cfg = { port, conns: ctx.opts.conns, warmupS, seconds: STORM_SECONDS, cert: ctx.pki.clientCert, key: ctx.pki.clientKey, ca: ctx.pki.caBundle };
-  return new Promise((resolve, reject) => {
-    const child = trackChild(spawn(process.execPath, [CLIENT_SCRIPT, '--client', JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'pipe'] }));
-    let pending = '';
-    let stderr = '';
-    let result = null;
-    const timer = setTimeout(() => child.kill('SIGKILL'), (warmupS + STORM_SECONDS + 90) * 1000);
-    child.stdin.on('error', () => undefined);
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d) => {
-      pending += d;
-      let i;
-      while ((i = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, i);
-        pending = pending.slice(i + 1);
-        let m;
-        try {
-          m = JSON.parse(line);
-        } catch {
-          stderr += line + '\n';
-          continue;
-        }
-        if (m.event === 'result') result = m;
-        else if (m.event === 'kill') child.stdin.write(`killed ${hooks.kill()}\n`);
-        else hooks[m.event]?.();
-      }
-    });
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (result) resolve(result);
-      else reject(new Error(`the storm client exited (${code}) without a result: ${stderr.slice(0, 500)}`));
-    });
-  });
-}
