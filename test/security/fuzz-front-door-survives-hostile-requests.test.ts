@@ -400,6 +400,11 @@ function mustBeForwarded(c: FuzzCase): boolean {
   if (c.headers.some(([line]) => /^Expect: (foo|200-ok)$/.test(line))) return false;
   // Two Expect lines join into a list ("100-continue, 100-Continue"): a 417 for that is a choice.
   if (c.headers.filter(([line]) => /^Expect:/i.test(line)).length > 1) return false;
+  // Upgrade plus a Connection list naming it makes Node hand the request to the upgrade path, whose
+  // documented answers are WebSocket's (docs/websocket.md) or 501 GW_ERR_UPGRADE_NOT_SUPPORTED for
+  // anything else (h2c): not a plain forward. FUZZ_SEED=1162560574 drew one.
+  const upgrade = c.headers.some(([line]) => /^Upgrade:/i.test(line));
+  if (upgrade && c.headers.some(([line]) => /^Connection:.*\bupgrade\b/i.test(line))) return false;
   return !(c.pipelined && c.headers.some(([line]) => /^Connection: close$/i.test(line)));
 }
 
