@@ -24,7 +24,7 @@ import { ConfigError, loadConfig, resolveConfigPath } from '../config/load-confi
 import type { GatewayConfig } from '../config/schema.js';
 import { isGatewayError } from '../errors/registry.js';
 import { buildGateway, type Gateway } from '../http/build-gateway.js';
-import { createGatewayLogger } from '../log/gateway-logger.js';
+import { createGatewayLogger, flushLogSync } from '../log/gateway-logger.js';
 import { TICKET_KEY_BYTES } from '../pki/gateway-material.js';
 import { ConfigFileWatch, filesNamedBy } from '../runtime/config-file-watch.js';
 import { describeReloadError, RestartNeeded, restartNeededFor } from '../runtime/reloader.js';
@@ -78,11 +78,12 @@ function parseWorkers(flag: string | undefined): number | null {
 function startupFailed(logger: Logger, err: unknown): number {
   const e = err as { code?: string; message?: string; issues?: { path: string; message: string }[] };
   logger.fatal({ code: e.code, issues: e.issues }, `startup failed: ${e.message}`);
-  logger.flush();
+  // Synchronously: a cluster worker exits below, and process.exit() runs no pending write.
+  flushLogSync(logger);
   process.stderr.write(`mtls-gateway: ${e.message}\n`);
   if (e.issues) for (const i of e.issues) process.stderr.write(`  ${i.path}: ${i.message}\n`);
   // The primary counts startup failures by exit code, and a cluster worker's IPC channel would
-  // keep it alive (disconnecting would exit 0). pino flushes its buffer on exit.
+  // keep it alive (disconnecting would exit 0).
   if (cluster.isWorker) process.exit(1);
   return 1;
 }
