@@ -9,9 +9,8 @@
  * each written string into a Buffer again afterwards. Measured with pino on Node 24.21
  * (bench/log-destination-cost.mjs: 625-byte access records, one process, interleaved): 5.5 µs of
  * CPU per line above pino's own serialization to /dev/null (6.6 to a file), against 0.9 (1.1) here.
- * It also keeps every line while the descriptor
- * is blocked (a stalled log pipe grows the heap without limit), and an error other than EPIPE is
- * re-emitted, which stops the process. Here:
+ * It also keeps every line while the descriptor is blocked (a stalled log pipe grows the heap
+ * without limit), and pino re-emits its errors other than EPIPE, which stops the process. Here:
  *  - lines are kept as an array and joined once per write, then converted to bytes once;
  *  - at most `maxPendingBytes` wait in memory; beyond that new lines are dropped and counted, and a
  *    notice saying how many (built by the caller, so it is a line in the log's own format) goes
@@ -56,7 +55,7 @@ export class BufferedFdWriter {
   #failing = false;
   #timer: NodeJS.Timeout | null = null;
   #flushDue = false;
-  #waiters: (() => void)[] = [];
+  #waiters: ((err?: Error) => void)[] = [];
   #closed = false;
 
   constructor(opts: BufferedFdWriterOptions) {
@@ -91,7 +90,7 @@ export class BufferedFdWriter {
 
   /** Writes everything waiting now; `cb` runs once it is all written (or dropped on an error). */
   flush(cb?: (err?: Error) => void): void {
-    if (cb) this.#waiters.push(() => cb());
+    if (cb) this.#waiters.push(cb);
     if (this.#inFlight === null) this.#writeNext();
     else this.#flushDue = true;
   }
@@ -153,7 +152,7 @@ export class BufferedFdWriter {
 
   #writeNext(): void {
     this.#flushDue = false;
-    if (this.#dropped > 0 && this.#pending + 256 <= this.#maxPending) this.#noteDropped();
+    if (this.#dropped > 0) this.#noteDropped();
     if (this.#lines.length === 0) {
       this.#settleWaiters();
       return;
