@@ -10,7 +10,7 @@ import { hits, sleep, startFleet, startTarget, statusHandler } from '../helpers/
 const pki = await makeTestPki();
 
 t.test('a failing target is ejected, then comes back after the back-off', async (t) => {
-  const f = await startFleet({ pki, count: 3, upstream: (ts) => `targets: [${ts.map((x) => x.origin).join(', ')}]\noutlierDetection: { consecutiveFailures: 3, baseEjection: 600ms, maxEjectionPercent: 34 }` });
+  const f = await startFleet({ pki, count: 3, upstream: (ts) => `targets: [${ts.map((x) => x.origin).join(', ')}]\noutlierDetection: { consecutiveFailures: 3, baseEjection: 3s, maxEjectionPercent: 34 }` });
   t.teardown(() => f.close());
   f.targets[0]!.handler = statusHandler(500);
   let fives = 0;
@@ -23,10 +23,13 @@ t.test('a failing target is ejected, then comes back after the back-off', async 
   // The cap: a second failing target (34% of 3 = 1 at once) is not ejected while the first is out.
   f.targets[1]!.handler = statusHandler(500);
   for (let i = 0; i < 8; i++) await f.send(f.billing, { path: '/orders/b' });
+  // (baseEjection is long enough that the first is still out here even on a busy machine.)
+  t.equal(f.gw.gateway.status().upstreams[0]!.targets[0]!.ejected, true, 'the first failing target is still out');
   t.equal(f.gw.gateway.status().upstreams[0]!.targets[1]!.ejected, false, 'maxEjectionPercent keeps the second one in');
   f.targets[1]!.handler = statusHandler(200);
   f.targets[0]!.handler = statusHandler(200);
-  await sleep(700);
+  const deadline = Date.now() + 10_000;
+  while (f.gw.gateway.status().upstreams[0]!.targets[0]!.ejected && Date.now() < deadline) await sleep(50);
   const before = hits(f.targets);
   for (let i = 0; i < 9; i++) t.equal((await f.send(f.billing, { path: '/orders/c' })).status, 200);
   t.ok(hits(f.targets)[0]! > before[0]!, 'after baseEjection the target takes requests again');
