@@ -1,7 +1,7 @@
 // Turns the measurements into medians, ratios and markdown: results.json and results.md in the run's
 // results directory, and the generated section of bench/README.md (between the results markers).
 import { readFileSync, writeFileSync } from 'node:fs';
-import { profileMarkdown } from './summarize-cpuprofile.mjs';
+import { profileComparisonMarkdown, profileMarkdown } from './summarize-cpuprofile.mjs';
 
 export const START = '<!-- results:start -->';
 export const END = '<!-- results:end -->';
@@ -360,6 +360,14 @@ export function renderMarkdown(r) {
   if (r.extra.profile) {
     const p = r.extra.profile;
     parts.push(`### Gateway CPU profile, ${p.kind === 'hs' ? 'full handshake per request' : 'keep-alive GET'} (${fx(p.rps)} req/s, ${fx(p.usPerReq)} µs CPU/req while profiled)\n\n` + profileMarkdown(p.summary));
+    const f = r.extra.profileFloor;
+    if (f && p.requests > 0 && f.requests > 0) {
+      parts.push(
+        `### Gateway against the node floor, by area (profiled: gateway ${fx(p.rps)} req/s, floor ${fx(f.rps)} req/s)\n\n` +
+          'Self time of the profiled seconds divided by the requests served in them, the same load on each; the profiler itself inflates both.\n\n' +
+          profileComparisonMarkdown({ name: 'gateway', summary: p.summary, requests: p.requests }, { name: 'floor', summary: f.summary, requests: f.requests }),
+      );
+    }
   }
   const foreign = Math.max(0, ...r.rows.map((x) => x.foreignCores));
   const notes = [...r.notes];

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Aggregates the self time of a V8 .cpuprofile (node --cpu-prof) by function + script URL, and by
 // coarse area (the gateway's own code, fastify, undici, pino, node internals, GC, ...).
-//   node bench/lib/summarize-cpuprofile.mjs FILE.cpuprofile [--top N] [--lines] [--json]
+//   node bench/lib/summarize-cpuprofile.mjs FILE.cpuprofile [--top N] [--lines] [--last S] [--json]
 // Self time of a node = the sum of the sample intervals (timeDeltas) attributed to it. Percentages
 // are of the non-idle time. --lines keeps functions with the same name at different lines apart.
 import { readFileSync } from 'node:fs';
@@ -43,11 +43,19 @@ export function areaOf(url, fn) {
   return 'other';
 }
 
-export function summarizeProfile(profile, { top = 15, byLine = false } = {}) {
+export function summarizeProfile(profile, { top = 15, byLine = false, lastSeconds = null } = {}) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map();
   const { samples = [], timeDeltas = [] } = profile;
+  // With lastSeconds, only the samples of the profile's last seconds count (the measured load just
+  // before the process was stopped), not its start-up and warm-up.
+  const from = lastSeconds === null ? -Infinity : profile.endTime - lastSeconds * 1e6;
+  let at = profile.startTime;
+  let counted = 0;
   for (let i = 0; i < samples.length; i++) {
+    at += timeDeltas[i] ?? 0;
+    if (at < from) continue;
+    counted++;
     // timeDeltas[i] is the time since the previous sample; attribute the next interval to sample i.
     const dt = timeDeltas[i + 1] ?? 0;
     selfUs.set(samples[i], (selfUs.get(samples[i]) ?? 0) + Math.max(0, dt));
@@ -78,10 +86,35 @@ export function summarizeProfile(profile, { top = 15, byLine = false } = {}) {
     totalMs: total / 1000,
     busyMs: busy / 1000,
     idleMs: idle / 1000,
-    samples: samples.length,
+    samples: counted,
     top: list.slice(0, top).map((e) => ({ ...e, selfMs: e.selfUs / 1000, pct: pct(e.selfUs) })),
     areas: [...areas.entries()].sort((a, b) => b[1] - a[1]).map(([area, us]) => ({ area, selfMs: us / 1000, pct: pct(us) })),
   };
+}
+
+/**
+ * Two profiles of the same load side by side, by area, in µs of self time per request: `a` and `b`
+ * are { name, summary, requests } (requests served in the profiled window).
+ */
+export function profileComparisonMarkdown(a, b) {
+  const per = (p) => new Map(p.summary.areas.map((x) => [x.area, (x.selfMs * 1000) / p.requests]));
+  const pa = per(a);
+  const pb = per(b);
+  const areas = [...new Set([...pa.keys(), ...pb.keys()])].sort((x, y) => (pa.get(y) ?? 0) - (pb.get(y) ?? 0) - ((pa.get(x) ?? 0) - (pb.get(x) ?? 0)));
+  const f = (v) => (v === undefined ? '–' : v.toFixed(1));
+  const lines = [`| area | ${a.name} µs/req | ${b.name} µs/req | difference |`, '|---|---:|---:|---:|'];
+  let ta = 0;
+  let tb = 0;
+  for (const area of areas) {
+    const x = pa.get(area) ?? 0;
+    const y = pb.get(area) ?? 0;
+    ta += x;
+    tb += y;
+    if (Math.abs(x) < 0.05 && Math.abs(y) < 0.05) continue;
+    lines.push(`| ${area} | ${f(pa.get(area))} | ${f(pb.get(area))} | ${(x - y >= 0 ? '+' : '') + (x - y).toFixed(1)} |`);
+  }
+  lines.push(`| **busy, all areas** | **${ta.toFixed(1)}** | **${tb.toFixed(1)}** | **${(ta - tb >= 0 ? '+' : '') + (ta - tb).toFixed(1)}** |`);
+  return lines.join('\n');
 }
 
 export function profileMarkdown(s) {
@@ -96,13 +129,17 @@ export function profileMarkdown(s) {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
-  const file = args.find((a) => !a.startsWith('--'));
-  if (!file) {
-    process.stderr.write('usage: node bench/lib/summarize-cpuprofile.mjs FILE.cpuprofile [--top N] [--lines] [--json]\n');
+  const valueOf = (flag) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const file = args.find((a, i) => !a.startsWith('--') && args[i - 1] !== '--top' && args[i - 1] !== '--last');
+  const top = Number(valueOf('--top') ?? 15);
+  const last = valueOf('--last') === undefined ? null : Number(valueOf('--last'));
+  if (!file || !(top > 0) || (last !== null && !(last > 0))) {
+    process.stderr.write('usage: node bench/lib/summarize-cpuprofile.mjs FILE.cpuprofile [--top N] [--lines] [--last S] [--json]\n  --last S: only the last S seconds of the profile\n');
     process.exit(2);
   }
-  const topIdx = args.indexOf('--top');
-  const top = topIdx >= 0 ? Number(args[topIdx + 1]) : 15;
-  const s = summarizeProfile(JSON.parse(readFileSync(file, 'utf8')), { top, byLine: args.includes('--lines') });
+  const s = summarizeProfile(JSON.parse(readFileSync(file, 'utf8')), { top, byLine: args.includes('--lines'), lastSeconds: last });
   process.stdout.write(args.includes('--json') ? JSON.stringify(s, null, 2) + '\n' : profileMarkdown(s) + '\n');
 }

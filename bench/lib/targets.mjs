@@ -129,8 +129,8 @@ export class Targets {
   }
 
   /** The node-floor reference (lib/floor-proxy.mjs), run by the gateway's Node (--node). */
-  async startFloor(name = 'floor') {
-    return this.#startNodeReference(name, FLOOR_SCRIPT, [], 'node floor');
+  async startFloor(name = 'floor', { nodeArgs = [] } = {}) {
+    return this.#startNodeReference(name, FLOOR_SCRIPT, [], 'node floor', nodeArgs);
   }
 
   /**
@@ -138,10 +138,10 @@ export class Targets {
    * arguments (port, upstream port, server cert/key, CA bundle, upstream client cert/key, servername,
    * checkout) followed by `extra`.
    */
-  async #startNodeReference(name, script, extra, kind) {
+  async #startNodeReference(name, script, extra, kind, nodeArgs = []) {
     const port = await freePort();
     const p = this.pki;
-    const args = [script, String(port), String(this.upstream.port), p.serverCert, p.serverKey, p.caBundle, p.gwClientCert, p.gwClientKey, UPSTREAM_SERVERNAME, this.checkout, ...extra];
+    const args = [...nodeArgs, script, String(port), String(this.upstream.port), p.serverCert, p.serverKey, p.caBundle, p.gwClientCert, p.gwClientKey, UPSTREAM_SERVERNAME, this.checkout, ...extra];
     const proc = spawnGroup(name, this.opts.node ?? process.execPath, args, { logFile: join(this.runDir, `${name}.log`), nofile: this.nofile });
     const startupMs = await waitReady(proc, clientProbe(this.pki, port));
     Object.assign(proc, { port, kind, startupMs });
