@@ -9,7 +9,8 @@
  * describes the state in force (generation, readiness, certificates, CRLs, open connections) is
  * read at scrape time from a StateSource, so it can never lag behind a reload.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { RequestDurationHistogram, type DurationSeries } from './request-duration-histogram.js';
 
 /** A certificate the gateway holds or trusts, as /metrics and /status report it. */
 export interface CertificateInfo {
@@ -54,7 +55,7 @@ export interface StateSource {
 export type RequestDecision = 'allow' | 'deny' | 'would-deny' | 'no-route' | 'refused';
 
 /** Seconds; from 1 ms to 30 s, the span between a cached refusal and a slow upstream. */
-const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export interface MetricsOptions {
   /** prom-client's default process_* and nodejs_* metrics (on in the CLI; tests leave them off). */
@@ -64,8 +65,7 @@ export interface MetricsOptions {
 export class GatewayMetrics {
   readonly registry = new Registry();
   #source: StateSource | null = null;
-  readonly #requests: Counter<'route' | 'decision' | 'status'>;
-  readonly #duration: Histogram<'route'>;
+  readonly #duration: RequestDurationHistogram;
   readonly #clientCertRejections: Counter<'code'>;
   readonly #upstreamErrors: Counter<'upstream' | 'code'>;
   readonly #reloads: Counter<'result'>;
@@ -86,19 +86,27 @@ export class GatewayMetrics {
   constructor(opts: MetricsOptions = {}) {
     const registers = [this.registry];
     const source = () => this.#source;
-    this.#requests = new Counter({
+    // Counted per request in #requestCounts, added to the counter when it is read.
+    const requestCounts = () => this.#requestCounts;
+    new Counter({
       name: 'mtls_gateway_requests_total',
       help: 'Requests answered, by route ("" when none matched), decision (allow, deny, would-deny, no-route, refused) and HTTP status.',
       labelNames: ['route', 'decision', 'status'],
       registers,
+      collect() {
+        for (const c of requestCounts().values()) {
+          if (c.pending === 0) continue;
+          this.inc(c.labels, c.pending);
+          c.pending = 0;
+        }
+      },
     });
-    this.#duration = new Histogram({
-      name: 'mtls_gateway_request_duration_seconds',
-      help: 'Time from the request head to the end of the answer, by route ("" when none matched).',
-      labelNames: ['route'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
+    this.#duration = new RequestDurationHistogram(
+      'mtls_gateway_request_duration_seconds',
+      'Time from the request head to the end of the answer, by route ("" when none matched).',
+      DURATION_BUCKETS,
+    );
+    this.registry.registerMetric(this.#duration as unknown as Metric);
     this.#ocspCache = new Counter({
       name: 'mtls_gateway_ocsp_cache_total',
       help: 'OCSP status asked of the cache, by domain (clients, upstream NAME) and result (hit: a usable answer or recent failure was there; miss: a lookup was started).',
@@ -299,20 +307,23 @@ export class GatewayMetrics {
   }
 
   /**
-   * Counts one answered request. On the request path: the labelled children are looked up once per
-   * (route, decision, status) and kept, so a request costs two increments, not two label hashes.
+   * Counts one answered request. On the request path, so it touches no prom-client code: a
+   * (route, decision, status) is looked up once and kept with its route's duration series; the
+   * count waits in it until the counter is read (its collect()), the duration goes straight into
+   * the histogram. Measured on Node 24: about 0.1 µs a request, against 1.2 µs through
+   * prom-client's labelled children, which hash their labels on every call.
    */
   request(route: string, decision: RequestDecision, status: number, seconds: number): void {
     const key = `${route}\u0000${decision}\u0000${status}`;
-    let child = this.#requestChildren.get(key);
-    if (child === undefined) {
-      child = { count: this.#requests.labels(route, decision, String(status)), duration: this.#duration.labels(route) };
-      this.#requestChildren.set(key, child);
+    let c = this.#requestCounts.get(key);
+    if (c === undefined) {
+      c = { labels: { route, decision, status: String(status) }, pending: 0, duration: this.#duration.series(route) };
+      this.#requestCounts.set(key, c);
     }
-    child.count.inc();
-    child.duration.observe(seconds);
+    c.pending++;
+    this.#duration.observe(c.duration, seconds);
   }
-  readonly #requestChildren = new Map<string, { count: { inc(): void }; duration: { observe(v: number): void } }>();
+  readonly #requestCounts = new Map<string, { readonly labels: { route: string; decision: string; status: string }; pending: number; readonly duration: DurationSeries }>();
 
   clientCertRejected(code: string): void {
     this.#clientCertRejections.inc({ code });
