@@ -28,20 +28,48 @@ export function watchBodyStall(req: IncomingMessage, res: ServerResponse, ms: nu
   const controller = new AbortController();
   const socket = req.socket;
   let stopped = false;
-  const onTimeout = () => {
-    if (stopped) return;
+  let judging = false;
+  /**
+   * What the connection has read so far, for HTTP/1.1 (one request at a time on it); null for
+   * HTTP/2, whose socket carries every stream of the session, so its count says nothing about
+   * this stream.
+   */
+  const readSoFar = (): number | null => (req.httpVersionMajor === 2 || socket === null ? null : socket.bytesRead);
+  /** Nothing stalls: the body is whole, or bytes wait unread (the gateway is the slow side). */
+  const notStalled = (): boolean => {
     // The whole body is here, buffered until the request is forwarded: nothing left to stall.
-    if (req.complete) return stop();
-    // Data is waiting to be read: the gateway is the slow side (the upstream applies backpressure,
-    // or the request waits for an upstream connection). With an empty buffer the socket is being
-    // read, so a quiet socket means the client sends nothing.
+    if (req.complete) {
+      stop();
+      return true;
+    }
+    // Data is waiting to be read: the upstream applies backpressure, or the request waits for an
+    // upstream connection. With an empty buffer the socket is being read, so a quiet socket means
+    // the client sends nothing.
     if (req.readableLength > 0) {
       // The request's timer is its socket's in HTTP/1.1 and its stream's in HTTP/2.
       req.setTimeout(ms);
-      return;
+      return true;
     }
-    stop();
-    controller.abort(new BodyStalledError(ms));
+    return false;
+  };
+  const onTimeout = () => {
+    if (stopped || judging || notStalled()) return;
+    // Timers run before the event loop reads its sockets. After a pause of the loop itself (a long
+    // collection, a starved process) this one can fire with the client's bytes already in the
+    // kernel, unread: the verdict waits until the loop has read them (an immediate runs after the
+    // poll phase) and counts anything read by then as the client sending.
+    judging = true;
+    const before = readSoFar();
+    setImmediate(() => {
+      judging = false;
+      if (stopped || notStalled()) return;
+      if (before !== null && readSoFar() !== before) {
+        req.setTimeout(ms);
+        return;
+      }
+      stop();
+      controller.abort(new BodyStalledError(ms));
+    });
   };
   const stop = () => {
     if (stopped) return;
