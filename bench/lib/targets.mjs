@@ -108,14 +108,15 @@ export class Targets {
   /**
    * Starts a gateway; name is the target name ('gateway', 'gateway-warn', 'gateway-crl-100k', ...).
    * By default it forwards to the main upstream at the default log level; upstreamPorts/upstreamExtra/
-   * adminPort/logLevel: see gatewayConfigYaml.
+   * adminPort/logLevel: see gatewayConfigYaml. configTransform: (yaml text) => yaml text, applied
+   * last (gateway-variants.mjs sets config keys with it).
    */
-  async startGateway(name, { crl = 'small', logLevel = null, nodeArgs = [], timeoutMs = 120_000, upstreamPorts, upstreamExtra, tlsExtra, adminPort } = {}) {
+  async startGateway(name, { crl = 'small', logLevel = null, nodeArgs = [], timeoutMs = 120_000, upstreamPorts, upstreamExtra, tlsExtra, adminPort, configTransform = (y) => y } = {}) {
     const port = await freePort();
     const dir = join(this.runDir, name);
     mkdirSync(dir, { recursive: true });
     const config = join(dir, 'gateway.yaml');
-    writeFileSync(config, gatewayConfigYaml({ port, pki: this.pki, upstreamPort: upstreamPorts ? null : this.upstream.port, upstreamPorts, upstreamExtra, tlsExtra, adminPort, crl, logLevel }));
+    writeFileSync(config, configTransform(gatewayConfigYaml({ port, pki: this.pki, upstreamPort: upstreamPorts ? null : this.upstream.port, upstreamPorts, upstreamExtra, tlsExtra, adminPort, crl, logLevel })));
     const args = [...nodeArgs, join(this.checkout, 'dist/cli/main.js'), 'start', '--config', config];
     if (this.opts.workers > 1) args.push('--workers', String(this.opts.workers));
     const logFile = join(this.runDir, `${name}.log`);

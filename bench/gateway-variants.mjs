@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+// A/B of gateway configurations under the keep-alive GET load of scenario ka, interleaved in short
+// rounds so that the machine's drift hits every variant alike; optionally with the node floor as
+// the common reference. Each variant is the bench's default gateway with config keys set:
+//
+//   node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--floor] \
+//     default  h1=listen.http2=false  warn=log.level=warn  'quiet=log.level=warn;admin.enabled=false'
+//
+// A variant is NAME or NAME=KEY=VALUE[;KEY=VALUE...]; KEY is a dotted config path, VALUE is read
+// as YAML (false, 64KiB, 250ms, [a, b]). Prints, per variant, the median µs of CPU per request
+// (target process group) and req/s, with every round, and the ratio to the first variant (or to
+// the floor with --floor). After npm run build; uses nginx as the origin and wrk when installed.
+import { parseArgs } from 'node:util';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { parseOptions } from './lib/args.mjs';
+import { Generators } from './lib/generators.mjs';
+import { which } from './lib/machine.mjs';
+import { measure } from './lib/measure.mjs';
+import { ensurePki } from './lib/pki.mjs';
+import { killAllStarted } from './lib/procs.mjs';
+import { Targets } from './lib/targets.mjs';
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const checkout = join(BENCH, '..');
+const YAML = createRequire(join(checkout, 'package.json'))('yaml');
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { node: { type: 'string' }, rounds: { type: 'string', default: '4' }, duration: { type: 'string', default: '5' }, floor: { type: 'boolean', default: false }, conns: { type: 'string', default: '50' } },
+});
+const rounds = Number(values.rounds);
+const durationS = Number(values.duration);
+if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0)) {
+  process.stderr.write('usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--floor] NAME[=KEY=VALUE[;KEY=VALUE...]] ...\n');
+  process.exit(2);
+}
+
+/** { name, sets: [[path[], value]] } from NAME=KEY=VALUE;KEY=VALUE. */
+function parseVariant(arg) {
+  const eq = arg.indexOf('=');
+  const name = eq < 0 ? arg : arg.slice(0, eq);
+  const sets = eq < 0 ? [] : arg.slice(eq + 1).split(';').filter(Boolean).map((kv) => {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new Error(`${arg}: expected KEY=VALUE, got ${kv}`);
+    return [kv.slice(0, i).split('.'), YAML.parse(kv.slice(i + 1))];
+  });
+  if (!/^[a-z0-9-]+$/i.test(name)) throw new Error(`${arg}: the name must be letters, digits and dashes`);
+  return { name: `v-${name}`, label: name, sets };
+}
+
+function setIn(doc, path, value) {
+  let cur = doc;
+  for (const key of path.slice(0, -1)) {
+    if (cur[key] === undefined || cur[key] === null) cur[key] = {};
+    cur = cur[key];
+  }
+  cur[path.at(-1)] = value;
+}
+
+let variants;
+try {
+  variants = positionals.map(parseVariant);
+} catch (err) {
+  process.stderr.write(`${err.message}\n`);
+  process.exit(2);
+}
+const opts = parseOptions(['--scenarios', 'ka', '--conns', values.conns, ...(values.node ? ['--node', values.node] : [])]);
+const workDir = join(BENCH, '.work');
+const log = (m) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+process.on('exit', () => killAllStarted());
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+const pki = await ensurePki(checkout, workDir, log);
+const gens = new Generators({ workDir, pki, opts, log });
+const targets = new Targets({ checkout, workDir, pki, opts, log });
+const ctx = { opts, checkout, workDir, pki, gens, targets, log, mainTargets: [], rows: [], extra: {}, notes: [], checks: [] };
+await targets.startUpstream(which('nginx') ? 'nginx' : 'node');
+for (const v of variants) {
+  const configTransform = (text) => {
+    const doc = YAML.parse(text);
+    for (const [path, value] of v.sets) setIn(doc, path, value);
+    return YAML.stringify(doc);
+  };
+  await targets.startGateway(v.name, { configTransform });
+}
+const names = variants.map((v) => v.name);
+if (values.floor) {
+  await targets.startFloor('floor');
+  names.push('floor');
+}
+const spec = { kind: 'ka', path: '/', method: 'GET', conns: opts.conns, servername: 'localhost' };
+for (const n of names) await measure(ctx, { scenario: 'variants', label: 'warm-up', target: n, spec, durationS: 2, record: false });
+const us = Object.fromEntries(names.map((n) => [n, []]));
+const rps = Object.fromEntries(names.map((n) => [n, []]));
+for (let r = 1; r <= rounds; r++) {
+  for (const n of names) {
+    const row = await measure(ctx, { scenario: 'variants', label: 'keep-alive GET 100 B', target: n, spec, durationS, round: r });
+    us[n].push(row.targetUsPerReq);
+    rps[n].push(row.rps);
+    log(`round ${r} ${n}: ${Math.round(row.rps)} req/s, ${row.targetUsPerReq.toFixed(0)} µs/req, foreign ${row.foreignCores.toFixed(2)} cores`);
+  }
+}
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const ref = values.floor ? 'floor' : names[0];
+const label = (n) => (n === 'floor' ? 'floor' : variants.find((v) => v.name === n).label);
+const lines = [`| variant | µs CPU/req (median) | ÷ ${label(ref)} | req/s (median) | µs per round |`, '|---|---:|---:|---:|---|'];
+for (const n of names) {
+  lines.push(`| ${label(n)} | ${median(us[n]).toFixed(0)} | ${(median(us[n]) / median(us[ref])).toFixed(2)} | ${median(rps[n]).toFixed(0)} | ${us[n].map((x) => x.toFixed(0)).join(', ')} |`);
+}
+process.stdout.write(lines.join('\n') + '\n');
+process.exit(0);
