@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startStack } from '../helpers/harness.js';
 import { statusesIn } from '../helpers/raw-exchange.js';
 
@@ -18,7 +18,8 @@ function pauseEventLoop(ms: number): void {
   }
 }
 
-t.test('bytes that arrived while the event loop was paused are not a stalled body', async (t) => {
+/** A gateway with a 200 ms body timeout and one raw mTLS connection to it; `text()` is what came back. */
+async function stackWithConnection(t: Test) {
   const s = await startStack({ extra: 'server: { bodyTimeout: 200ms }' });
   t.teardown(() => s.close());
   const billing = s.pki.clients['billing']!;
@@ -27,6 +28,11 @@ t.test('bytes that arrived while the event loop was paused are not a stalled bod
   await once(sock, 'secureConnect');
   let text = '';
   sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  return { s, sock, text: () => text };
+}
+
+t.test('bytes that arrived while the event loop was paused are not a stalled body', async (t) => {
+  const { s, sock, text } = await stackWithConnection(t);
   sock.write('POST /orders/paused HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\nfirst half');
   // The request is being forwarded, its first half read and passed on.
   for (let i = 0; i < 250 && s.upstream.seen.length === 0; i++) await sleep(20);
@@ -42,26 +48,19 @@ t.test('bytes that arrived while the event loop was paused are not a stalled bod
       resolve();
     }),
   );
-  for (let i = 0; i < 250 && statusesIn(text).length === 0; i++) await sleep(20);
-  t.same(statusesIn(text), [200], 'the body was forwarded and answered');
-  t.match(text, /"bodyBytes":20/, 'all of it');
+  for (let i = 0; i < 250 && statusesIn(text()).length === 0; i++) await sleep(20);
+  t.same(statusesIn(text()), [200], 'the body was forwarded and answered');
+  t.match(text(), /"bodyBytes":20/, 'all of it');
   t.notOk(s.gw.logs.some((l) => l['code'] === 'GW_ERR_REQUEST_TIMEOUT'), 'nothing judged stalled');
 });
 
 t.test('a client that really stops sending is still cut after the body timeout', async (t) => {
-  const s = await startStack({ extra: 'server: { bodyTimeout: 200ms }' });
-  t.teardown(() => s.close());
-  const billing = s.pki.clients['billing']!;
-  const sock = tls.connect({ host: '127.0.0.1', port: s.gw.port, servername: 'localhost', ca: s.pki.root.certPem, cert: billing.chainPem, key: billing.keyPem });
-  t.teardown(() => sock.destroy());
-  await once(sock, 'secureConnect');
-  let text = '';
-  sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  const { s, sock, text } = await stackWithConnection(t);
   const closed = once(sock, 'close');
   const started = Date.now();
   sock.write('POST /orders/stalls HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\nfirst half');
   await Promise.race([closed, sleep(5_000)]);
-  t.same(statusesIn(text), [408], 'the stalled body gets 408');
+  t.same(statusesIn(text()), [408], 'the stalled body gets 408');
   t.ok(Date.now() - started < 3_000, `within a few body timeouts (${Date.now() - started} ms)`);
   t.ok(s.gw.logs.some((l) => l['code'] === 'GW_ERR_REQUEST_TIMEOUT' && l['reason'] === 'body-stalled'), 'logged as a stalled body');
 });
