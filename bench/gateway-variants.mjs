@@ -17,9 +17,10 @@ import { createRequire } from 'node:module';
 import { parseOptions } from './lib/args.mjs';
 import { Generators } from './lib/generators.mjs';
 import { which } from './lib/machine.mjs';
-import { measure } from './lib/measure.mjs';
+import { interleaved } from './lib/measure.mjs';
 import { ensurePki } from './lib/pki.mjs';
 import { killAllStarted } from './lib/procs.mjs';
+import { median } from './lib/report.mjs';
 import { Targets } from './lib/targets.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -90,21 +91,10 @@ if (values.floor) {
   names.push('floor');
 }
 const spec = { kind: 'ka', path: '/', method: 'GET', conns: opts.conns, servername: 'localhost' };
-for (const n of names) await measure(ctx, { scenario: 'variants', label: 'warm-up', target: n, spec, durationS: 2, record: false });
-const us = Object.fromEntries(names.map((n) => [n, []]));
-const rps = Object.fromEntries(names.map((n) => [n, []]));
-for (let r = 1; r <= rounds; r++) {
-  for (const n of names) {
-    const row = await measure(ctx, { scenario: 'variants', label: 'keep-alive GET 100 B', target: n, spec, durationS, round: r });
-    us[n].push(row.targetUsPerReq);
-    rps[n].push(row.rps);
-    log(`round ${r} ${n}: ${Math.round(row.rps)} req/s, ${row.targetUsPerReq.toFixed(0)} µs/req, foreign ${row.foreignCores.toFixed(2)} cores`);
-  }
-}
-const median = (a) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+// 2 s of unrecorded warm-up per target, then A B C ... A B C ...; measure() logs every round.
+const rows = await interleaved(ctx, { scenario: 'variants', label: 'keep-alive GET 100 B', targets: names, spec, rounds, durationS, warmupS: 2 });
+const us = Object.fromEntries(names.map((n) => [n, rows.filter((r) => r.target === n).map((r) => r.targetUsPerReq)]));
+const rps = Object.fromEntries(names.map((n) => [n, rows.filter((r) => r.target === n).map((r) => r.rps)]));
 const ref = values.floor ? 'floor' : names[0];
 const label = (n) => (n === 'floor' ? 'floor' : variants.find((v) => v.name === n).label);
 const lines = [`| variant | µs CPU/req (median) | ÷ ${label(ref)} | req/s (median) | µs per round |`, '|---|---:|---:|---:|---|'];
