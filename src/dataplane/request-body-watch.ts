@@ -35,7 +35,10 @@ export function watchBodyStall(req: IncomingMessage, res: ServerResponse, ms: nu
    * this stream.
    */
   const readSoFar = (): number | null => (req.httpVersionMajor === 2 || socket === null ? null : socket.bytesRead);
-  /** Nothing stalls: the body is whole, or bytes wait unread (the gateway is the slow side). */
+  /**
+   * Nothing stalls: the body is whole (the watch stops), or bytes wait unread, the gateway being
+   * the slow side (the watch re-arms). False leaves the verdict to the caller.
+   */
   const notStalled = (): boolean => {
     // The whole body is here, buffered until the request is forwarded: nothing left to stall.
     if (req.complete) {

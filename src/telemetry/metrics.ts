@@ -310,7 +310,7 @@ export class GatewayMetrics {
    * Counts one answered request. On the request path, so it touches no prom-client code: a
    * (route, decision, status) is looked up once and kept with its route's duration series; the
    * count waits in it until the counter is read (its collect()), the duration goes straight into
-   * the histogram. Measured on Node 24: about 0.1 µs a request, against 1.2 µs through
+   * the histogram. Measured on Node 24: about 0.2 µs a request, against 1.3 µs through
    * prom-client's labelled children, which hash their labels on every call.
    */
   request(route: string, decision: RequestDecision, status: number, seconds: number): void {
