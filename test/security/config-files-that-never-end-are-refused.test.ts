@@ -210,7 +210,9 @@ t.test('on reload, a CRL file replaced by a FIFO or /dev/zero is refused and log
   await unlink(file);
   await symlink('/dev/zero', file);
   await s.gw.gateway.reload('test');
-  t.equal(refusedWith('not a regular file (character device)').length, 1, 'a symlink to /dev/zero is refused by what it points at');
+  // The CRL file watch sees the swap too: its debounced poll (150 ms) may refuse the file a second
+  // time before this line runs on a busy machine, so at least one refusal, each with this reason.
+  t.ok(refusedWith('not a regular file (character device)').length >= 1, 'a symlink to /dev/zero is refused by what it points at');
   t.equal((await s.send(revoked, { path: '/orders' })).status, 401, 'still revoked');
   t.equal((await s.send(s.pki.clients['billing']!, { path: '/orders' })).status, 200, 'the gateway keeps serving');
   t.equal(s.gw.gateway.revocation.get('clients')!.index.generation, generation, 'the revocation index was not replaced');
