@@ -6,6 +6,11 @@
 //   node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--floor] \
 //     default  h1=listen.http2=false  warn=log.level=warn  'quiet=log.level=warn;admin.enabled=false'
 //
+// --rate N paces the load at N requests per second in all (the bench's Node generator, open loop)
+// instead of wrk's saturating closed loop: CPU per request at a fixed rate, the regime a gateway
+// that is not saturated runs in, where costs that batching hides at saturation (a thread-pool
+// write, a timer, an epoll wake-up per request) show. Every variant must keep up with the rate.
+//
 // A variant is NAME or NAME=KEY=VALUE[;KEY=VALUE...]; KEY is a dotted config path, VALUE is read
 // as YAML (false, 64KiB, 250ms, [a, b]). Prints, per variant, the median µs of CPU per request
 // (target process group) and req/s, with every round, and the ratio to the first variant (or to
@@ -29,12 +34,13 @@ const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { node: { type: 'string' }, rounds: { type: 'string', default: '4' }, duration: { type: 'string', default: '5' }, floor: { type: 'boolean', default: false }, conns: { type: 'string', default: '50' } },
+  options: { node: { type: 'string' }, rounds: { type: 'string', default: '4' }, duration: { type: 'string', default: '5' }, floor: { type: 'boolean', default: false }, conns: { type: 'string', default: '50' }, rate: { type: 'string', default: '0' } },
 });
 const rounds = Number(values.rounds);
 const durationS = Number(values.duration);
-if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0)) {
-  process.stderr.write('usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--floor] NAME[=KEY=VALUE[;KEY=VALUE...]] ...\n');
+const rate = Number(values.rate);
+if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0)) {
+  process.stderr.write('usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N] [--floor] NAME[=KEY=VALUE[;KEY=VALUE...]] ...\n');
   process.exit(2);
 }
 
@@ -90,9 +96,13 @@ if (values.floor) {
   await targets.startFloor('floor');
   names.push('floor');
 }
-const spec = { kind: 'ka', path: '/', method: 'GET', conns: opts.conns, servername: 'localhost' };
+const spec = { kind: 'ka', path: '/', method: 'GET', conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate } : {}) };
+const label0 = rate > 0 ? `keep-alive GET 100 B at ${rate} req/s` : 'keep-alive GET 100 B';
 // 2 s of unrecorded warm-up per target, then A B C ... A B C ...; measure() logs every round.
-const rows = await interleaved(ctx, { scenario: 'variants', label: 'keep-alive GET 100 B', targets: names, spec, rounds, durationS, warmupS: 2 });
+const rows = await interleaved(ctx, { scenario: 'variants', label: label0, targets: names, spec, rounds, durationS, warmupS: 2 });
+// A paced round that fell short of its rate compared a variant at a lower load: say so.
+const short = rows.filter((r) => rate > 0 && r.rps < rate * 0.97);
+for (const r of short) process.stderr.write(`warning: ${r.target} round ${r.round} reached ${Math.round(r.rps)} of ${rate} req/s\n`);
 const us = Object.fromEntries(names.map((n) => [n, rows.filter((r) => r.target === n).map((r) => r.targetUsPerReq)]));
 const rps = Object.fromEntries(names.map((n) => [n, rows.filter((r) => r.target === n).map((r) => r.rps)]));
 const ref = values.floor ? 'floor' : names[0];
