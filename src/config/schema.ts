@@ -502,7 +502,7 @@ export const configSchema = z
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-        bufferBytes: z.number().int().min(0).max(65_536).default(4096).describe('log lines are written once this many bytes are buffered; 0 writes every line at once'),
+        bufferBytes: z.number().int().min(0).max(65_536).default(65_536).describe('log lines are written once this many bytes are buffered (64 KiB, Envoy\'s access-log flush size, by default); 0 writes every line at once'),
         flushInterval: duration({ min: 10, max: 60_000 }).default(250).describe('buffered lines are written at least this often'),
       })
       .prefault({}),
