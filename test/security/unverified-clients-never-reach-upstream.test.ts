@@ -35,6 +35,16 @@ t.test('unverified clients get 401 and never reach the upstream', async (t) => {
   );
   const expiredLog = rejected.find((l) => l['code'] === 'GW_ERR_CLIENT_CERT_EXPIRED');
   t.match(expiredLog, { reason: 'CERT_HAS_EXPIRED', peer: { address: '127.0.0.1', subject: /CN=billing/ } });
+  // The serial is read from the certificate only for a refusal (a cache hit never formats it), so
+  // both kinds of refusal are checked for it: OpenSSL's (expired) and the gateway's own (usage).
+  const serialOf = (hex: string) => new RegExp(`^${hex}$`, 'i');
+  t.match(expiredLog, { peer: { serial: serialOf(s.pki.expired.serial) } }, 'an expired certificate is logged with its serial');
+  const usageLogs = rejected.filter((l) => l['code'] === 'GW_ERR_CLIENT_CERT_USAGE');
+  t.equal(usageLogs.length, 2);
+  t.ok(
+    usageLogs.some((l) => serialOf(s.pki.serverOnly.serial).test(String((l['peer'] as { serial?: unknown }).serial))),
+    'a certificate refused for its key usage is logged with its serial',
+  );
 });
 
 t.test('the 401 is not specific to one path or method', async (t) => {
