@@ -5,11 +5,11 @@
  *
  * Buffering keeps logging off the request's critical path. Lines are written once log.bufferBytes
  * are waiting and at least every log.flushInterval (like Envoy's access-log flush) instead of one
- * thread-pool write per line. The default of 64 KiB (Envoy's flush size, about a hundred access
- * records per write) replaced 4 KiB in issue 14: at a paced load, where every write wakes a
- * thread-pool thread and then the event loop, 4 KiB cost 5 to 30 µs of CPU per request more
- * (bench/gateway-variants.mjs --rate). What is buffered is written synchronously on exit. A descriptor that does not keep up holds at most
- * MAX_PENDING_BYTES in memory; lines beyond it are dropped and a `log-lines-dropped` record says
+ * thread-pool write per line. The default of 64 KiB (Envoy's MIN_FLUSH_SIZE, about a hundred
+ * access records per write) replaced 4 KiB in issue 14: at a paced load, where every write wakes a
+ * thread-pool thread and then the event loop, 4 KiB cost 5 to 34 µs of CPU per request more
+ * (bench/gateway-variants.mjs --rate, bench/README.md). What is buffered is written synchronously
+ * on exit. A descriptor that does not keep up holds at most MAX_PENDING_BYTES in memory; lines beyond it are dropped and a `log-lines-dropped` record says
  * how many, where they are missing.
  */
 import { pino, type LevelWithSilent, type Logger } from 'pino';
