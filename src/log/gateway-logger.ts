@@ -9,8 +9,8 @@
  * access records per write) replaced 4 KiB in issue 14: at a paced load, where every write wakes a
  * thread-pool thread and then the event loop, 4 KiB cost 5 to 34 µs of CPU per request more
  * (bench/gateway-variants.mjs --rate, bench/README.md). What is buffered is written synchronously
- * on exit. A descriptor that does not keep up holds at most MAX_PENDING_BYTES in memory; lines beyond it are dropped and a `log-lines-dropped` record says
- * how many, where they are missing.
+ * on exit. A descriptor that does not keep up holds at most MAX_PENDING_BYTES in memory; lines
+ * beyond it are dropped and a `log-lines-dropped` record says how many, where they are missing.
  */
 import { pino, type LevelWithSilent, type Logger } from 'pino';
 import { BufferedFdWriter } from './buffered-fd-writer.js';
