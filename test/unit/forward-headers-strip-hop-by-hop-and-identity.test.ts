@@ -91,4 +91,20 @@ t.test('client response headers', async (t) => {
   t.same(pairs(buildClientResponseHeaders(plain, 'r-1234567')), [['ETag', '"v1"'], ['x-request-id', 'r-1234567']]);
   const latin1 = [Buffer.from('X-Name'), Buffer.from([0x63, 0x61, 0x66, 0xe9])];
   t.same(pairs(buildClientResponseHeaders(latin1, 'r-1234567'))[0], ['X-Name', 'caf\u00e9'], 'values pass byte for byte (latin1)');
+  // `Connection: keep-alive` names only what is dropped anyway and takes a shortcut; anything more
+  // (or anything merely close to it) must still be read as a token list.
+  const named = (connection: string) =>
+    pairs(buildClientResponseHeaders(['Connection', connection, 'X-Internal', 'secret', 'Close', 'x', 'Keep-AliveX', 'y', 'ETag', '"v1"'].map((s) => Buffer.from(s, 'latin1')), 'r-1'));
+  const passes = (connection: string) => named(connection).map(([n]) => n);
+  const all = ['X-Internal', 'Close', 'Keep-AliveX', 'ETag', 'x-request-id'];
+  for (const v of ['keep-alive', 'Keep-Alive', 'KEEP-ALIVE']) t.same(passes(v), all, `Connection: ${v} drops only itself`);
+  for (const v of ['close', 'Close', 'CLOSE', 'keep-alive, close']) t.same(passes(v), all.filter((n) => n !== 'Close'), `Connection: ${v} drops a field named Close (RFC 9110 7.6.1)`);
+  for (const v of ['keep-alive, X-Internal', 'X-Internal', 'close,x-internal', ' x-internal ']) {
+    t.notOk(passes(v).includes('X-Internal'), `Connection: ${v} drops X-Internal`);
+  }
+  t.notOk(passes('keep-alivex').includes('Keep-AliveX'), 'a value one byte longer is a token list (keep-alivex names Keep-AliveX)');
+  t.notOk(passes('Keep-AliveX').includes('Keep-AliveX'), 'the same in upper case');
+  t.same(passes('keep-aliv\u00e9'), all, 'a value as long as keep-alive that is not it drops nothing it does not name');
+  t.same(passes('kee\u0010-alive'), all, 'control bytes are not folded into letters');
+  t.notOk(passes('close').includes('Connection'), 'Connection itself never passes');
 });
