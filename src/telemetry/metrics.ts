@@ -62,6 +62,13 @@ export interface MetricsOptions {
   readonly defaultMetrics?: boolean;
 }
 
+/** One series of the request counter, counted locally and added to prom-client's counter when read. */
+interface RequestSeries {
+  readonly labels: { route: string; decision: string; status: string };
+  pending: number;
+  readonly duration: DurationSeries;
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   #source: StateSource | null = null;
@@ -94,7 +101,7 @@ export class GatewayMetrics {
       labelNames: ['route', 'decision', 'status'],
       registers,
       collect() {
-        for (const c of requestCounts().values()) {
+        for (const c of requestCounts()) {
           if (c.pending === 0) continue;
           this.inc(c.labels, c.pending);
           c.pending = 0;
@@ -314,16 +321,24 @@ export class GatewayMetrics {
    * prom-client's labelled children, which hash their labels on every call.
    */
   request(route: string, decision: RequestDecision, status: number, seconds: number): void {
-    const key = `${route}\u0000${decision}\u0000${status}`;
-    let c = this.#requestCounts.get(key);
+    // Looked up by route, decision and status in turn: the route and decision strings are the
+    // policy's own (their hashes are cached), so a request builds no key to find its series.
+    let byDecision = this.#requestSeries.get(route);
+    if (byDecision === undefined) this.#requestSeries.set(route, (byDecision = new Map()));
+    let byStatus = byDecision.get(decision);
+    if (byStatus === undefined) byDecision.set(decision, (byStatus = new Map()));
+    let c = byStatus.get(status);
     if (c === undefined) {
       c = { labels: { route, decision, status: String(status) }, pending: 0, duration: this.#duration.series(route) };
-      this.#requestCounts.set(key, c);
+      byStatus.set(status, c);
+      this.#requestCounts.push(c);
     }
     c.pending++;
     this.#duration.observe(c.duration, seconds);
   }
-  readonly #requestCounts = new Map<string, { readonly labels: { route: string; decision: string; status: string }; pending: number; readonly duration: DurationSeries }>();
+  /** Every series of the request counter, in creation order (what collect() walks). */
+  readonly #requestCounts: RequestSeries[] = [];
+  readonly #requestSeries = new Map<string, Map<string, Map<number, RequestSeries>>>();
 
   clientCertRejected(code: string): void {
     this.#clientCertRejections.inc({ code });
