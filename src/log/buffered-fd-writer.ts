@@ -11,7 +11,7 @@
  * CPU per line above pino's own serialization to /dev/null (6.6 to a file), against 0.9 (1.1) here.
  * It also keeps every line while the descriptor is blocked (a stalled log pipe grows the heap
  * without limit), and pino re-emits its errors other than EPIPE, which stops the process. Here:
- *  - lines are kept as an array and joined once per write, then converted to bytes once;
+ *  - each line is encoded to UTF-8 once, as it arrives, into the chunk that is then written;
  *  - at most `maxPendingBytes` wait in memory; beyond that new lines are dropped and counted, and a
  *    notice saying how many (built by the caller, so it is a line in the log's own format) goes
  *    into the log where the gap is;
@@ -33,6 +33,11 @@ export interface BufferedFdWriterOptions {
   readonly droppedNotice: (dropped: number) => string;
 }
 
+/**
+ * A chunk holds log.bufferBytes and this much more, so that the line which reaches the buffer size
+ * usually still fits and a batch is written from one chunk, without copying.
+ */
+const CHUNK_SLACK = 16 * 1024;
 /** Wait before retrying a write the descriptor refused with EAGAIN (its pipe is full). */
 const RETRY_BUSY_MS = 10;
 /** flushSync gives a descriptor that keeps answering EAGAIN this long, then gives up (on exit). */
@@ -44,8 +49,14 @@ export class BufferedFdWriter {
   readonly #flushInterval: number;
   readonly #maxPending: number;
   readonly #droppedNotice: (dropped: number) => string;
-  /** Lines not yet handed to a write, in order. */
-  #lines: string[] = [];
+  /**
+   * Lines not yet handed to a write, in order, already UTF-8: full chunks, then the chunk being
+   * filled (`#cur`, its first `#curLen` bytes). Each line is encoded once, as it arrives, into the
+   * chunk that is written: no batch string is joined and then encoded again.
+   */
+  #chunks: Buffer[] = [];
+  #cur: Buffer | null = null;
+  #curLen = 0;
   /** Their length in UTF-16 units: at most their UTF-8 length, which is what the limits are about. */
   #pending = 0;
   /** The bytes of the write in progress (what is left of them after a short write), or null. */
@@ -80,8 +91,7 @@ export class BufferedFdWriter {
       return true;
     }
     if (this.#dropped > 0) this.#noteDropped();
-    this.#lines.push(line);
-    this.#pending += line.length;
+    this.#append(line);
     if (this.#inFlight !== null) return true;
     if (this.#pending >= this.#bufferBytes) this.#writeNext();
     else if (this.#timer === null) this.#armTimer();
@@ -103,10 +113,8 @@ export class BufferedFdWriter {
    */
   flushSync(): void {
     if (this.#dropped > 0) this.#noteDropped();
-    if (this.#lines.length === 0) return;
-    let buf = Buffer.from(this.#lines.join(''), 'utf8');
-    this.#lines = [];
-    this.#pending = 0;
+    if (this.#pending === 0) return;
+    let buf = this.#take();
     let busySince = 0;
     while (buf.length > 0) {
       try {
@@ -132,11 +140,39 @@ export class BufferedFdWriter {
     liveWriters.delete(this);
   }
 
+  /** Encodes `line` at the end of what is waiting. */
+  #append(line: string): void {
+    // At most 3 bytes per UTF-16 unit; a chunk that may not hold the line is closed first.
+    const worst = line.length * 3;
+    let cur = this.#cur;
+    if (cur === null || cur.length - this.#curLen < worst) {
+      if (cur !== null && this.#curLen > 0) this.#chunks.push(cur.subarray(0, this.#curLen));
+      // Unbuffered (bufferBytes 0), every line is written alone: a chunk of its own size.
+      cur = this.#cur = Buffer.allocUnsafeSlow(Math.max(worst, this.#bufferBytes > 0 ? this.#bufferBytes + CHUNK_SLACK : 0));
+      this.#curLen = 0;
+    }
+    this.#curLen += cur.write(line, this.#curLen, 'utf8');
+    this.#pending += line.length;
+  }
+
+  /** Everything waiting, as one buffer (the chunk itself when there is one), and nothing waits any more. */
+  #take(): Buffer {
+    const cur = this.#cur;
+    const last = cur !== null && this.#curLen > 0 ? cur.subarray(0, this.#curLen) : null;
+    const chunks = this.#chunks;
+    const buf = chunks.length === 0 ? last! : Buffer.concat(last === null ? chunks : [...chunks, last]);
+    // The bytes now belong to the write: the next line starts a new chunk.
+    this.#chunks = [];
+    this.#cur = null;
+    this.#curLen = 0;
+    this.#pending = 0;
+    return buf;
+  }
+
   #noteDropped(): void {
     const notice = this.#droppedNotice(this.#dropped);
     this.#dropped = 0;
-    this.#lines.push(notice);
-    this.#pending += notice.length;
+    this.#append(notice);
   }
 
   #armTimer(): void {
@@ -153,14 +189,11 @@ export class BufferedFdWriter {
   #writeNext(): void {
     this.#flushDue = false;
     if (this.#dropped > 0) this.#noteDropped();
-    if (this.#lines.length === 0) {
+    if (this.#pending === 0) {
       this.#settleWaiters();
       return;
     }
-    const buf = Buffer.from(this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join(''), 'utf8');
-    this.#lines = [];
-    this.#pending = 0;
-    this.#start(buf);
+    this.#start(this.#take());
   }
 
   #start(buf: Buffer): void {
@@ -184,7 +217,7 @@ export class BufferedFdWriter {
       }
     }
     this.#inFlight = null;
-    if (this.#lines.length === 0 && this.#dropped === 0) {
+    if (this.#pending === 0 && this.#dropped === 0) {
       this.#settleWaiters();
       return;
     }

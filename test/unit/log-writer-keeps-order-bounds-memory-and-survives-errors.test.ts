@@ -40,6 +40,30 @@ t.test('every line arrives once and in order, whatever the buffer size', async (
   }
 });
 
+t.test('the bytes written are the UTF-8 of the lines, byte for byte, whatever their size and characters', async (t) => {
+  const dir = tempDir(t);
+  // 1- to 4-byte characters, a lone surrogate (written as U+FFFD, as Buffer.from writes it), and
+  // lines from empty to larger than any chunk the writer keeps.
+  const pieces = ['a', '\u00e9', '\u20ac', '\u{1f600}', '\ud800', '\u2028', '\u0000'];
+  const lines: string[] = [];
+  for (let i = 0; i < 400; i++) lines.push(`${i}:${pieces[i % pieces.length]!.repeat(i % 50)}\n`);
+  lines.push('');
+  lines.push(`${'\u{1f600}'.repeat(70_000)}\n`);
+  lines.push(`${'x'.repeat(300_000)}\n`);
+  for (let i = 0; i < 50; i++) lines.push(`tail ${i} \u20ac\n`);
+  const expected = Buffer.from(lines.join(''), 'utf8');
+  for (const bufferBytes of [0, 1, 100, 4096, 65_536]) {
+    const file = join(dir, `bytes${bufferBytes}.ndjson`);
+    const fd = openSync(file, 'w');
+    const w = new BufferedFdWriter({ fd, bufferBytes, flushInterval: 1_000, maxPendingBytes: 8 << 20, droppedNotice: notice });
+    for (const l of lines) w.write(l);
+    await flushed(w);
+    w.end();
+    closeSync(fd);
+    t.ok(readFileSync(file).equals(expected), `bufferBytes ${bufferBytes}: ${expected.length} bytes, identical`);
+  }
+});
+
 t.test('a line below the buffer size is written within flushInterval without any flush call', async (t) => {
   const file = join(tempDir(t), 'timer.ndjson');
   const fd = openSync(file, 'w');
