@@ -9,7 +9,7 @@ import type { ErrorCode } from '../errors/registry.js';
 import { responseGone } from '../proxy/client-response.js';
 import { buildUpstreamRequestHeaders } from '../proxy/forward-headers.js';
 import type { RetryReason } from '../config/schema.js';
-import { acceptsTrailers, ForwardError, forwardRequest, RetryableStatus } from '../proxy/forward-request.js';
+import { acceptsTrailers, ForwardError, forwardRequest, RetryableStatus, type ForwardResult } from '../proxy/forward-request.js';
 import { rateLimitKeyOf } from '../proxy/route-forwarding.js';
 import { translateUpstreamError } from '../proxy/upstream-errors.js';
 import type { Release } from '../proxy/upstream-gate.js';
@@ -19,19 +19,19 @@ import type { RuntimeSnapshot } from '../runtime/snapshot.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import type { Forward } from './admit.js';
 import { hasBody, requestAuthority } from './http1-request.js';
-import { elapsedMs } from './log-records.js';
+import { writeInfoRecord } from '../log/record-line.js';
+import { elapsedMicros, elapsedMs, ServedRecord, type Attempt } from './log-records.js';
 import { startGrpcDeadline } from './grpc-deadline-timer.js';
 import { firstBodyBytes, watchBodyStall } from './request-body-watch.js';
 import { respondError } from './respond-error.js';
 
-export async function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics): Promise<void> {
-  // The upstream stays open for this request even if a reload retires it meanwhile.
-  const unhold = a.upstream.hold();
-  try {
-    await proxy(snapshot, raw, res, a, requestId, started, metrics);
-  } finally {
-    unhold();
-  }
+/**
+ * Proxies one admitted request. One object per request carries its state (no closure is made per
+ * request on the common path), and the upstream stays open for this request even if a reload
+ * retires it meanwhile.
+ */
+export function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics): Promise<void> {
+  return new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics).run();
 }
 
 /** Methods whose repetition the client must already expect (RFC 9110 9.2.2). */
@@ -47,250 +47,352 @@ function retryReasonOf(cause: unknown, sent: boolean): RetryReason | null {
   return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED' ? 'reset' : null;
 }
 
-interface Attempt {
-  readonly target: string;
-  readonly outcome: string | number;
-  readonly durationMs: number;
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-async function proxy(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics): Promise<void> {
-  const { upstream, forwarding } = a;
-  const log = a.context.log;
-  const bodyTimeout = snapshot.requests.bodyTimeout;
-  const upstreamPath = forwarding.rewrite === null ? a.path : forwarding.rewrite(a.path);
-  const access = {
-    reqId: requestId,
-    // '1.1', '1.0' or '2.0' (HTTP/2 streams and HTTP/1.1 share the port and this record).
-    httpVersion: raw.httpVersion,
-    method: a.method,
-    path: a.path,
-    ...(upstreamPath !== a.path ? { upstreamPath } : {}),
-    route: a.route,
-    rule: a.rule,
-    upstream: upstream.name,
-    decision: a.decision,
-    ...(a.audit !== null ? { audit: a.audit } : {}),
-  };
-  const body = hasBody(raw) ? raw : null;
-  let attempts: Attempt[] | null = null;
-  let stall: ReturnType<typeof watchBodyStall> | null = null;
-  const refuse = (code: ErrorCode, fields: Record<string, unknown>, headers?: Record<string, string>) => {
-    stall?.stop();
-    log.warn(
-      { ...access, code, durationMs: elapsedMs(started), ...(attempts !== null ? { attempts } : {}), ...fields },
+/** The fields every log record of a proxied request starts with, in their order in the record. */
+interface AccessFields {
+  readonly reqId: string;
+  /** '1.1', '1.0' or '2.0' (HTTP/2 streams and HTTP/1.1 share the port and this record). */
+  readonly httpVersion: string;
+  readonly method: string;
+  readonly path: string;
+  readonly upstreamPath?: string;
+  readonly route: string;
+  readonly rule: string | null;
+  readonly upstream: string;
+  readonly decision: string;
+  readonly audit?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * One admitted request on its way upstream: limits, retries over the upstream's targets, and the
+ * request's log record and metrics. The rare paths (refusals, a client that left, retries) are
+ * methods, so that a request served at the first attempt allocates nothing beyond its exchange.
+ */
+class ProxiedRequest {
+  readonly #snapshot: RuntimeSnapshot;
+  readonly #raw: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #a: Forward;
+  readonly #requestId: string;
+  readonly #started: bigint;
+  readonly #metrics: GatewayMetrics;
+  readonly #upstream: Upstream;
+  readonly #upstreamPath: string;
+  readonly #body: IncomingMessage | null;
+  #attempts: Attempt[] | null = null;
+  #stall: ReturnType<typeof watchBodyStall> | null = null;
+  #tried: Set<UpstreamTarget> | null = null;
+  #lastTarget: UpstreamTarget | null = null;
+
+  constructor(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics) {
+    this.#snapshot = snapshot;
+    this.#raw = raw;
+    this.#res = res;
+    this.#a = a;
+    this.#requestId = requestId;
+    this.#started = started;
+    this.#metrics = metrics;
+    this.#upstream = a.upstream;
+    this.#upstreamPath = a.forwarding.rewrite === null ? a.path : a.forwarding.rewrite(a.path);
+    this.#body = hasBody(raw) ? raw : null;
+  }
+
+  /** The record's leading fields; optional ones are left out, as the log shows them. */
+  #access(): AccessFields {
+    const a = this.#a;
+    return {
+      reqId: this.#requestId,
+      httpVersion: this.#raw.httpVersion,
+      method: a.method,
+      path: a.path,
+      ...(this.#upstreamPath !== a.path ? { upstreamPath: this.#upstreamPath } : {}),
+      route: a.route,
+      rule: a.rule,
+      upstream: this.#upstream.name,
+      decision: a.decision,
+      ...(a.audit !== null ? { audit: a.audit } : {}),
+    };
+  }
+
+  #refuse(code: ErrorCode, fields: Record<string, unknown>, headers?: Readonly<Record<string, string>>): void {
+    this.#stall?.stop();
+    const attempts = this.#attempts;
+    const durationMs = elapsedMs(this.#started);
+    this.#a.context.log.warn(
+      { ...this.#access(), code, durationMs, ...(attempts !== null ? { attempts } : {}), ...fields },
       code === 'GW_ERR_REQUEST_TIMEOUT' || code === 'GW_ERR_RATE_LIMITED' ? 'request refused' : 'upstream failed',
     );
-    const status = respondError(res, code, requestId, { close: body !== null && !raw.complete, ...(headers ? { headers } : {}) });
-    if (code !== 'GW_ERR_REQUEST_TIMEOUT' && code !== 'GW_ERR_RATE_LIMITED') metrics.upstreamError(upstream.name, code);
-    metrics.request(a.route, a.decision, status, elapsedMs(started) / 1000);
-  };
-  const rate = forwarding.rateLimit;
-  if (rate !== null) {
-    // Before the body is waited for or a connection taken: a limited client costs nothing upstream.
-    const waitMs = rate.limiter.take(rateLimitKeyOf(a.context.identity, rate.key), Date.now());
-    if (waitMs > 0) {
-      metrics.rateLimited(a.route);
-      return refuse('GW_ERR_RATE_LIMITED', { key: rate.key }, { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))) });
-    }
+    const body = this.#body;
+    const status = respondError(this.#res, code, this.#requestId, { close: body !== null && !body.complete, ...(headers ? { headers } : {}) });
+    if (code !== 'GW_ERR_REQUEST_TIMEOUT' && code !== 'GW_ERR_RATE_LIMITED') this.#metrics.upstreamError(this.#upstream.name, code);
+    this.#metrics.request(this.#a.route, this.#a.decision, status, elapsedMs(this.#started) / 1000);
   }
-  stall = body !== null && !raw.complete ? watchBodyStall(raw, res, bodyTimeout) : null;
-  const clientLeft = () => {
-    stall?.stop();
-    res.destroy();
-    log.info({ ...access, status: 499, clientAborted: true, durationMs: elapsedMs(started), ...(attempts !== null ? { attempts } : {}) }, 'request');
-    metrics.request(a.route, a.decision, 499, elapsedMs(started) / 1000);
-  };
-  if (stall !== null && raw.readableLength === 0) {
-    const outcome = await firstBodyBytes(raw, res, stall.signal);
-    // An HTTP/2 stream that was reset ends its body too: the client is gone, not sending.
-    if (outcome === 'client-left' || responseGone(res)) return clientLeft();
-    if (outcome === 'stalled') return refuse('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
+
+  #clientLeft(): void {
+    this.#stall?.stop();
+    this.#res.destroy();
+    const attempts = this.#attempts;
+    const durationMs = elapsedMs(this.#started);
+    this.#a.context.log.info({ ...this.#access(), status: 499, clientAborted: true, durationMs, ...(attempts !== null ? { attempts } : {}) }, 'request');
+    this.#metrics.request(this.#a.route, this.#a.decision, 499, durationMs / 1000);
   }
-  // Circuit breaking, Envoy's way: too many outstanding or waiting requests are refused at once.
-  const gate = upstream.gate;
-  const overloaded = (reason: string) => {
-    metrics.upstreamRejected(upstream.name, reason);
-    refuse('GW_ERR_UPSTREAM_OVERLOADED', { reason, waitedMs: elapsedMs(started), active: gate.active, waiting: gate.waiting }, RETRY_AFTER);
-  };
-  if (gate.active + gate.waiting >= upstream.limits.maxRequests) return overloaded('max-requests');
-  const budget = upstream.budget;
-  const policy = upstream.retries;
-  const replayable = IDEMPOTENT.has(a.method) && body === null;
-  let tried: Set<UpstreamTarget> | null = null;
-  let retries = 0;
-  /** The attempt running is a retry holding a budget slot. */
-  let retrySlot = false;
-  /** A status retry was granted a slot for the next attempt. */
-  let nextSlot = false;
-  let lastError: unknown = null;
-  let lastReason: RetryReason | null = null;
-  let lastTarget: UpstreamTarget | null = null;
-  /** Every failed attempt so far was a refused or unreachable connection. */
-  let allUnreachable = true;
-  let release: Release | null = null;
-  // Envoy's budget counts the requests waiting for a connection as active too.
-  budget.requestStarted();
-  try {
-    // Most requests find a free slot: no promise or closure on that path.
-    release = gate.tryAcquire();
-    if (release === null) {
-      if (gate.waiting >= upstream.limits.maxPending) return overloaded('max-pending');
-      const waited = await acquireUpstream(upstream, res);
-      if (waited === 'client-left') return clientLeft();
-      if (waited === 'overloaded') return overloaded('queue-timeout');
-      release = waited;
-    }
-    const host = forwarding.host === 'servername' ? upstream.servername : forwarding.host === 'preserve' ? requestAuthority(raw) : null;
-    const send = forwarding.identityHeaders;
-    const headers = buildUpstreamRequestHeaders(raw.rawHeaders, {
-      filter: snapshot.requests.headerFilter,
-      clientAddress: raw.socket?.remoteAddress ?? '',
-      originalHost: requestAuthority(raw),
-      requestId,
-      xfcc: send.xfcc ? a.context.xfcc : null,
-      clientCert: send.clientCert ? a.context.rfc9440.clientCert : null,
-      clientCertChain: send.clientCertChain ? a.context.rfc9440.clientCertChain : null,
-    });
-    // undici sends the target's host:port as Host unless the list names one.
-    if (host !== null) headers.push('host', host);
-    // gRPC over HTTP/2 needs `te: trailers` (hop-by-hop, so dropped above) and honours grpc-timeout.
-    if (upstream.protocol === 'http2' && acceptsTrailers(raw.headers.te)) headers.push('te', 'trailers');
-    const deadline = startGrpcDeadline(raw, res, started, stall?.signal);
-    if (deadline?.expired) return refuse('GW_ERR_UPSTREAM_TIMEOUT', { reason: 'grpc-timeout', afterMs: deadline.ms });
-    for (;;) {
-      const target = upstream.pick(tried);
-      if (target === undefined) {
-        // Nothing eligible from the start, or (in a fleet) every target left refused to connect.
-        if (lastError === null || (lastReason === 'connect-failure' && allUnreachable && upstream.size > 1)) {
-          const reason = lastError !== null ? 'all-refused' : upstream.size === 0 ? 'no-targets' : 'all-down';
-          metrics.upstreamRejected(upstream.name, reason);
-          return refuse('GW_ERR_UPSTREAM_UNAVAILABLE', { reason, targets: upstream.size }, RETRY_AFTER);
+
+  /** Circuit breaking, Envoy's way: too many outstanding or waiting requests are refused at once. */
+  #overloaded(reason: string): void {
+    const gate = this.#upstream.gate;
+    this.#metrics.upstreamRejected(this.#upstream.name, reason);
+    this.#refuse('GW_ERR_UPSTREAM_OVERLOADED', { reason, waitedMs: elapsedMs(this.#started), active: gate.active, waiting: gate.waiting }, RETRY_AFTER);
+  }
+
+  /** The access record of a response relayed (whole, or cut after it started), and its metrics. */
+  #served(target: UpstreamTarget, result: ForwardResult): void {
+    const a = this.#a;
+    const micros = elapsedMicros(this.#started);
+    const record = new ServedRecord(
+      this.#requestId,
+      this.#raw.httpVersion,
+      a.method,
+      a.path,
+      this.#upstreamPath !== a.path ? this.#upstreamPath : undefined,
+      a.route,
+      a.rule,
+      this.#upstream.name,
+      a.decision,
+      a.audit,
+      target.origin,
+      result.status,
+      result.bytesOut,
+      micros,
+      this.#attempts,
+      result.error,
+      result.clientAborted,
+    );
+    if (record.composable) writeInfoRecord(a.context.log, record, 'request');
+    else a.context.log.info(record.asObject(), 'request');
+    this.#metrics.request(a.route, a.decision, result.status, micros / 1e6);
+  }
+
+  /** One async frame for the whole request; the upstream is held open to the end of it. */
+  async run(): Promise<void> {
+    const unhold = this.#upstream.hold();
+    try {
+      const { forwarding } = this.#a;
+      const upstream = this.#upstream;
+      const raw = this.#raw;
+      const res = this.#res;
+      const body = this.#body;
+      const bodyTimeout = this.#snapshot.requests.bodyTimeout;
+      const rate = forwarding.rateLimit;
+      if (rate !== null) {
+        // Before the body is waited for or a connection taken: a limited client costs nothing upstream.
+        const waitMs = rate.limiter.take(rateLimitKeyOf(this.#a.context.identity, rate.key), Date.now());
+        if (waitMs > 0) {
+          this.#metrics.rateLimited(this.#a.route);
+          return this.#refuse('GW_ERR_RATE_LIMITED', { key: rate.key }, { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))) });
         }
-        return failWith(lastError);
       }
-      const attemptStarted = process.hrtime.bigint();
-      // A retried status is dropped only if a retry will really follow: decided when it arrives.
-      const retryStatus =
-        policy.onStatus && replayable && retries < policy.attempts
-          ? (status: number) => {
-              const reason = String(status) as RetryReason;
-              if (!policy.on.has(reason) || !otherTarget(target)) return false;
-              if (!budget.tryStartRetry()) {
-                metrics.upstreamRetryRefused(upstream.name, 'budget');
-                return false;
-              }
-              nextSlot = true;
-              return true;
-            }
-          : undefined;
-      target.active++;
+      const stall = body !== null && !raw.complete ? watchBodyStall(raw, res, bodyTimeout) : null;
+      this.#stall = stall;
+      if (stall !== null && raw.readableLength === 0) {
+        const outcome = await firstBodyBytes(raw, res, stall.signal);
+        // An HTTP/2 stream that was reset ends its body too: the client is gone, not sending.
+        if (outcome === 'client-left' || responseGone(res)) return this.#clientLeft();
+        if (outcome === 'stalled') return this.#refuse('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
+      }
+      const gate = upstream.gate;
+      if (gate.active + gate.waiting >= upstream.limits.maxRequests) return this.#overloaded('max-requests');
+      const budget = upstream.budget;
+      const retry = new RetryState(upstream, this.#a.method, body === null);
+      let release: Release | null = null;
+      // Envoy's budget counts the requests waiting for a connection as active too.
+      budget.requestStarted();
       try {
-        const result = await forwardRequest(target.pool, {
-          method: a.method,
-          path: upstreamPath + a.query,
-          headers,
-          body,
-          res,
-          requestId,
-          signal: deadline?.signal ?? stall?.signal,
-          headersTimeout: forwarding.responseTimeout,
-          retryStatus,
+        // Most requests find a free slot: no promise or closure on that path.
+        release = gate.tryAcquire();
+        if (release === null) {
+          if (gate.waiting >= upstream.limits.maxPending) return this.#overloaded('max-pending');
+          const waited = await acquireUpstream(upstream, res);
+          if (waited === 'client-left') return this.#clientLeft();
+          if (waited === 'overloaded') return this.#overloaded('queue-timeout');
+          release = waited;
+        }
+        const host = forwarding.host === 'servername' ? upstream.servername : forwarding.host === 'preserve' ? requestAuthority(raw) : null;
+        const send = forwarding.identityHeaders;
+        const context = this.#a.context;
+        const headers = buildUpstreamRequestHeaders(raw.rawHeaders, {
+          filter: this.#snapshot.requests.headerFilter,
+          clientAddress: raw.socket?.remoteAddress ?? '',
+          originalHost: requestAuthority(raw),
+          requestId: this.#requestId,
+          xfcc: send.xfcc ? context.xfcc : null,
+          clientCert: send.clientCert ? context.rfc9440.clientCert : null,
+          clientCertChain: send.clientCertChain ? context.rfc9440.clientCertChain : null,
         });
-        if (result.status >= 500) upstream.failed(target);
-        else upstream.succeeded(target);
-        if (attempts !== null) attempts.push({ target: target.origin, outcome: result.status, durationMs: elapsedMs(attemptStarted) });
-        log.info(
-          {
-            ...access,
-            target: target.origin,
-            status: result.status,
-            bytesOut: result.bytesOut,
-            durationMs: elapsedMs(started),
-            ...(attempts !== null ? { attempts } : {}),
-            ...(result.error ? { cut: result.error.message, clientAborted: result.clientAborted } : {}),
-          },
-          'request',
-        );
-        metrics.request(a.route, a.decision, result.status, elapsedMs(started) / 1000);
-        return;
-      } catch (err) {
-        if (err instanceof ForwardError && err.clientAborted) return clientLeft();
-        if (stall?.signal.aborted) return refuse('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
-        if (deadline?.expired) return refuse('GW_ERR_UPSTREAM_TIMEOUT', { reason: 'grpc-timeout', afterMs: deadline.ms, target: target.origin });
-        const cause = err instanceof ForwardError ? err.cause : err;
-        const sent = err instanceof ForwardError ? err.sent : true;
-        upstream.failed(target);
-        const reason = retryReasonOf(cause, sent);
-        lastError = cause;
-        lastReason = reason;
-        lastTarget = target;
-        const outcome = cause instanceof RetryableStatus ? cause.status : (translateUpstreamError(cause, upstream.name).code as string);
-        if (outcome !== 'GW_ERR_UPSTREAM_UNREACHABLE') allUnreachable = false;
-        (attempts ??= []).push({ target: target.origin, outcome, durationMs: elapsedMs(attemptStarted) });
-        if (retrySlot) {
-          budget.retryEnded();
-          retrySlot = false;
-        }
-        if (cause instanceof RetryableStatus) {
-          // Granted, with its budget slot, when the status arrived (retryStatus above).
-          retrySlot = nextSlot;
-          nextSlot = false;
-          retries++;
-          metrics.upstreamRetry(upstream.name, reason!);
-          (tried ??= new Set()).add(target);
-          await sleep(backoff(policy.backoffMs, retries));
-          if (responseGone(res)) return clientLeft();
-          continue;
-        }
-        // A refused stream was not processed (RFC 9113 8.7): safe to repeat whatever the method,
-        // as long as there is no body (a streamed body may be partly consumed).
-        const retryable = reason === 'connect-failure' || reason === 'connect-timeout' ? !sent : reason === 'refused-stream' ? body === null : replayable;
-        if (reason === null || !policy.on.has(reason) || !retryable) return failWith(cause);
-        (tried ??= new Set()).add(target);
-        // A connection that was never made cost the target nothing: it fails over to every
-        // untried target at once, without counting as a retry or spending the budget.
-        if (reason !== 'connect-failure') {
-          if (retries >= policy.attempts || !otherTarget(target)) return failWith(cause);
-          if (!budget.tryStartRetry()) {
-            metrics.upstreamRetryRefused(upstream.name, 'budget');
-            return failWith(cause);
+        // undici sends the target's host:port as Host unless the list names one.
+        if (host !== null) headers.push('host', host);
+        // gRPC over HTTP/2 needs `te: trailers` (hop-by-hop, so dropped above) and honours grpc-timeout.
+        if (upstream.protocol === 'http2' && acceptsTrailers(raw.headers.te)) headers.push('te', 'trailers');
+        const deadline = startGrpcDeadline(raw, res, this.#started, stall?.signal);
+        if (deadline?.expired) return this.#refuse('GW_ERR_UPSTREAM_TIMEOUT', { reason: 'grpc-timeout', afterMs: deadline.ms });
+        for (;;) {
+          const target = upstream.pick(this.#tried);
+          if (target === undefined) {
+            // Nothing eligible from the start, or (in a fleet) every target left refused to connect.
+            if (retry.lastError === null || (retry.lastReason === 'connect-failure' && retry.allUnreachable && upstream.size > 1)) {
+              const reason = retry.lastError !== null ? 'all-refused' : upstream.size === 0 ? 'no-targets' : 'all-down';
+              this.#metrics.upstreamRejected(upstream.name, reason);
+              return this.#refuse('GW_ERR_UPSTREAM_UNAVAILABLE', { reason, targets: upstream.size }, RETRY_AFTER);
+            }
+            return this.#failWith(retry.lastError);
           }
-          retrySlot = true;
-          retries++;
-          await sleep(backoff(policy.backoffMs, retries));
-          if (responseGone(res)) return clientLeft();
+          const attemptStarted = process.hrtime.bigint();
+          target.active++;
+          try {
+            const result = await forwardRequest(target.pool, {
+              method: this.#a.method,
+              path: this.#upstreamPath + this.#a.query,
+              headers,
+              body,
+              res,
+              requestId: this.#requestId,
+              signal: deadline?.signal ?? stall?.signal,
+              headersTimeout: forwarding.responseTimeout,
+              // A retried status is dropped only if a retry will really follow: decided when it arrives.
+              retryStatus: retry.statusRetryFor(target, this),
+            });
+            if (result.status >= 500) upstream.failed(target);
+            else upstream.succeeded(target);
+            if (this.#attempts !== null) this.#attempts.push({ target: target.origin, outcome: result.status, durationMs: elapsedMs(attemptStarted) });
+            return this.#served(target, result);
+          } catch (err) {
+            if (err instanceof ForwardError && err.clientAborted) return this.#clientLeft();
+            if (stall?.signal.aborted) return this.#refuse('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
+            if (deadline?.expired) return this.#refuse('GW_ERR_UPSTREAM_TIMEOUT', { reason: 'grpc-timeout', afterMs: deadline.ms, target: target.origin });
+            const cause = err instanceof ForwardError ? err.cause : err;
+            const sent = err instanceof ForwardError ? err.sent : true;
+            upstream.failed(target);
+            const reason = retryReasonOf(cause, sent);
+            retry.lastError = cause;
+            retry.lastReason = reason;
+            this.#lastTarget = target;
+            const outcome = cause instanceof RetryableStatus ? cause.status : (translateUpstreamError(cause, upstream.name).code as string);
+            if (outcome !== 'GW_ERR_UPSTREAM_UNREACHABLE') retry.allUnreachable = false;
+            (this.#attempts ??= []).push({ target: target.origin, outcome, durationMs: elapsedMs(attemptStarted) });
+            if (retry.retrySlot) {
+              budget.retryEnded();
+              retry.retrySlot = false;
+            }
+            const policy = upstream.retries;
+            if (cause instanceof RetryableStatus) {
+              // Granted, with its budget slot, when the status arrived (statusRetryFor).
+              retry.retrySlot = retry.nextSlot;
+              retry.nextSlot = false;
+              retry.retries++;
+              this.#metrics.upstreamRetry(upstream.name, reason!);
+              (this.#tried ??= new Set()).add(target);
+              await sleep(backoff(policy.backoffMs, retry.retries));
+              if (responseGone(res)) return this.#clientLeft();
+              continue;
+            }
+            // A refused stream was not processed (RFC 9113 8.7): safe to repeat whatever the method,
+            // as long as there is no body (a streamed body may be partly consumed).
+            const retryable = reason === 'connect-failure' || reason === 'connect-timeout' ? !sent : reason === 'refused-stream' ? body === null : retry.replayable;
+            if (reason === null || !policy.on.has(reason) || !retryable) return this.#failWith(cause);
+            (this.#tried ??= new Set()).add(target);
+            // A connection that was never made cost the target nothing: it fails over to every
+            // untried target at once, without counting as a retry or spending the budget.
+            if (reason !== 'connect-failure') {
+              if (retry.retries >= policy.attempts || !this.otherTarget(target)) return this.#failWith(cause);
+              if (!budget.tryStartRetry()) {
+                this.#metrics.upstreamRetryRefused(upstream.name, 'budget');
+                return this.#failWith(cause);
+              }
+              retry.retrySlot = true;
+              retry.retries++;
+              await sleep(backoff(policy.backoffMs, retry.retries));
+              if (responseGone(res)) return this.#clientLeft();
+            }
+            this.#metrics.upstreamRetry(upstream.name, reason);
+          } finally {
+            target.active--;
+          }
         }
-        metrics.upstreamRetry(upstream.name, reason);
       } finally {
-        target.active--;
+        if (retry.retrySlot) budget.retryEnded();
+        if (retry.nextSlot) budget.retryEnded();
+        budget.requestEnded();
+        release?.();
+        stall?.stop();
       }
+    } finally {
+      unhold();
     }
-  } finally {
-    if (retrySlot) budget.retryEnded();
-    if (nextSlot) budget.retryEnded();
-    budget.requestEnded();
-    release?.();
-    stall?.stop();
   }
 
-  function otherTarget(current: UpstreamTarget): boolean {
-    const except = new Set(tried);
+  /** Another target than `current` and those tried is eligible now. */
+  otherTarget(current: UpstreamTarget): boolean {
+    const except = new Set(this.#tried);
     except.add(current);
-    return upstream.eligibleCount(except) > 0;
+    return this.#upstream.eligibleCount(except) > 0;
   }
 
-  function failWith(err: unknown): void {
+  /** A retry budget refusal is counted where the retry was asked for. */
+  retryRefused(): void {
+    this.#metrics.upstreamRetryRefused(this.#upstream.name, 'budget');
+  }
+
+  #failWith(err: unknown): void {
+    const lastTarget = this.#lastTarget;
     if (err instanceof RetryableStatus) {
       // The status was dropped for a retry that then found no target: answer in its place.
-      return refuse(err.status === 503 ? 'GW_ERR_UPSTREAM_UNAVAILABLE' : err.status === 504 ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_RESET', { target: lastTarget?.origin, upstreamStatus: err.status });
+      return this.#refuse(err.status === 503 ? 'GW_ERR_UPSTREAM_UNAVAILABLE' : err.status === 504 ? 'GW_ERR_UPSTREAM_TIMEOUT' : 'GW_ERR_UPSTREAM_RESET', { target: lastTarget?.origin, upstreamStatus: err.status });
     }
-    const gwErr = translateUpstreamError(err, upstream.name);
+    const gwErr = translateUpstreamError(err, this.#upstream.name);
     const cause = gwErr.cause as { code?: unknown; message?: unknown } | undefined;
-    refuse(gwErr.code, { target: lastTarget?.origin, upstreamError: cause?.code, upstreamMessage: cause?.message });
+    this.#refuse(gwErr.code, { target: lastTarget?.origin, upstreamError: cause?.code, upstreamMessage: cause?.message });
+  }
+}
+
+/** The retry loop's bookkeeping for one request: attempts made and the budget slots held. */
+class RetryState {
+  readonly #upstream: Upstream;
+  /** The request may be sent again as it is: idempotent and without a body. */
+  readonly replayable: boolean;
+  retries = 0;
+  /** The attempt running is a retry holding a budget slot. */
+  retrySlot = false;
+  /** A status retry was granted a slot for the next attempt. */
+  nextSlot = false;
+  lastError: unknown = null;
+  lastReason: RetryReason | null = null;
+  /** Every failed attempt so far was a refused or unreachable connection. */
+  allUnreachable = true;
+
+  constructor(upstream: Upstream, method: string, bodiless: boolean) {
+    this.#upstream = upstream;
+    this.replayable = IDEMPOTENT.has(method) && bodiless;
+  }
+
+  /**
+   * The exchange's retryStatus for an attempt on `target`, or undefined when no status is retried
+   * (the common case: no closure is made then).
+   */
+  statusRetryFor(target: UpstreamTarget, request: ProxiedRequest): ((status: number) => boolean) | undefined {
+    const policy = this.#upstream.retries;
+    if (!(policy.onStatus && this.replayable && this.retries < policy.attempts)) return undefined;
+    return (status: number) => {
+      const reason = String(status) as RetryReason;
+      if (!policy.on.has(reason) || !request.otherTarget(target)) return false;
+      if (!this.#upstream.budget.tryStartRetry()) {
+        request.retryRefused();
+        return false;
+      }
+      this.nextSlot = true;
+      return true;
+    };
   }
 }
 
