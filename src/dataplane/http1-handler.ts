@@ -77,7 +77,7 @@ export class Http1Handler {
       if (a.kind !== 'forward') return this.#refuse(req, res, a, connection, requestId, started);
       // Only now, with the request admitted, is the client told to send its body.
       if (expectsContinue) res.writeContinue();
-      proxyHttp(snapshot, req, res, a, requestId, started, this.#metrics).catch((err: unknown) => this.#internalFailure(res, requestId, err));
+      proxyHttp(snapshot, req, res, a, requestId, started, this.#metrics, this.#proxyFailed);
     } catch (err) {
       this.#internalFailure(res, requestId || randomUUID(), err);
     }
@@ -183,6 +183,8 @@ export class Http1Handler {
     this.#metrics.request(typeof a.fields['route'] === 'string' ? a.fields['route'] : '', refusalDecision(a.code), status, elapsedMs(started) / 1000);
     log.info({ reqId: requestId, httpVersion: raw.httpVersion, method: raw.method, status, code: a.code, durationMs: elapsedMs(started), ...a.fields }, 'request refused');
   }
+
+  readonly #proxyFailed = (res: ServerResponse, requestId: string, err: unknown): void => this.#internalFailure(res, requestId, err);
 
   #internalFailure(res: ServerResponse, requestId: string, err: unknown): void {
     this.#logger.error({ reqId: requestId, code: 'GW_ERR_INTERNAL', err }, 'request failed');

@@ -30,9 +30,12 @@ import { respondError } from './respond-error.js';
  * request on the common path), and the upstream stays open for this request even if a reload
  * retires it meanwhile.
  */
-export function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics): Promise<void> {
-  return new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics).run();
+export function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics, onFailure: ProxyFailureHandler): void {
+  void new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics, onFailure).run();
 }
+
+/** Answers a request whose proxying threw (a bug): the caller's 500 and log record. */
+export type ProxyFailureHandler = (res: ServerResponse, requestId: string, err: unknown) => void;
 
 /** Methods whose repetition the client must already expect (RFC 9110 9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
@@ -79,6 +82,7 @@ class ProxiedRequest {
   readonly #requestId: string;
   readonly #started: bigint;
   readonly #metrics: GatewayMetrics;
+  readonly #onFailure: ProxyFailureHandler;
   readonly #upstream: Upstream;
   readonly #upstreamPath: string;
   readonly #body: IncomingMessage | null;
@@ -87,7 +91,7 @@ class ProxiedRequest {
   #tried: Set<UpstreamTarget> | null = null;
   #lastTarget: UpstreamTarget | null = null;
 
-  constructor(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics) {
+  constructor(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics, onFailure: ProxyFailureHandler) {
     this.#snapshot = snapshot;
     this.#raw = raw;
     this.#res = res;
@@ -95,6 +99,7 @@ class ProxiedRequest {
     this.#requestId = requestId;
     this.#started = started;
     this.#metrics = metrics;
+    this.#onFailure = onFailure;
     this.#upstream = a.upstream;
     this.#upstreamPath = a.forwarding.rewrite === null ? a.path : a.forwarding.rewrite(a.path);
     this.#body = hasBody(raw) ? raw : null;
@@ -175,7 +180,10 @@ class ProxiedRequest {
     this.#metrics.request(a.route, a.decision, result.status, micros / 1e6);
   }
 
-  /** One async frame for the whole request; the upstream is held open to the end of it. */
+  /**
+   * One async frame for the whole request; the upstream is held open to the end of it. It never
+   * rejects: whatever throws is the failure handler's (no promise chained per request for it).
+   */
   async run(): Promise<void> {
     const unhold = this.#upstream.hold();
     try {
@@ -327,6 +335,8 @@ class ProxiedRequest {
         release?.();
         stall?.stop();
       }
+    } catch (err) {
+      this.#onFailure(this.#res, this.#requestId, err);
     } finally {
       unhold();
     }
