@@ -11,12 +11,29 @@
 // that is not saturated runs in, where costs that batching hides at saturation (a thread-pool
 // write, a timer, an epoll wake-up per request) show. Every variant must keep up with the rate.
 //
+// --concurrent measures every target at the same time, each under its own wrk (--conns each),
+// instead of one after the other: whatever the host does to the machine in a round (steal time,
+// a noisy neighbour, frequency) then hits every target alike, and the ratio to the reference is
+// taken per round before the median. On the 2-core reference VM this resolves a few µs where the
+// interleaved rounds resolve about 15 (bench/README.md, "The gateway's own JavaScript").
+//
+// --alloc measures bytes allocated on the V8 heap per request instead of CPU: each target is
+// started with lib/heap-sample.mjs preloaded (V8's sampling heap profiler, every 512 bytes,
+// objects the GC already collected included), sampled for --duration seconds from 1 s into its
+// load, and the sampled bytes are divided by the requests it counted. Prints the top
+// allocating functions too. A measure of work done per request that host noise does not move.
+//
 // A variant is NAME or NAME=KEY=VALUE[;KEY=VALUE...]; KEY is a dotted config path, VALUE is read
-// as YAML (false, 64KiB, 250ms, [a, b]). Prints, per variant, the median µs of CPU per request
-// (target process group) and req/s, with every round, and the ratio to the first variant (or to
-// the floor with --floor). After npm run build; uses nginx as the origin and wrk when installed.
+// as YAML (false, 64KiB, 250ms, [a, b]). NAME@DIR runs the gateway of another built checkout (a
+// `git worktree add DIR <commit>` with `npm run build`): before against after. Prints, per
+// variant, the median µs of CPU per request (target process group) and req/s, with every round,
+// and the ratio to the first variant (or to the floor with --floor). --spin-floor US adds the
+// floor with US µs of busy-waiting per request (a known amount of added JavaScript: how much CPU
+// per request that costs on this machine). After npm run build; uses nginx as the origin and wrk
+// when installed.
 import { parseArgs } from 'node:util';
 import { join, dirname } from 'node:path';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { parseOptions } from './lib/args.mjs';
@@ -25,6 +42,7 @@ import { which } from './lib/machine.mjs';
 import { interleaved } from './lib/measure.mjs';
 import { ensurePki } from './lib/pki.mjs';
 import { killAllStarted } from './lib/procs.mjs';
+import { groupTicks, CLK_TCK } from './lib/cpu.mjs';
 import { median } from './lib/report.mjs';
 import { Targets } from './lib/targets.mjs';
 
@@ -34,27 +52,42 @@ const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { node: { type: 'string' }, rounds: { type: 'string', default: '4' }, duration: { type: 'string', default: '5' }, floor: { type: 'boolean', default: false }, conns: { type: 'string', default: '50' }, rate: { type: 'string', default: '0' } },
+  options: {
+    node: { type: 'string' },
+    rounds: { type: 'string', default: '4' },
+    duration: { type: 'string', default: '5' },
+    floor: { type: 'boolean', default: false },
+    conns: { type: 'string', default: '50' },
+    rate: { type: 'string', default: '0' },
+    concurrent: { type: 'boolean', default: false },
+    alloc: { type: 'boolean', default: false },
+    'spin-floor': { type: 'string', multiple: true, default: [] },
+  },
 });
 const rounds = Number(values.rounds);
 const durationS = Number(values.duration);
 const rate = Number(values.rate);
-if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0)) {
-  process.stderr.write('usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N] [--floor] NAME[=KEY=VALUE[;KEY=VALUE...]] ...\n');
+const spins = values['spin-floor'].map(Number);
+if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && values.concurrent)) {
+  process.stderr.write('usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n');
   process.exit(2);
 }
 
 /** { name, sets: [[path[], value]] } from NAME=KEY=VALUE;KEY=VALUE. */
 function parseVariant(arg) {
   const eq = arg.indexOf('=');
-  const name = eq < 0 ? arg : arg.slice(0, eq);
+  const head = eq < 0 ? arg : arg.slice(0, eq);
+  const at = head.indexOf('@');
+  const name = at < 0 ? head : head.slice(0, at);
+  const dir = at < 0 ? null : head.slice(at + 1);
   const sets = eq < 0 ? [] : arg.slice(eq + 1).split(';').filter(Boolean).map((kv) => {
     const i = kv.indexOf('=');
     if (i <= 0) throw new Error(`${arg}: expected KEY=VALUE, got ${kv}`);
     return [kv.slice(0, i).split('.'), YAML.parse(kv.slice(i + 1))];
   });
   if (!/^[a-z0-9-]+$/i.test(name)) throw new Error(`${arg}: the name must be letters, digits and dashes`);
-  return { name: `v-${name}`, label: name, sets };
+  if (dir !== null && !existsSync(join(dir, 'dist/cli/main.js'))) throw new Error(`${arg}: ${dir}/dist/cli/main.js not found (build that checkout first)`);
+  return { name: `v-${name}`, label: name, sets, dir };
 }
 
 function setIn(doc, path, value) {
@@ -83,33 +116,136 @@ const gens = new Generators({ workDir, pki, opts, log });
 const targets = new Targets({ checkout, workDir, pki, opts, log });
 const ctx = { opts, checkout, workDir, pki, gens, targets, log, mainTargets: [], rows: [], extra: {}, notes: [], checks: [] };
 await targets.startUpstream(which('nginx') ? 'nginx' : 'node');
-for (const v of variants) {
-  const configTransform = (text) => {
-    const doc = YAML.parse(text);
-    for (const [path, value] of v.sets) setIn(doc, path, value);
-    return YAML.stringify(doc);
+const SPIN_FLOOR = join(BENCH, 'lib/spin-floor.mjs');
+const HEAP_SAMPLE = join(BENCH, 'lib/heap-sample.mjs');
+const heapFile = (name) => join(workDir, `heap-${name}.json`);
+/** Starts every target; with --alloc each preloads the heap sampler, which writes heapFile(name). */
+async function startAll() {
+  const names = [];
+  const preload = (name) => {
+    if (!values.alloc) return [];
+    process.env.HEAP_SAMPLE_OUT = heapFile(name);
+    process.env.HEAP_SAMPLE_MS = String(durationS * 1000);
+    return ['--import', HEAP_SAMPLE];
   };
-  await targets.startGateway(v.name, { configTransform });
+  for (const v of variants) {
+    const configTransform = (text) => {
+      const doc = YAML.parse(text);
+      for (const [path, value] of v.sets) setIn(doc, path, value);
+      return YAML.stringify(doc);
+    };
+    // Another checkout's gateway: its own dist/, the same PKI, origin and generated config.
+    const t = v.dir === null ? targets : Object.assign(new Targets({ checkout: v.dir, workDir, pki, opts, log }), { upstream: targets.upstream });
+    await t.startGateway(v.name, { configTransform, nodeArgs: preload(v.name) });
+    if (t !== targets) targets.procs.set(v.name, t.procs.get(v.name));
+    names.push(v.name);
+  }
+  if (values.floor) {
+    await targets.startFloor('floor', { nodeArgs: preload('floor') });
+    names.push('floor');
+  }
+  for (const us of spins) {
+    const name = `floor-spin${us}`;
+    process.env.SPIN_FLOOR_US = String(us);
+    // The floor script runs inside spin-floor.mjs, which adds the busy-wait to its request listener.
+    await targets.startFloor(name, { nodeArgs: [...preload(name), SPIN_FLOOR] });
+    names.push(name);
+  }
+  delete process.env.SPIN_FLOOR_US;
+  delete process.env.HEAP_SAMPLE_OUT;
+  delete process.env.HEAP_SAMPLE_MS;
+  return names;
 }
-const names = variants.map((v) => v.name);
-if (values.floor) {
-  await targets.startFloor('floor');
-  names.push('floor');
-}
+const names = await startAll();
 const spec = { kind: 'ka', path: '/', method: 'GET', conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate } : {}) };
-const label0 = rate > 0 ? `keep-alive GET 100 B at ${rate} req/s` : 'keep-alive GET 100 B';
-// 2 s of unrecorded warm-up per target, then A B C ... A B C ...; measure() logs every round.
-const rows = await interleaved(ctx, { scenario: 'variants', label: label0, targets: names, spec, rounds, durationS, warmupS: 2 });
-// A paced round that fell short of its rate compared a variant at a lower load: say so.
-const short = rows.filter((r) => rate > 0 && r.rps < rate * 0.97);
-for (const r of short) process.stderr.write(`warning: ${r.target} round ${r.round} reached ${Math.round(r.rps)} of ${rate} req/s\n`);
-const us = Object.fromEntries(names.map((n) => [n, rows.filter((r) => r.target === n).map((r) => r.targetUsPerReq)]));
-const rps = Object.fromEntries(names.map((n) => [n, rows.filter((r) => r.target === n).map((r) => r.rps)]));
 const ref = values.floor ? 'floor' : names[0];
-const label = (n) => (n === 'floor' ? 'floor' : variants.find((v) => v.name === n).label);
-const lines = [`| variant | µs CPU/req (median) | ÷ ${label(ref)} | req/s (median) | µs per round |`, '|---|---:|---:|---:|---|'];
-for (const n of names) {
-  lines.push(`| ${label(n)} | ${median(us[n]).toFixed(0)} | ${(median(us[n]) / median(us[ref])).toFixed(2)} | ${median(rps[n]).toFixed(0)} | ${us[n].map((x) => x.toFixed(0)).join(', ')} |`);
+const label = (n) => (n === 'floor' || n.startsWith('floor-spin') ? n : variants.find((v) => v.name === n).label);
+const lines = [];
+if (values.alloc) {
+  // One target at a time: SIGUSR2 starts its sampler 1 s into the load, for --duration seconds.
+  const top = {};
+  const bytes = {};
+  for (const n of names) {
+    const file = heapFile(n);
+    rmSync(file, { force: true });
+    const t = targets.get(n);
+    const kick = setTimeout(() => process.kill(t.pid, 'SIGUSR2'), 1000);
+    const res = await gens.run({ ...spec, port: t.port, durationS: durationS + 2 });
+    clearTimeout(kick);
+    for (let i = 0; i < 50 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
+    if (!existsSync(file)) throw new Error(`${n}: no heap sample written (${file})`);
+    const sum = summarizeHeap(JSON.parse(readFileSync(file, 'utf8')));
+    rmSync(file, { force: true });
+    bytes[n] = sum.perRequest;
+    top[n] = sum.top;
+    log(`${label(n)}: ${sum.requests} requests sampled (${Math.round(res.rps)} req/s), ${sum.perRequest.toFixed(0)} B allocated per request`);
+  }
+  lines.push(`| variant | bytes allocated per request | ÷ ${label(ref)} |`, '|---|---:|---:|');
+  for (const n of names) lines.push(`| ${label(n)} | ${bytes[n].toFixed(0)} | ${(bytes[n] / bytes[ref]).toFixed(2)} |`);
+  for (const n of names) {
+    lines.push('', `${label(n)}, top allocating functions (B per request):`, '', '| B/req | function |', '|---:|---|');
+    for (const [fn, b] of top[n]) lines.push(`| ${b.toFixed(0)} | \`${fn}\` |`);
+  }
+} else if (values.concurrent) {
+  const run = async (d) => {
+    const pg = names.map((n) => targets.get(n).pgid);
+    const a = groupTicks(pg);
+    const res = await Promise.all(names.map((n) => gens.run({ ...spec, port: targets.get(n).port, durationS: d })));
+    const b = groupTicks(pg);
+    return names.map((n, i) => ({ n, us: (((b.get(pg[i]) - a.get(pg[i])) / CLK_TCK) * 1e6) / res[i].requests, rps: res[i].rps, errors: res[i].errors }));
+  };
+  await run(2);
+  const us = Object.fromEntries(names.map((n) => [n, []]));
+  const ratios = Object.fromEntries(names.map((n) => [n, []]));
+  const rps = Object.fromEntries(names.map((n) => [n, []]));
+  for (let r = 1; r <= rounds; r++) {
+    const rows = await run(durationS);
+    const refUs = rows.find((x) => x.n === ref).us;
+    for (const x of rows) {
+      us[x.n].push(x.us);
+      ratios[x.n].push(x.us / refUs);
+      rps[x.n].push(x.rps);
+      if (x.errors > 0) process.stderr.write(`warning: ${label(x.n)} round ${r}: ${x.errors} errors\n`);
+    }
+    log(`round ${r}: ${rows.map((x) => `${label(x.n)} ${x.us.toFixed(0)} µs/req ${Math.round(x.rps)} req/s`).join(' | ')}`);
+  }
+  lines.push(`| variant | µs CPU/req (median) | ÷ ${label(ref)} (median of rounds) | req/s (median) | µs per round |`, '|---|---:|---:|---:|---|');
+  for (const n of names) {
+    lines.push(`| ${label(n)} | ${median(us[n]).toFixed(0)} | ${median(ratios[n]).toFixed(2)} | ${median(rps[n]).toFixed(0)} | ${us[n].map((x) => x.toFixed(0)).join(', ')} |`);
+  }
+} else {
+  const label0 = rate > 0 ? `keep-alive GET 100 B at ${rate} req/s` : 'keep-alive GET 100 B';
+  // 2 s of unrecorded warm-up per target, then A B C ... A B C ...; measure() logs every round.
+  const rows = await interleaved(ctx, { scenario: 'variants', label: label0, targets: names, spec, rounds, durationS, warmupS: 2 });
+  // A paced round that fell short of its rate compared a variant at a lower load: say so.
+  const short = rows.filter((r) => rate > 0 && r.rps < rate * 0.97);
+  for (const r of short) process.stderr.write(`warning: ${r.target} round ${r.round} reached ${Math.round(r.rps)} of ${rate} req/s\n`);
+  const us = Object.fromEntries(names.map((n) => [n, rows.filter((r) => r.target === n).map((r) => r.targetUsPerReq)]));
+  const rps = Object.fromEntries(names.map((n) => [n, rows.filter((r) => r.target === n).map((r) => r.rps)]));
+  lines.push(`| variant | µs CPU/req (median) | ÷ ${label(ref)} | req/s (median) | µs per round |`, '|---|---:|---:|---:|---|');
+  for (const n of names) {
+    lines.push(`| ${label(n)} | ${median(us[n]).toFixed(0)} | ${(median(us[n]) / median(us[ref])).toFixed(2)} | ${median(rps[n]).toFixed(0)} | ${us[n].map((x) => x.toFixed(0)).join(', ')} |`);
+  }
 }
 process.stdout.write(lines.join('\n') + '\n');
 process.exit(0);
+
+/** Bytes per request and the top allocating functions of a sampling heap profile (lib/heap-sample.mjs). */
+function summarizeHeap(profile) {
+  const byFn = new Map();
+  let total = 0;
+  const walk = (node) => {
+    const cf = node.callFrame;
+    if (node.selfSize > 0) {
+      const where = cf.url ? `${cf.url.replace(/^.*node_modules\//, '').replace(/^.*\/dist\//, 'dist/').replace(/^file:\/\/.*\/bench\//, 'bench/')}:${cf.lineNumber + 1}` : '(native)';
+      const key = `${cf.functionName || '(anonymous)'} ${where}`;
+      byFn.set(key, (byFn.get(key) ?? 0) + node.selfSize);
+      total += node.selfSize;
+    }
+    for (const c of node.children) walk(c);
+  };
+  walk(profile.head);
+  const requests = profile.requests;
+  const top = [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]) => [k, v / requests]);
+  return { requests, perRequest: total / requests, top };
+}
