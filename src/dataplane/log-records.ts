@@ -127,11 +127,30 @@ export class ServedRecord implements InfoRecord {
 
   /** The fields of asObject() as pino writes them, for a composable record (no audit, attempts or cut). */
   jsonMembers(): string {
-    const q = JSON.stringify;
-    const rewritten = this.upstreamPath !== undefined ? `,"upstreamPath":${q(this.upstreamPath)}` : '';
-    return `"reqId":${q(this.reqId)},"httpVersion":${q(this.httpVersion)},"method":${q(this.method)},"path":${q(this.path)}${rewritten},"route":${q(this.route)},"rule":${this.rule === null ? 'null' : q(this.rule)},"upstream":${q(this.upstream)},"decision":${q(this.decision)},"target":${q(this.target)},"status":${jsonNumber(this.status)},"bytesOut":${jsonNumber(this.bytesOut)},"durationMs":${Number.isFinite(this.durationMicros) ? formatMillis(this.durationMicros) : 'null'}`;
+    const q = quoted;
+    const unique = JSON.stringify;
+    const rewritten = this.upstreamPath !== undefined ? `,"upstreamPath":${unique(this.upstreamPath)}` : '';
+    // The request id and the paths differ from request to request: quoted afresh, never kept.
+    return `"reqId":${unique(this.reqId)},"httpVersion":${q(this.httpVersion)},"method":${q(this.method)},"path":${unique(this.path)}${rewritten},"route":${q(this.route)},"rule":${this.rule === null ? 'null' : q(this.rule)},"upstream":${q(this.upstream)},"decision":${q(this.decision)},"target":${q(this.target)},"status":${jsonNumber(this.status)},"bytesOut":${jsonNumber(this.bytesOut)},"durationMs":${Number.isFinite(this.durationMicros) ? formatMillis(this.durationMicros) : 'null'}`;
   }
 }
+
+/**
+ * JSON.stringify of a string, remembered for the few strings every record repeats (route, rule,
+ * upstream, decision, target, method, HTTP version): a lookup instead of a scan and a new string.
+ * At most QUOTED_MAX are kept; strings met after that (a client sending many methods) are quoted
+ * each time, so what a client sends cannot grow it.
+ */
+function quoted(value: string): string {
+  let json = QUOTED.get(value);
+  if (json === undefined) {
+    json = JSON.stringify(value);
+    if (QUOTED.size < QUOTED_MAX && value.length <= 256) QUOTED.set(value, json);
+  }
+  return json;
+}
+const QUOTED = new Map<string, string>();
+const QUOTED_MAX = 1024;
 
 /** A number as pino writes it: not finite is null. */
 function jsonNumber(n: number): string {

@@ -217,3 +217,15 @@ t.test('formatMillis(micros) reads as String(micros / 1000)', async (t) => {
   t.equal(wrong, 0, `${values.length} values, none differs`);
   for (const v of [-1, 1.5, Number.NaN, Infinity]) t.equal(formatMillis(v), String(v / 1000), `${v}: falls back to String()`);
 });
+
+t.test('records stay right however many distinct methods, routes and targets a gateway sees', async (t) => {
+  // The repeated strings are remembered up to a bound; beyond it they are quoted each time.
+  let wrong = 0;
+  for (let i = 0; i < 3000; i++) {
+    const method = `M${i}"\\${'x'.repeat(i % 300)}`;
+    const record = new ServedRecord('r-1234567', '1.1', method, '/', undefined, `route-${i}`, `rule "${i}"`, 'u', 'allow', null, `https://h${i}:1`, 200, 1, 1000 + i, null, null, false);
+    const parsed = JSON.parse(`{${record.jsonMembers()}}`) as Record<string, unknown>;
+    if (parsed['method'] !== method || parsed['route'] !== `route-${i}` || parsed['rule'] !== `rule "${i}"` || parsed['target'] !== `https://h${i}:1`) wrong++;
+  }
+  t.equal(wrong, 0, '3000 records with distinct values, all read back as written');
+});
