@@ -72,7 +72,7 @@ interface AccessFields {
 /**
  * One admitted request on its way upstream: limits, retries over the upstream's targets, and the
  * request's log record and metrics. The rare paths (refusals, a client that left, retries) are
- * methods, so that a request served at the first attempt allocates nothing beyond its exchange.
+ * methods, not closures made afresh for every request.
  */
 class ProxiedRequest {
   readonly #snapshot: RuntimeSnapshot;
