@@ -29,6 +29,9 @@ const BY_CODE: Readonly<Record<string, ErrorCode>> = {
   UND_ERR_HEADERS_OVERFLOW: 'GW_ERR_UPSTREAM_PROTOCOL',
   UND_ERR_INFO: 'GW_ERR_UPSTREAM_PROTOCOL',
   HPE_INVALID_CONSTANT: 'GW_ERR_UPSTREAM_PROTOCOL',
+  // undici 7 reads a status below 100 (`HTTP/1.1 099`) as an interim answer and then fails its own
+  // assertion when the message completes: the upstream's bytes broke the client, not the network.
+  ERR_ASSERTION: 'GW_ERR_UPSTREAM_PROTOCOL',
   // A `protocol: http2` upstream that does not speak h2 refuses the handshake (no ALPN overlap).
   ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL: 'GW_ERR_UPSTREAM_PROTOCOL',
   // TLS: the upstream's certificate, judged as strictly as a client's.

@@ -12,6 +12,12 @@ const ANSWERS: Record<string, string> = {
   '/orders/huge-header': `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(100_000)}\r\nContent-Length: 0\r\n\r\n`,
   '/orders/cl-te': 'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
   '/orders/bad-header': 'HTTP/1.1 200 OK\r\nBad Header: x\r\nContent-Length: 0\r\n\r\n',
+  // Status codes below 100 (undici asserts on them rather than reporting a parse error) and
+  // control bytes in a header value, which Node would refuse to write to the client.
+  '/orders/status-099': 'HTTP/1.1 099 Low\r\nContent-Length: 0\r\n\r\n',
+  '/orders/status-000': 'HTTP/1.1 000 Zero\r\nContent-Length: 0\r\n\r\n',
+  '/orders/del-in-value': 'HTTP/1.1 200 OK\r\nX-A: a\x7fb\r\nContent-Length: 0\r\n\r\n',
+  '/orders/nul-in-value': 'HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n',
 };
 
 t.test('malformed upstream responses are 502 GW_ERR_UPSTREAM_PROTOCOL', async (t) => {
