@@ -246,6 +246,6 @@ function summarizeHeap(profile) {
   };
   walk(profile.head);
   const requests = profile.requests;
-  const top = [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]) => [k, v / requests]);
+  const top = [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 20).map(([k, v]) => [k, v / requests]);
   return { requests, perRequest: total / requests, top };
 }
