@@ -29,8 +29,10 @@
 // variant, the median µs of CPU per request (target process group) and req/s, with every round,
 // and the ratio to the first variant (or to the floor with --floor). --spin-floor US adds the
 // floor with US µs of busy-waiting per request (a known amount of added JavaScript: how much CPU
-// per request that costs on this machine). After npm run build; uses nginx as the origin and wrk
-// when installed.
+// per request that costs on this machine). --floor-headers adds the floor sending the headers the
+// gateway adds by default (XFCC, request id, x-forwarded-*): the part of the gateway's distance
+// to the floor that is what the origin receives, not how the gateway decides it. After npm run
+// build; uses nginx as the origin and wrk when installed.
 import { parseArgs } from 'node:util';
 import { join, dirname } from 'node:path';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -62,6 +64,7 @@ const { values, positionals } = parseArgs({
     concurrent: { type: 'boolean', default: false },
     alloc: { type: 'boolean', default: false },
     'spin-floor': { type: 'string', multiple: true, default: [] },
+    'floor-headers': { type: 'boolean', default: false },
   },
 });
 const rounds = Number(values.rounds);
@@ -69,7 +72,7 @@ const durationS = Number(values.duration);
 const rate = Number(values.rate);
 const spins = values['spin-floor'].map(Number);
 if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && values.concurrent)) {
-  process.stderr.write('usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n');
+  process.stderr.write('usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n');
   process.exit(2);
 }
 
@@ -152,6 +155,13 @@ async function startAll() {
     names.push(name);
   }
   delete process.env.SPIN_FLOOR_US;
+  if (values['floor-headers']) {
+    // The floor sending what the gateway adds to every request and response (floor-proxy.mjs).
+    process.env.FLOOR_GATEWAY_HEADERS = '1';
+    await targets.startFloor('floor-headers', { nodeArgs: preload('floor-headers') });
+    delete process.env.FLOOR_GATEWAY_HEADERS;
+    names.push('floor-headers');
+  }
   delete process.env.HEAP_SAMPLE_OUT;
   delete process.env.HEAP_SAMPLE_MS;
   return names;
@@ -159,7 +169,7 @@ async function startAll() {
 const names = await startAll();
 const spec = { kind: 'ka', path: '/', method: 'GET', conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate } : {}) };
 const ref = values.floor ? 'floor' : names[0];
-const label = (n) => (n === 'floor' || n.startsWith('floor-spin') ? n : variants.find((v) => v.name === n).label);
+const label = (n) => (n === 'floor' || n.startsWith('floor-') ? n : variants.find((v) => v.name === n).label);
 const lines = [];
 if (values.alloc) {
   // One target at a time: SIGUSR2 starts its sampler 1 s into the load, for --duration seconds.

@@ -5,6 +5,14 @@
 // are not run against it); it shows how much of the distance to nginx is the platform (Node's HTTP
 // and TLS stack plus undici) and how much is the gateway's own code, measured in the same run.
 // Usage: node floor-proxy.mjs PORT UPSTREAM_PORT SERVER_CERT SERVER_KEY CA_BUNDLE CLIENT_CERT CLIENT_KEY SERVERNAME CHECKOUT
+//
+// FLOOR_GATEWAY_HEADERS=1 (`gateway-variants.mjs --floor-headers`) adds the bytes the gateway adds
+// at its defaults, and only those: upstream, an x-forwarded-client-cert made once per connection
+// from the peer certificate (By, Hash, Subject, URI and DNS SANs, as src/identity/xfcc.ts formats
+// them), a fresh x-request-id, x-forwarded-for, x-forwarded-proto and x-forwarded-host; to the
+// client, the x-request-id. How much of the gateway's distance to the floor is the identity it
+// sends rather than the work of deciding it.
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { createRequire } from 'node:module';
@@ -19,12 +27,34 @@ const pool = new Pool(`https://127.0.0.1:${upstreamPort}`, {
   pipelining: 1,
   connect: { cert: readFileSync(clientCert), key: readFileSync(clientKey), ca, servername, rejectUnauthorized: true },
 });
+const GATEWAY_HEADERS = process.env.FLOOR_GATEWAY_HEADERS === '1';
+// XFCC's By=: the URI SAN of the server's own certificate, as the gateway writes it.
+const by = GATEWAY_HEADERS ? (new X509Certificate(readFileSync(serverCert)).subjectAltName ?? '').split(', ').find((s) => s.startsWith('URI:'))?.slice(4) : undefined;
+const xfccOf = new WeakMap();
+function xfcc(socket) {
+  let v = xfccOf.get(socket);
+  if (v === undefined) {
+    const c = socket.getPeerCertificate();
+    const sans = (c.subjectaltname ?? '').split(', ').filter(Boolean);
+    const subject = Object.entries(c.subject ?? {}).reverse().map(([k, x]) => `${k}=${x}`).join(',');
+    v = [...(by !== undefined ? [`By=${by}`] : []), `Hash=${c.fingerprint256.replaceAll(':', '').toLowerCase()}`, `Subject="${subject}"`,
+      ...sans.filter((s) => s.startsWith('URI:')).map((s) => `URI=${s.slice(4)}`),
+      ...sans.filter((s) => s.startsWith('DNS:')).map((s) => `DNS=${s.slice(4)}`)].join(';');
+    xfccOf.set(socket, v);
+  }
+  return v;
+}
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host', 'te', 'upgrade', 'proxy-connection', 'trailer']);
 
 const server = createServer({ cert: readFileSync(serverCert), key: readFileSync(serverKey), ca, requestCert: true, rejectUnauthorized: true, keepAliveTimeout: 300_000 }, (req, res) => {
   const headers = [];
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) if (!HOP.has(raw[i].toLowerCase())) headers.push(raw[i], raw[i + 1]);
+  const requestId = GATEWAY_HEADERS ? randomUUID() : null;
+  if (requestId !== null) {
+    headers.push('x-forwarded-client-cert', xfcc(req.socket), 'x-request-id', requestId, 'x-forwarded-for', req.socket.remoteAddress, 'x-forwarded-proto', 'https');
+    if (req.headers.host !== undefined) headers.push('x-forwarded-host', req.headers.host);
+  }
   const cl = req.headers['content-length'];
   const hasBody = req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
   // A client that leaves mid-response must release the upstream request (a response paused for
@@ -45,6 +75,7 @@ const server = createServer({ cert: readFileSync(serverCert), key: readFileSync(
         const name = rawHeaders[i].toString('latin1');
         if (!HOP.has(name.toLowerCase())) out.push(name, rawHeaders[i + 1].toString('latin1'));
       }
+      if (requestId !== null) out.push('x-request-id', requestId);
       res.writeHead(status, out);
       res.on('drain', resume);
       return true;
