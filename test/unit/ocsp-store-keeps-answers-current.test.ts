@@ -100,13 +100,17 @@ t.test('the cache is bounded: the least recently used answer goes first', async 
 });
 
 t.test('a held certificate is refreshed before expiry; a failed refresh keeps the valid answer; a changed one calls onChange', async (t) => {
-  const f = await fixture(t, { validityMs: 2_000 });
+  // OCSP times are whole seconds (GeneralizedTime): an answer made at x.9 s says thisUpdate x, so
+  // it arrives with up to a second less than its validity left. With 4 s the refresh (at 3/4, 3 s
+  // after thisUpdate) always comes a full second before the answer expires; with 2 s the failed
+  // refresh could land a few ms before expiry and the check below see the answer already gone.
+  const f = await fixture(t, { validityMs: 4_000 });
   const c = await f.leaf('held');
   const release = f.store.hold(f.issuer, c.serial);
   t.teardown(release);
   t.match(await f.settle(c.der, c.serial), { kind: 'answer', answer: { status: 'good' } });
   f.responder.setMode('down');
-  // The refresh at 1.5 s fails: the answer (valid to 2 s) stays in force.
+  // The refresh at 3 s fails: the answer (valid to 4 s) stays in force.
   await waitFor(() => f.lookups() >= 2, 5_000);
   t.match(f.store.state(c.der, f.issuer, c.serial, 'CN=held'), { kind: 'answer', answer: { status: 'good' } }, 'kept after a failed refresh');
   f.responder.setMode('normal');
