@@ -157,9 +157,7 @@ async function startAll() {
   delete process.env.SPIN_FLOOR_US;
   if (values['floor-headers']) {
     // The floor sending what the gateway adds to every request and response (floor-proxy.mjs).
-    process.env.FLOOR_GATEWAY_HEADERS = '1';
-    await targets.startFloor('floor-headers', { nodeArgs: preload('floor-headers') });
-    delete process.env.FLOOR_GATEWAY_HEADERS;
+    await targets.startFloor('floor-headers', { nodeArgs: preload('floor-headers'), gatewayHeaders: true });
     names.push('floor-headers');
   }
   delete process.env.HEAP_SAMPLE_OUT;

@@ -129,9 +129,13 @@ export class Targets {
     return proc;
   }
 
-  /** The node-floor reference (lib/floor-proxy.mjs), run by the gateway's Node (--node). */
-  async startFloor(name = 'floor', { nodeArgs = [] } = {}) {
-    return this.#startNodeReference(name, FLOOR_SCRIPT, [], 'node floor', nodeArgs);
+  /**
+   * The node-floor reference (lib/floor-proxy.mjs), run by the gateway's Node (--node). With
+   * gatewayHeaders it sends the header bytes the gateway adds (FLOOR_GATEWAY_HEADERS=1).
+   */
+  async startFloor(name = 'floor', { nodeArgs = [], gatewayHeaders = false } = {}) {
+    const env = gatewayHeaders ? { ...process.env, FLOOR_GATEWAY_HEADERS: '1' } : undefined;
+    return this.#startNodeReference(name, FLOOR_SCRIPT, [], gatewayHeaders ? 'node floor + gateway headers' : 'node floor', nodeArgs, env);
   }
 
   /**
@@ -139,11 +143,11 @@ export class Targets {
    * arguments (port, upstream port, server cert/key, CA bundle, upstream client cert/key, servername,
    * checkout) followed by `extra`.
    */
-  async #startNodeReference(name, script, extra, kind, nodeArgs = []) {
+  async #startNodeReference(name, script, extra, kind, nodeArgs = [], env = undefined) {
     const port = await freePort();
     const p = this.pki;
     const args = [...nodeArgs, script, String(port), String(this.upstream.port), p.serverCert, p.serverKey, p.caBundle, p.gwClientCert, p.gwClientKey, UPSTREAM_SERVERNAME, this.checkout, ...extra];
-    const proc = spawnGroup(name, this.opts.node ?? process.execPath, args, { logFile: join(this.runDir, `${name}.log`), nofile: this.nofile });
+    const proc = spawnGroup(name, this.opts.node ?? process.execPath, args, { logFile: join(this.runDir, `${name}.log`), nofile: this.nofile, env });
     const startupMs = await waitReady(proc, clientProbe(this.pki, port));
     Object.assign(proc, { port, kind, startupMs });
     this.procs.set(name, proc);
@@ -237,6 +241,8 @@ export class Targets {
         return this.startGateway(name, { logLevel: 'warn' });
       case 'floor':
         return this.startFloor(name);
+      case 'floor-headers':
+        return this.startFloor(name, { gatewayHeaders: true });
       case 'lean':
         return this.startLean(name, 'node');
       case 'lean-wasm':
