@@ -27,10 +27,10 @@ export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run bu
                      gateway runs at its default log level (info: an access record per request),
                      gateway-warn with log level warn; floor = node:https + undici, the least a Node
                      proxy does (lib/floor-proxy.mjs); floor-headers = the floor sending the headers
-                     the gateway adds (XFCC, request id, x-forwarded-*); lean / lean-wasm = the same job on raw TLS
-                     sockets with Node's / undici's llhttp (lib/lean-floor.mjs); fastify = Fastify +
-                     @fastify/http-proxy (lib/fastify-proxy.mjs); nginx-log = nginx with a buffered
-                     access log
+                     the gateway adds (XFCC, request id, x-forwarded-*); lean / lean-wasm = the
+                     same job on raw TLS sockets with Node's / undici's llhttp
+                     (lib/lean-floor.mjs); fastify = Fastify + @fastify/http-proxy
+                     (lib/fastify-proxy.mjs); nginx-log = nginx with a buffered access log
   --duration S       seconds per measurement (default 6; --quick 3)
   --rounds N         interleaved rounds per target (default 3; --quick 1)
   --warmup S         unrecorded warm-up per target and scenario (default 2; --quick 1)

@@ -6,11 +6,11 @@
 // and TLS stack plus undici) and how much is the gateway's own code, measured in the same run.
 // Usage: node floor-proxy.mjs PORT UPSTREAM_PORT SERVER_CERT SERVER_KEY CA_BUNDLE CLIENT_CERT CLIENT_KEY SERVERNAME CHECKOUT
 //
-// FLOOR_GATEWAY_HEADERS=1 (`gateway-variants.mjs --floor-headers`) adds the bytes the gateway adds
-// at its defaults, and only those: upstream, an x-forwarded-client-cert made once per connection
-// from the peer certificate (By, Hash, Subject, URI and DNS SANs, as src/identity/xfcc.ts formats
-// them), a fresh x-request-id, x-forwarded-for, x-forwarded-proto and x-forwarded-host; to the
-// client, the x-request-id. How much of the gateway's distance to the floor is the identity it
+// FLOOR_GATEWAY_HEADERS=1 (the floor-headers target of run.mjs, `gateway-variants.mjs
+// --floor-headers`) adds the bytes the gateway adds at its defaults, and only those: upstream, an
+// x-forwarded-client-cert made once per connection from the peer certificate (By, Hash, Subject,
+// URI and DNS SANs, as src/identity/xfcc.ts formats them), a fresh x-request-id,
+// x-forwarded-for, x-forwarded-proto and x-forwarded-host; to the client, the x-request-id. How much of the gateway's distance to the floor is the identity it
 // sends rather than the work of deciding it.
 import { randomUUID, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
