@@ -152,10 +152,10 @@ const KEEP_ALIVE = Buffer.from('keep-alive');
  * A Connection value of exactly `keep-alive`, in any case: it names only Keep-Alive, which is
  * dropped anyway. (`close` is not short-cut: RFC 9110 7.6.1 drops a field named Close with it.)
  */
-function isKeepAliveOnly(value: Buffer): boolean {
+function isKeepAliveOnly(value: Buffer | string): boolean {
   if (value.length !== KEEP_ALIVE.length) return false;
   for (let i = 0; i < value.length; i++) {
-    const c = value[i]!;
+    const c = typeof value === 'string' ? value.charCodeAt(i) : value[i]!;
     const p = KEEP_ALIVE[i]!;
     // Exactly the letter, or its upper case; every other byte as it is.
     if (c !== p && !(p >= 0x61 && p <= 0x7a && c === p - 0x20)) return false;
@@ -163,15 +163,20 @@ function isKeepAliveOnly(value: Buffer): boolean {
   return true;
 }
 
-/** Builds the client response header list from undici's raw (Buffer) headers. */
-export function buildClientResponseHeaders(rawHeaders: readonly Buffer[], requestId: string): string[] {
+/** A raw header name or value as a string: undici hands Buffers, the gateway's own client latin1 strings. */
+function latin1(v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1');
+}
+
+/** Builds the client response header list from the upstream client's raw headers (Buffers or latin1 strings). */
+export function buildClientResponseHeaders(rawHeaders: readonly (Buffer | string)[], requestId: string): string[] {
   let extra: Set<string> | null = null;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.length === 10 && rawHeaders[i]!.toString('latin1').toLowerCase() === 'connection') {
+    if (rawHeaders[i]!.length === 10 && latin1(rawHeaders[i]!).toLowerCase() === 'connection') {
       const value = rawHeaders[i + 1]!;
       // What nearly every keep-alive response says, and it names nothing that is not dropped anyway.
       if (isKeepAliveOnly(value)) continue;
-      for (const t of value.toString('latin1').split(',')) {
+      for (const t of latin1(value).split(',')) {
         const name = t.trim().toLowerCase();
         if (name) (extra ??= new Set()).add(name);
       }
@@ -179,14 +184,14 @@ export function buildClientResponseHeaders(rawHeaders: readonly Buffer[], reques
   }
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toString('latin1');
+    const name = latin1(rawHeaders[i]!);
     // Lower-cased only when its length is one of the dropped names' (Date, Server, Content-Length...
     // are not): most responses then allocate no lower-case copy at all.
     if (extra !== null || DROPPED_LENGTH[name.length] === true) {
       const lower = name.toLowerCase();
       if (DROP_ON_RESPONSE.has(lower) || lower === 'x-request-id' || (extra !== null && extra.has(lower))) continue;
     }
-    out.push(name, rawHeaders[i + 1]!.toString('latin1'));
+    out.push(name, latin1(rawHeaders[i + 1]!));
   }
   out.push('x-request-id', requestId);
   return out;

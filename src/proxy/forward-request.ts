@@ -151,7 +151,7 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void): boolean {
     if (statusCode < 200) return true;
     if (this.#retryStatus !== undefined && this.#retryStatus(statusCode)) {
       this.#discard = new RetryableStatus(statusCode);

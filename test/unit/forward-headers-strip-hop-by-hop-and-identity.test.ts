@@ -107,4 +107,13 @@ t.test('client response headers', async (t) => {
   t.same(passes('keep-aliv\u00e9'), all, 'a value as long as keep-alive that is not it drops nothing it does not name');
   t.same(passes('kee\u0010-alive'), all, 'control bytes are not folded into letters');
   t.notOk(passes('close').includes('Connection'), 'Connection itself never passes');
+  // The gateway's own HTTP/1.1 client (server.engine: lean) hands the same list as latin1 strings:
+  // the same answer, byte for byte, in every case above.
+  const asStrings = (list: Buffer[]) => list.map((b) => b.toString('latin1'));
+  t.same(buildClientResponseHeaders(asStrings(raw), 'req-12345678'), buildClientResponseHeaders(raw, 'req-12345678'), 'strings: hop-by-hop and Connection-named dropped alike');
+  t.same(buildClientResponseHeaders(asStrings(latin1), 'r-1'), buildClientResponseHeaders(latin1, 'r-1'), 'strings: latin1 bytes alike');
+  for (const v of ['keep-alive', 'KEEP-ALIVE', 'close', 'keep-alive, X-Internal', 'keep-alivex', 'keep-aliv\u00e9', 'kee\u0010-alive']) {
+    const list = ['Connection', v, 'X-Internal', 'secret', 'Close', 'x', 'Keep-AliveX', 'y', 'ETag', '"v1"'];
+    t.same(buildClientResponseHeaders(list, 'r-1'), buildClientResponseHeaders(list.map((x) => Buffer.from(x, 'latin1')), 'r-1'), `strings: Connection: ${JSON.stringify(v)} alike`);
+  }
 });
