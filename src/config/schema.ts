@@ -436,6 +436,10 @@ export const configSchema = z
     forwardClientCert: forwardClientCertSchema.prefault({}).describe('which identity headers are sent upstream (routes[].forwardClientCert overrides field by field); client-sent copies are always removed'),
     server: z
       .strictObject({
+        engine: z
+          .enum(['node', 'lean'])
+          .default('node')
+          .describe("the HTTP/1.1 data plane: node (node:https or node:http2's listener, undici's Pool upstream) or lean (the same listener; upstream HTTP/1.1 through the gateway's own client, src/proxy/http1-upstream-client.ts, measured cheaper per request); fixed at start"),
         keepAliveTimeout: duration({ min: 1 }).default(65_000),
         requestTimeout: duration({ min: 0 }).default(0).describe('whole-request limit; 0 leaves long transfers alone'),
         headersTimeout: duration({ min: 1 }).default(30_000),

@@ -69,6 +69,9 @@ export function translateUpstreamError(err: unknown, upstream: string): GatewayE
     const c = (cur as { code?: unknown }).code;
     if (typeof c === 'string') {
       code = BY_CODE[c] ?? registryCode(c) ?? (c.startsWith('HPE_') ? 'GW_ERR_UPSTREAM_PROTOCOL' : c.startsWith('ERR_SSL_') || c.startsWith('ERR_TLS_') ? 'GW_ERR_UPSTREAM_TLS' : undefined);
+      // undici 7 reports a 101 to a request that asked for no upgrade as a socket error named
+      // "bad upgrade": the upstream's answer broke the exchange, which is not a reset to retry.
+      if (c === 'UND_ERR_SOCKET' && (cur as { message?: unknown }).message === 'bad upgrade') code = 'GW_ERR_UPSTREAM_PROTOCOL';
     }
     // undici's llhttp build reports some parse errors (a garbage status line, an invalid status)
     // without a code; its name is the stable part.

@@ -39,6 +39,8 @@ export interface FleetDeps {
   readonly random?: () => number;
   /** Where an upstream admitted by an OCSP fail-open (onUnavailable: allow) is logged. */
   readonly logger?: Logger | undefined;
+  /** The HTTP/1.1 client of `protocol: http1` targets (server.engine: node → undici, lean → the gateway's own). */
+  readonly http1Client?: 'undici' | 'lean' | undefined;
 }
 
 export interface RetrySettings {
@@ -148,6 +150,7 @@ class UpstreamFleet implements Upstream {
     this.budget = new RetryBudget(cfg.retries.budget);
     this.#poolSettings = previous instanceof UpstreamFleet ? previous.#poolSettings : {
       protocol: cfg.protocol,
+      http1Client: deps.http1Client,
       secureContext: buildUpstreamSecureContext(cfg, material),
       servername: cfg.tls.servername,
       checkServerIdentity: upstreamIdentityCheck(name, cfg, material, revocation),

@@ -7,18 +7,29 @@
  * (Node skips checkServerIdentity on a resumed session: docs/architecture.md, "TLS facts"). A new
  * pool (renew) gets a new connector, so no session verified before a CRL change is offered again.
  * A target of a `protocol: http2` upstream has one HTTP/2 session instead of a pool
- * (src/proxy/http2-upstream-client.ts, which says why not undici's allowH2); both are Dispatchers.
+ * (src/proxy/http2-upstream-client.ts, which says why not undici's allowH2), and with
+ * server.engine `lean` a `protocol: http1` target has the gateway's own HTTP/1.1 client
+ * (src/proxy/http1-upstream-client.ts); all three are Dispatchers.
  */
 import type { PeerCertificate, SecureContext } from 'node:tls';
 import { Pool } from 'undici';
+import { Http1UpstreamClient } from './http1-upstream-client.js';
 import { Http2UpstreamClient } from './http2-upstream-client.js';
 import { OutlierRecord } from './outlier-detector.js';
 import { TargetConnector } from './resuming-target-connect.js';
 import type { UpstreamOcspCheck } from './upstream-ocsp.js';
 
+/** What a target's requests go through: undici's Pool, the gateway's own HTTP/1.1 client, or its HTTP/2 session. */
+export type TargetClient = Pool | Http1UpstreamClient | Http2UpstreamClient;
+
 export interface TargetPoolSettings {
   /** http2: one HTTP/2 session, h2 required by ALPN (upstreams.<name>.protocol). */
   readonly protocol: 'http1' | 'http2';
+  /**
+   * The HTTP/1.1 client of a `protocol: http1` target: undici's Pool, or with server.engine `lean`
+   * the gateway's own (http1-upstream-client.ts). Absent: undici.
+   */
+  readonly http1Client?: 'undici' | 'lean' | undefined;
   readonly secureContext: SecureContext;
   readonly servername: string;
   readonly checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined;
@@ -58,7 +69,7 @@ export class UpstreamTarget {
   readonly #settings: TargetPoolSettings;
   /** #settings with the connector of the pool in force: its sessions are the pool's. */
   #generation!: TargetPoolSettings;
-  #pool: Pool | Http2UpstreamClient;
+  #pool: TargetClient;
   readonly #draining = new Set<Promise<void>>();
   #closed = false;
   /**
@@ -82,7 +93,7 @@ export class UpstreamTarget {
     return this.origin;
   }
 
-  get pool(): Pool | Http2UpstreamClient {
+  get pool(): TargetClient {
     return this.#pool;
   }
 
@@ -99,10 +110,11 @@ export class UpstreamTarget {
   }
 
   /** A pool with a connector of its own: sessions never outlive the pool they were verified for. */
-  #newPool(): Pool | Http2UpstreamClient {
+  #newPool(): TargetClient {
     const s = { ...this.#settings, connector: new TargetConnector(this.#settings) };
     this.#generation = s;
     if (s.protocol === 'http2') return new Http2UpstreamClient(this.origin, s);
+    if (s.http1Client === 'lean') return new Http1UpstreamClient(this.origin, s);
     return new Pool(this.origin, {
       connections: s.connections,
       pipelining: 1,
@@ -127,7 +139,7 @@ export class UpstreamTarget {
     this.#drain(old);
   }
 
-  #drain(pool: Pool | Http2UpstreamClient): void {
+  #drain(pool: TargetClient): void {
     const p = pool.close().catch(() => undefined);
     this.#draining.add(p);
     void p.finally(() => this.#draining.delete(p));

@@ -93,7 +93,7 @@ export function buildSnapshot(config: GatewayConfig, deps: SnapshotDeps): Runtim
     // shares with the old one, pooled connections and health included.
     const ocspStore = ocsp.upstreams.get(name) ?? null;
     const poolKey = JSON.stringify([name, u.tls, u.protocol, u.timeouts, u.limits.maxConnections, m.client.pem, m.client.keyPem, m.ca.pems, identityOf(store), identityOf(ocspStore)]);
-    const fleet = createUpstream(name, u, m, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null, { ...deps.fleet, now }, before !== undefined && poolKeys.get(before) === poolKey ? before : null, ocspStore);
+    const fleet = createUpstream(name, u, m, store ? { store, settings: revocationSettings(u.tls.revocation), now } : null, { ...deps.fleet, now, http1Client: config.server.engine === 'lean' ? 'lean' : 'undici' }, before !== undefined && poolKeys.get(before) === poolKey ? before : null, ocspStore);
     poolKeys.set(fleet, poolKey);
     upstreams.set(name, remember(fleet, key));
   }

@@ -59,6 +59,7 @@ const RESTART_KEYS: ReadonlyArray<{ readonly key: string; readonly get: (c: Gate
   { key: 'admin', get: (c) => c.admin },
   { key: 'tls.handshakeTimeout', get: (c) => c.tls.handshakeTimeout },
   { key: 'server.maxHeaderSize', get: (c) => c.server.maxHeaderSize },
+  { key: 'server.engine', get: (c) => c.server.engine },
   { key: 'log.bufferBytes', get: (c) => c.log.bufferBytes },
   { key: 'log.flushInterval', get: (c) => c.log.flushInterval },
 ];

@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { loadConfig, parseConfigText } from '../../src/config/load-config.js';
+import type { GatewayConfig } from '../../src/config/schema.js';
 import { buildGateway, type Gateway } from '../../src/http/build-gateway.js';
 import type { DnsLookup } from '../../src/proxy/dns-discovery.js';
 import { createDevPki, issueLeaf, createRootCa, type DevPki, type Issued } from '../../src/pki/dev-pki.js';
@@ -199,6 +200,16 @@ ${opts.extra ?? ''}
 `;
 }
 
+/**
+ * GW_TEST_ENGINE=lean (or node) sets server.engine of every gateway the harness starts, whatever
+ * its YAML says: the suite's upstream tests run against the gateway's own HTTP/1.1 client.
+ */
+function withTestEngine(config: GatewayConfig): GatewayConfig {
+  const engine = process.env['GW_TEST_ENGINE'];
+  if (engine !== 'lean' && engine !== 'node') return config;
+  return { ...config, server: { ...config.server, engine } };
+}
+
 /** Builds and starts the gateway from YAML text; the YAML's relative paths resolve against dir. */
 export async function startGateway(opts: { dir: string; yaml: string; now?: () => number; watch?: boolean; file?: string; lookup?: DnsLookup }): Promise<TestGateway> {
   const logs: LogRecord[] = [];
@@ -207,11 +218,11 @@ export async function startGateway(opts: { dir: string; yaml: string; now?: () =
   // so a test changes the configuration by rewriting it.
   const file = opts.file ?? path.join(opts.dir, 'gateway.yaml');
   await writeFile(file, opts.yaml);
-  const config = parseConfigText(opts.yaml, file);
+  const config = withTestEngine(parseConfigText(opts.yaml, file));
   const gateway = await buildGateway({
     config,
     logger,
-    loadConfig: async () => (await loadConfig(file)).config,
+    loadConfig: async () => withTestEngine((await loadConfig(file)).config),
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.lookup ? { lookup: opts.lookup } : {}),
     // The file watch the CLI runs: a change of the config or a file it names triggers a reload.

@@ -9,12 +9,11 @@ import https from 'node:https';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import tls from 'node:tls';
 import t from 'tap';
 import type { Dispatcher } from 'undici';
 import { Http2UpstreamClient } from '../../src/proxy/http2-upstream-client.js';
-import type { TargetPoolSettings } from '../../src/proxy/upstream-target.js';
 import { makeTestPki } from '../helpers/harness.js';
+import { targetSettings } from '../helpers/target-settings.js';
 
 const TOTAL = 256 * 1024;
 
@@ -61,17 +60,8 @@ t.test('http2 upstream client', async (t) => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const h1 = https.createServer({ key: up.keyPem, cert: up.chainPem }, (_req, res) => res.end('http/1.1'));
   await new Promise<void>((r) => h1.listen(0, '127.0.0.1', r));
-  const settings: TargetPoolSettings = {
-    protocol: 'http2',
-    secureContext: tls.createSecureContext({ cert: pki.gatewayClient.chainPem, key: pki.gatewayClient.keyPem, ca: pki.caBundlePem }),
-    servername: 'orders.internal',
-    checkServerIdentity: tls.checkServerIdentity,
-    connections: 1,
-    connectTimeout: 5_000,
-    responseTimeout: 10_000,
-    idleTimeout: 10_000,
-    keepAlive: 10_000,
-  };
+  const settings = targetSettings(pki, { protocol: 'http2' });
+
   const client = new Http2UpstreamClient(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, settings);
   t.teardown(async () => {
     await client.close();
