@@ -66,7 +66,7 @@ function fieldsFor(path: string): Record<string, unknown> {
 }
 
 /** Logs every record twice to the gateway's logger, once composed and once through pino, and returns the lines. */
-function gatewayLines(level: 'info' | 'warn', write: (log: Logger) => void): string[] {
+async function gatewayLines(level: 'info' | 'warn', write: (log: Logger) => void): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'record-line-'));
   try {
     const file = join(dir, 'log');
@@ -76,6 +76,10 @@ function gatewayLines(level: 'info' | 'warn', write: (log: Logger) => void): str
     const root = createGatewayLogger({ level, bufferBytes: 0, flushInterval: 1000 }, fd);
     const child = root.child(bindings);
     write(child);
+    // Every line written, the one already on the thread pool included: flushLogSync alone does
+    // not wait for that one (the writer's documented exit behaviour), and on a busy machine it
+    // could land after the file was read.
+    await new Promise<void>((resolve) => root.flush(() => resolve()));
     flushLogSync(root);
     return readFileSync(file, 'utf8').split('\n').filter(Boolean);
   } finally {
@@ -112,7 +116,7 @@ function servedFor(path: string, rare: { audit?: boolean; attempts?: boolean; cu
 }
 
 t.test("the gateway's logger: the composed line is pino's line", async (t) => {
-  const lines = gatewayLines('info', (log) => {
+  const lines = await gatewayLines('info', (log) => {
     for (const path of hostilePaths) {
       const record = recordOf(fieldsFor(path));
       writeInfoRecord(log, record, 'request');
@@ -136,7 +140,7 @@ t.test("the gateway's logger: the composed line is pino's line", async (t) => {
 t.test("proxy-http.ts's served record: its own members are pino's line of its object", async (t) => {
   const cases: [string, ServedRecord][] = hostilePaths.map((p) => [shown(p), servedFor(p)]);
   cases.push(['not a finite duration', new ServedRecord('r', '1.0', 'HEAD', '/', undefined, 'r', null, 'u', 'would-deny', null, 'https://[::1]:1', 204, 0, Number.NaN, null, null, false)]);
-  const lines = gatewayLines('info', (log) => {
+  const lines = await gatewayLines('info', (log) => {
     for (const [name, record] of cases) {
       t.ok(record.composable, `${name}: composable`);
       writeInfoRecord(log, record, 'request');
@@ -165,7 +169,7 @@ t.test("proxy-http.ts's served record: its own members are pino's line of its ob
 
 t.test('below info, nothing is built or written', async (t) => {
   const record = recordOf(fieldsFor('/'));
-  const lines = gatewayLines('warn', (log) => writeInfoRecord(log, record, 'request'));
+  const lines = await gatewayLines('warn', (log) => writeInfoRecord(log, record, 'request'));
   t.same(lines, []);
   t.equal(record.members + record.objects, 0);
 });
