@@ -31,7 +31,10 @@
 // floor with US µs of busy-waiting per request (a known amount of added JavaScript: how much CPU
 // per request that costs on this machine). --floor-headers adds the floor sending the headers the
 // gateway adds by default (XFCC, request id, x-forwarded-*): the part of the gateway's distance
-// to the floor that is what the origin receives, not how the gateway decides it. After npm run
+// to the floor that is what the origin receives, not how the gateway decides it. --lean adds the
+// lean floors (lib/lean-floor.mjs: Node's llhttp binding, undici's wasm build, and the wasm build
+// with undici as the upstream client, a lean server side only; not with --alloc): with --floor
+// --concurrent, the measure issue 14's two-thirds rule is about. After npm run
 // build; uses nginx as the origin and wrk when installed.
 import { parseArgs } from 'node:util';
 import { join, dirname } from 'node:path';
@@ -52,27 +55,41 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const checkout = join(BENCH, '..');
 const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    node: { type: 'string' },
-    rounds: { type: 'string', default: '4' },
-    duration: { type: 'string', default: '5' },
-    floor: { type: 'boolean', default: false },
-    conns: { type: 'string', default: '50' },
-    rate: { type: 'string', default: '0' },
-    concurrent: { type: 'boolean', default: false },
-    alloc: { type: 'boolean', default: false },
-    'spin-floor': { type: 'string', multiple: true, default: [] },
-    'floor-headers': { type: 'boolean', default: false },
-  },
-});
+const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
+let parsed;
+try {
+  parsed = parseArgs({
+    allowPositionals: true,
+    options: {
+      node: { type: 'string' },
+      rounds: { type: 'string', default: '4' },
+      duration: { type: 'string', default: '5' },
+      floor: { type: 'boolean', default: false },
+      conns: { type: 'string', default: '50' },
+      rate: { type: 'string', default: '0' },
+      concurrent: { type: 'boolean', default: false },
+      alloc: { type: 'boolean', default: false },
+      'spin-floor': { type: 'string', multiple: true, default: [] },
+      'floor-headers': { type: 'boolean', default: false },
+      lean: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+} catch (err) {
+  process.stderr.write(`${err.message}\n${USAGE}`);
+  process.exit(2);
+}
+const { values, positionals } = parsed;
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const rounds = Number(values.rounds);
 const durationS = Number(values.duration);
 const rate = Number(values.rate);
 const spins = values['spin-floor'].map(Number);
-if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && values.concurrent)) {
-  process.stderr.write('usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n');
+if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean))) {
+  process.stderr.write(USAGE);
   process.exit(2);
 }
 
@@ -160,6 +177,14 @@ async function startAll() {
     await targets.startFloor('floor-headers', { nodeArgs: preload('floor-headers'), gatewayHeaders: true });
     names.push('floor-headers');
   }
+  if (values.lean) {
+    // The lean floors (lib/lean-floor.mjs), for issue 14's two-thirds rule: both parsers.
+    await targets.startLean('lean', 'node');
+    await targets.startLean('lean-wasm', 'wasm');
+    // Only the server side lean, undici upstream: which half the saving is in.
+    await targets.startLean('lean-wasm-undici', 'wasm', 'undici');
+    names.push('lean', 'lean-wasm', 'lean-wasm-undici');
+  }
   delete process.env.HEAP_SAMPLE_OUT;
   delete process.env.HEAP_SAMPLE_MS;
   return names;
@@ -167,7 +192,7 @@ async function startAll() {
 const names = await startAll();
 const spec = { kind: 'ka', path: '/', method: 'GET', conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate } : {}) };
 const ref = values.floor ? 'floor' : names[0];
-const label = (n) => (n === 'floor' || n.startsWith('floor-') ? n : variants.find((v) => v.name === n).label);
+const label = (n) => (n === 'floor' || n.startsWith('floor-') || n.startsWith('lean') ? n : variants.find((v) => v.name === n).label);
 const lines = [];
 if (values.alloc) {
   // One target at a time: SIGUSR2 starts its sampler 1 s into the load, for --duration seconds.

@@ -6,7 +6,7 @@ export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'ocsp', 'pro
  * Every target, in the order measured in each round: the origin alone, the gateway, then the
  * references (Node ones from the leanest up, nginx last). See "What runs" in bench/README.md.
  */
-export const ALL_TARGETS = ['direct', 'gateway', 'gateway-warn', 'floor', 'floor-headers', 'lean', 'lean-wasm', 'fastify', 'nginx', 'nginx-log'];
+export const ALL_TARGETS = ['direct', 'gateway', 'gateway-warn', 'gateway-lean', 'floor', 'floor-headers', 'lean', 'lean-wasm', 'fastify', 'nginx', 'nginx-log'];
 /**
  * The Node reference proxies: plain mTLS proxies (no identity, policy or revocation, so only the
  * basic functional checks apply) speaking HTTP/1.1 only.
@@ -25,7 +25,8 @@ export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run bu
   --targets LIST     from: ${ALL_TARGETS.join(', ')}
                      (default: ${DEFAULT_TARGETS.join(', ')}; the nginx ones only if installed)
                      gateway runs at its default log level (info: an access record per request),
-                     gateway-warn with log level warn; floor = node:https + undici, the least a Node
+                     gateway-warn with log level warn, gateway-lean with server.engine: lean (its
+                     own HTTP/1.1 upstream client); floor = node:https + undici, the least a Node
                      proxy does (lib/floor-proxy.mjs); floor-headers = the floor sending the headers
                      the gateway adds (XFCC, request id, x-forwarded-*); lean / lean-wasm = the
                      same job on raw TLS sockets with Node's / undici's llhttp

@@ -7,7 +7,7 @@
 // to HEAP_SAMPLE_OUT.
 import dc from 'node:diagnostics_channel';
 import { Session } from 'node:inspector';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 
 const out = process.env.HEAP_SAMPLE_OUT;
 const windowMs = Number(process.env.HEAP_SAMPLE_MS ?? 4000);
@@ -30,7 +30,9 @@ if (out) {
       const { profile } = await post('HeapProfiler.stopSampling');
       counting = false;
       profile.requests = requests;
-      writeFileSync(out, JSON.stringify(profile));
+      // Written aside, then renamed: the harness polls for the file and must never read half of it.
+      writeFileSync(`${out}.part`, JSON.stringify(profile));
+      renameSync(`${out}.part`, out);
     }, windowMs);
   });
 }

@@ -14,15 +14,20 @@
 // The parser is an argument: `node` = Node's own llhttp binding (require('_http_common').HTTPParser,
 // as lib/_http_server.js drives it), `wasm` = undici's llhttp WebAssembly build (the checkout's
 // node_modules/undici/lib/llhttp/llhttp-wasm.js, driven as undici's client-h1.js does).
-// Usage: node lean-floor.mjs PORT UPSTREAM_PORT SERVER_CERT SERVER_KEY CA_BUNDLE CLIENT_CERT CLIENT_KEY SERVERNAME CHECKOUT node|wasm
+// Usage: node lean-floor.mjs PORT UPSTREAM_PORT SERVER_CERT SERVER_KEY CA_BUNDLE CLIENT_CERT CLIENT_KEY SERVERNAME CHECKOUT node|wasm [raw|undici]
+// The last argument picks the upstream client: `raw` (the default) is the pool of tls.connect
+// sockets above; `undici` is the node floor's own client (a Pool of 128, Pool.dispatch, as
+// floor-proxy.mjs uses it), so that only the server side is lean: how much of the lean floor's
+// saving is the server side (node:https) and how much the client side (undici).
 import { readFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import tls from 'node:tls';
 
-const [port, upstreamPort, serverCert, serverKey, caBundle, clientCert, clientKey, servername, checkout, parserKind = 'node'] = process.argv.slice(2);
+const [port, upstreamPort, serverCert, serverKey, caBundle, clientCert, clientKey, servername, checkout, parserKind = 'node', upstreamKind = 'raw'] = process.argv.slice(2);
 if (parserKind !== 'node' && parserKind !== 'wasm') throw new Error(`parser must be node or wasm (got ${parserKind})`);
+if (upstreamKind !== 'raw' && upstreamKind !== 'undici') throw new Error(`upstream client must be raw or undici (got ${upstreamKind})`);
 const require = createRequire(import.meta.url);
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host', 'te', 'upgrade', 'proxy-connection', 'trailer']);
 const MAX_UPSTREAM = 128; // as the floor's undici Pool
@@ -184,6 +189,7 @@ let open = 0;
 
 /** Hands an upstream connection to exchange `x` now (idle or new), or when one is released. */
 function acquire(x) {
+  if (undiciPool !== null) return dispatchUndici(x);
   const u = idle.pop() ?? (open < MAX_UPSTREAM ? new Upstream() : null);
   if (u) u.start(x);
   else waiting.push(x);
@@ -281,6 +287,63 @@ class Upstream {
   }
 }
 
+// ---- Upstream through undici (upstreamKind 'undici') ---------------------------------------------
+
+const undiciPool = upstreamKind === 'undici' ? (() => {
+  const { Pool } = createRequire(join(checkout, 'package.json'))('undici');
+  return new Pool(`https://127.0.0.1:${upstreamPort}`, {
+    connections: MAX_UPSTREAM,
+    pipelining: 1,
+    connect: { cert: readFileSync(clientCert), key: readFileSync(clientKey), ca: readFileSync(caBundle), servername, rejectUnauthorized: true },
+  });
+})() : null;
+
+/**
+ * Exchange `x` through undici: its request head as header pairs, its body (if any) as an async
+ * iterable fed by the client parser; the response framed and written as the raw pool's is.
+ */
+function dispatchUndici(x) {
+  const headers = [];
+  for (let i = 0; i < x.reqHeaders.length; i += 2) if (!HOP.has(x.reqHeaders[i].toLowerCase())) headers.push(x.reqHeaders[i], x.reqHeaders[i + 1]);
+  let body = null;
+  if (x.reqHasBody) {
+    const pending = x.reqBody; // requestBody() pushes here
+    body = (async function* () {
+      for (;;) {
+        while (pending.length > 0) yield pending.shift();
+        if (x.reqComplete) return;
+        await new Promise((r) => (x.wakeBody = r));
+      }
+    })();
+  }
+  x.upstreamHandler = {
+    onConnect(abort) {
+      x.abortUndici = abort;
+      if (x.aborted) abort(new Error('client closed'));
+    },
+    onHeaders(status, raw, resume) {
+      if (status < 200) return true;
+      const hs = [];
+      for (let i = 0; i < raw.length; i += 2) hs.push(raw[i].toString('latin1'), raw[i + 1].toString('latin1'));
+      x.responseHead({ status, headers: hs });
+      x.resumeUpstream = resume;
+      return true;
+    },
+    onData(chunk) {
+      x.resBody.push(chunk);
+      return x.flushResponse();
+    },
+    onComplete() {
+      x.flushResponse(true);
+      x.conn.exchangeDone(x);
+    },
+    onError() {
+      x.upstreamFailed();
+    },
+  };
+  undiciPool.dispatch({ method: x.method, path: x.url, headers, body }, x.upstreamHandler);
+}
+
 // ---- Client side ----------------------------------------------------------------------------------
 
 /** One request and its response: parsed from the client, sent upstream, answered in order. */
@@ -288,7 +351,13 @@ class Exchange {
   constructor(conn, head) {
     this.conn = conn;
     this.method = head.method;
+    this.url = head.url;
+    this.reqHeaders = head.headers;
+    this.wakeBody = null;
+    this.abortUndici = null;
+    this.resumeUpstream = null;
     const fw = forwardHeaders(head.headers);
+    this.reqHasBody = fw.chunked || (fw.contentLength !== null && fw.contentLength !== '0');
     this.reqChunked = fw.chunked;
     this.reqHead = `${head.method} ${head.url} HTTP/1.1\r\n${HOST_LINE}${fw.lines}${fw.chunked ? 'transfer-encoding: chunked\r\n' : ''}\r\n`;
     this.http10 = head.major === 1 && head.minor === 0;
@@ -313,12 +382,25 @@ class Exchange {
   }
 
   requestBody(b) {
+    if (undiciPool !== null) {
+      this.reqBody.push(b);
+      const w = this.wakeBody;
+      this.wakeBody = null;
+      w?.();
+      return;
+    }
     if (!this.up) return this.reqBody.push(b);
     for (const piece of frame([b], this.reqChunked)) if (!this.up.socket.write(piece)) this.conn.socket.pause();
   }
 
   requestDone() {
     this.reqComplete = true;
+    if (undiciPool !== null) {
+      const w = this.wakeBody;
+      this.wakeBody = null;
+      w?.();
+      return;
+    }
     if (this.up && this.reqChunked) this.up.socket.write(LAST_CHUNK);
   }
 
@@ -343,16 +425,19 @@ class Exchange {
     const body = this.resBody.length ? frame(this.resBody, this.resChunked) : [];
     if (last && this.resChunked) body.push(Buffer.from(LAST_CHUNK));
     this.resBody = [];
-    if (this.resHead === null && body.length === 0) return;
+    if (this.resHead === null && body.length === 0) return true;
     const s = this.conn.socket;
     const ok = this.resHead !== null ? writeOnce(s, this.resHead, body) : s.write(body.length === 1 ? body[0] : Buffer.concat(body));
     if (this.resHead !== null) this.headWritten = true;
     this.resHead = null;
-    if (!ok && this.up) {
+    if (ok) return true;
+    if (this.resumeUpstream !== null) s.once('drain', this.resumeUpstream); // undici: onData returns false
+    else if (this.up) {
       const up = this.up.socket;
       up.pause();
       s.once('drain', () => up.resume());
     }
+    return false;
   }
 
   /** The upstream connection failed: 502 if the client has seen nothing yet, else the client is cut off. */
@@ -368,6 +453,10 @@ class Exchange {
   abort() {
     this.aborted = true;
     this.up?.socket.destroy();
+    this.abortUndici?.(new Error('client closed'));
+    const w = this.wakeBody;
+    this.wakeBody = null;
+    w?.();
   }
 }
 

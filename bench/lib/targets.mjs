@@ -34,8 +34,9 @@ function q(s) {
  * adminPort: 0 (any) unless the caller wants to read /status or /metrics.
  * logLevel: null (no `log:` key, the gateway's default level `info`: one access record per
  * request, as users run it) or a level to write into the config (e.g. 'warn').
+ * engine: null (no `server.engine`, the default `node`) or the engine to write (e.g. 'lean').
  */
-export function gatewayConfigYaml({ port, pki, upstreamPort, upstreamPorts, upstreamExtra = '', tlsExtra = '', adminPort = 0, crl = 'small', logLevel = null }) {
+export function gatewayConfigYaml({ port, pki, upstreamPort, upstreamPorts, upstreamExtra = '', tlsExtra = '', adminPort = 0, crl = 'small', logLevel = null, engine = null }) {
   const origin = (p) => `https://127.0.0.1:${p}`;
   const where = upstreamPorts ? `targets: [${upstreamPorts.map(origin).join(', ')}]` : `url: ${origin(upstreamPort)}`;
   const crlLine =
@@ -64,7 +65,7 @@ routes:
       - subject: { CN: billing, OU: payments }
 server:
   keepAliveTimeout: 300s
-${logLevel ? `log: { level: ${logLevel} }\n` : ''}# The admin listener stays on (as by default); port 0 because several gateways run at once.
+${engine ? `  engine: ${engine}\n` : ''}${logLevel ? `log: { level: ${logLevel} }\n` : ''}# The admin listener stays on (as by default); port 0 because several gateways run at once.
 admin: { listen: { host: 127.0.0.1, port: ${adminPort} } }
 `;
 }
@@ -111,12 +112,12 @@ export class Targets {
    * adminPort/logLevel: see gatewayConfigYaml. configTransform: (yaml text) => yaml text, applied
    * last (gateway-variants.mjs sets config keys with it).
    */
-  async startGateway(name, { crl = 'small', logLevel = null, nodeArgs = [], timeoutMs = 120_000, upstreamPorts, upstreamExtra, tlsExtra, adminPort, configTransform = (y) => y } = {}) {
+  async startGateway(name, { crl = 'small', logLevel = null, engine = null, nodeArgs = [], timeoutMs = 120_000, upstreamPorts, upstreamExtra, tlsExtra, adminPort, configTransform = (y) => y } = {}) {
     const port = await freePort();
     const dir = join(this.runDir, name);
     mkdirSync(dir, { recursive: true });
     const config = join(dir, 'gateway.yaml');
-    writeFileSync(config, configTransform(gatewayConfigYaml({ port, pki: this.pki, upstreamPort: upstreamPorts ? null : this.upstream.port, upstreamPorts, upstreamExtra, tlsExtra, adminPort, crl, logLevel })));
+    writeFileSync(config, configTransform(gatewayConfigYaml({ port, pki: this.pki, upstreamPort: upstreamPorts ? null : this.upstream.port, upstreamPorts, upstreamExtra, tlsExtra, adminPort, crl, logLevel, engine })));
     const args = [...nodeArgs, join(this.checkout, 'dist/cli/main.js'), 'start', '--config', config];
     if (this.opts.workers > 1) args.push('--workers', String(this.opts.workers));
     const logFile = join(this.runDir, `${name}.log`);
@@ -125,7 +126,7 @@ export class Targets {
     const startupMs = await waitReady(proc, clientProbe(this.pki, port), { timeoutMs });
     Object.assign(proc, { port, kind: 'gateway', config, startupMs, adminPort });
     this.procs.set(name, proc);
-    this.log(`${name} ready on 127.0.0.1:${port} in ${Math.round(startupMs)} ms (crl: ${crl === 'small' || crl === 'none' ? crl : 'big'}, log: ${logLevel ?? 'default (info)'})`);
+    this.log(`${name} ready on 127.0.0.1:${port} in ${Math.round(startupMs)} ms (crl: ${crl === 'small' || crl === 'none' ? crl : 'big'}, log: ${logLevel ?? 'default (info)'}${engine ? `, engine: ${engine}` : ''})`);
     return proc;
   }
 
@@ -219,9 +220,13 @@ export class Targets {
     await this.stop('direct');
   }
 
-  /** The lean floor (lib/lean-floor.mjs): the floor's job on raw TLS sockets; parser 'node' (llhttp binding) or 'wasm' (undici's llhttp). */
-  async startLean(name = 'lean', parser = 'node') {
-    return this.#startNodeReference(name, LEAN_SCRIPT, [parser], `lean floor (${parser} parser)`);
+  /**
+   * The lean floor (lib/lean-floor.mjs): the floor's job on raw TLS sockets; parser 'node' (llhttp
+   * binding) or 'wasm' (undici's llhttp); upstream 'raw' (its own pool of TLS sockets) or 'undici'
+   * (the floor's client, so that only the server side is lean).
+   */
+  async startLean(name = 'lean', parser = 'node', upstream = 'raw') {
+    return this.#startNodeReference(name, LEAN_SCRIPT, [parser, upstream], `lean floor (${parser} parser, ${upstream === 'raw' ? 'raw upstream sockets' : 'undici upstream'})`);
   }
 
   /** The Fastify + @fastify/http-proxy reference (lib/fastify-proxy.mjs). */
@@ -239,6 +244,8 @@ export class Targets {
         return this.startGateway(name);
       case 'gateway-warn':
         return this.startGateway(name, { logLevel: 'warn' });
+      case 'gateway-lean':
+        return this.startGateway(name, { engine: 'lean' });
       case 'floor':
         return this.startFloor(name);
       case 'floor-headers':
