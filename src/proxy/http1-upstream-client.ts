@@ -33,10 +33,11 @@ import type { TLSSocket } from 'node:tls';
 import { Dispatcher } from 'undici';
 import { TargetConnector } from './resuming-target-connect.js';
 import { loadResponseParser, ResponseParser, type ParseResult, type ResponseEvents } from './llhttp-response-parser.js';
+import { undiciCodedError } from './upstream-errors.js';
 import type { TargetPoolSettings } from './upstream-target.js';
 
 /** Largest response head: undici's default (Node's http.maxHeaderSize). */
-export const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
+const MAX_RESPONSE_HEAD_BYTES = 16 * 1024;
 /** Taken off an upstream's Keep-Alive: timeout=N hint (undici's keepAliveTimeoutThreshold). */
 const KEEP_ALIVE_HINT_MARGIN_MS = 2_000;
 
@@ -48,11 +49,7 @@ const REFUSED = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgra
 const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH', 'QUERY']);
 const LAST_CHUNK = '0\r\n\r\n';
 
-function coded(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-type Body = NodeJS.ReadableStream & { destroyed?: boolean; readableEnded?: boolean };
+type Body = NodeJS.ReadableStream & { readableEnded?: boolean };
 
 const NAME_PLAIN = 0;
 const NAME_HOST = 1;
@@ -80,10 +77,10 @@ function nameKind(name: string): number {
 /** The request head as written, or the reason the request is refused. */
 function requestHead(opts: Dispatcher.DispatchOptions, authority: string): { head: string; length: number | null; chunked: boolean } | Error {
   const method = opts.method;
-  if (typeof method !== 'string' || !TOKEN.test(method)) return coded('invalid request method', 'UND_ERR_INVALID_ARG');
+  if (typeof method !== 'string' || !TOKEN.test(method)) return undiciCodedError('invalid request method', 'UND_ERR_INVALID_ARG');
   const path = opts.path;
-  if (typeof path !== 'string' || (path[0] !== '/' && path !== '*') || INVALID_PATH.test(path)) return coded('invalid request path', 'UND_ERR_INVALID_ARG');
-  if (opts.upgrade) return coded('upgrades are not sent on pooled connections', 'UND_ERR_NOT_SUPPORTED');
+  if (typeof path !== 'string' || (path[0] !== '/' && path !== '*') || INVALID_PATH.test(path)) return undiciCodedError('invalid request path', 'UND_ERR_INVALID_ARG');
+  if (opts.upgrade) return undiciCodedError('upgrades are not sent on pooled connections', 'UND_ERR_NOT_SUPPORTED');
   const given = opts.headers;
   const list: readonly string[] = Array.isArray(given) ? (given as string[]) : given == null ? [] : Object.entries(given as Record<string, string | string[]>).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((x) => [k, x]) : [k, String(v)]));
   let lines = '';
@@ -92,13 +89,13 @@ function requestHead(opts: Dispatcher.DispatchOptions, authority: string): { hea
   for (let i = 0; i + 1 < list.length; i += 2) {
     const name = list[i]!;
     const value = list[i + 1]!;
-    if (typeof name !== 'string' || typeof value !== 'string' || INVALID_VALUE.test(value)) return coded(`invalid request header ${JSON.stringify(String(name))}`, 'UND_ERR_INVALID_ARG');
+    if (typeof name !== 'string' || typeof value !== 'string' || INVALID_VALUE.test(value)) return undiciCodedError(`invalid request header ${JSON.stringify(String(name))}`, 'UND_ERR_INVALID_ARG');
     const kind = nameKind(name);
-    if (kind === NAME_INVALID) return coded(`invalid request header name ${JSON.stringify(name)}`, 'UND_ERR_INVALID_ARG');
-    if (kind === NAME_REFUSED) return coded(`request header ${name} is not sent by the client`, 'UND_ERR_INVALID_ARG');
+    if (kind === NAME_INVALID) return undiciCodedError(`invalid request header name ${JSON.stringify(name)}`, 'UND_ERR_INVALID_ARG');
+    if (kind === NAME_REFUSED) return undiciCodedError(`request header ${name} is not sent by the client`, 'UND_ERR_INVALID_ARG');
     if (kind === NAME_HOST) host = true;
     else if (kind === NAME_CONTENT_LENGTH) {
-      if (length !== null || !/^\d{1,15}$/.test(value)) return coded('invalid content-length', 'UND_ERR_INVALID_ARG');
+      if (length !== null || !/^\d{1,15}$/.test(value)) return undiciCodedError('invalid content-length', 'UND_ERR_INVALID_ARG');
       length = Number(value);
     }
     lines += `${name}: ${value}\r\n`;
@@ -109,7 +106,7 @@ function requestHead(opts: Dispatcher.DispatchOptions, authority: string): { hea
     if (length === null && EXPECTS_BODY.has(method)) lines += 'content-length: 0\r\n';
   } else if (typeof body === 'string' || Buffer.isBuffer(body)) {
     const n = Buffer.byteLength(body);
-    if (length !== null && length !== n) return coded('request body does not match its content-length', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH');
+    if (length !== null && length !== n) return undiciCodedError('request body does not match its content-length', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH');
     if (length === null) lines += `content-length: ${n}\r\n`;
     length = n;
   } else if (length === null) {
@@ -168,7 +165,7 @@ export class Http1UpstreamClient extends Dispatcher {
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     if (this.#closed) {
-      handler.onError?.(coded('the upstream client is closed', 'UND_ERR_CLOSED'));
+      handler.onError?.(undiciCodedError('the upstream client is closed', 'UND_ERR_CLOSED'));
       return false;
     }
     const head = requestHead(opts, this.#url.host);
@@ -195,7 +192,7 @@ export class Http1UpstreamClient extends Dispatcher {
     this.#connections.add(c);
     const url = this.#url;
     this.#connector.undici({ hostname: url.hostname.replace(/^\[|\]$/g, ''), host: url.host, protocol: 'https:', port: url.port || '443', servername: this.#settings.servername }, (err, socket) => {
-      if (err !== null || socket === null) c.connectFailed(err ?? coded('connect failed', 'UND_ERR_SOCKET'));
+      if (err !== null || socket === null) c.connectFailed(err ?? undiciCodedError('connect failed', 'UND_ERR_SOCKET'));
       else c.connected(socket as TLSSocket);
     });
   }
@@ -305,7 +302,7 @@ class Connection implements ResponseEvents {
     socket.on('close', this.#onClose);
     socket.on('drain', this.#onDrain);
     if (socket.destroyed) {
-      x?.fail(coded('the upstream connection closed as it opened', 'UND_ERR_SOCKET'));
+      x?.fail(undiciCodedError('the upstream connection closed as it opened', 'UND_ERR_SOCKET'));
       return this.#shut(false);
     }
     this.#client.free(this, false, x);
@@ -402,7 +399,7 @@ class Connection implements ResponseEvents {
 
   readonly #onData = (data: Buffer): void => {
     const x = this.#x;
-    if (x === null) return this.#fail(coded('the upstream sent bytes nobody asked for', 'UND_ERR_SOCKET'));
+    if (x === null) return this.#fail(undiciCodedError('the upstream sent bytes nobody asked for', 'UND_ERR_SOCKET'));
     if (x.responding && !this.#paused) this.arm(x.bodyTimeout);
     let r: ParseResult = this.#parser.execute(data);
     for (;;) {
@@ -425,9 +422,9 @@ class Connection implements ResponseEvents {
       // A body delimited by the end of the connection is complete now; anything else was cut.
       const r = this.#parser.finish();
       if (r.kind === 'complete') return this.#completed(0);
-      if (r.kind === 'error') return this.#fail(coded(`the upstream closed the connection in the middle of the response (${(r.error as { code?: string }).code ?? r.error.message})`, 'UND_ERR_SOCKET'));
+      if (r.kind === 'error') return this.#fail(undiciCodedError(`the upstream closed the connection in the middle of the response (${(r.error as { code?: string }).code ?? r.error.message})`, 'UND_ERR_SOCKET'));
     }
-    this.#fail(coded('other side closed', 'UND_ERR_SOCKET'));
+    this.#fail(undiciCodedError('other side closed', 'UND_ERR_SOCKET'));
   };
 
   readonly #onError = (err: Error): void => {
@@ -435,13 +432,13 @@ class Connection implements ResponseEvents {
   };
 
   readonly #onClose = (): void => {
-    this.#fail(coded('other side closed', 'UND_ERR_SOCKET'));
+    this.#fail(undiciCodedError('other side closed', 'UND_ERR_SOCKET'));
   };
 
   #onTimeout(): void {
     const x = this.#x;
     if (x === null) return this.destroy(null); // idle past keepAlive
-    this.#fail(x.responding ? coded(`body timeout after ${x.bodyTimeout}ms`, 'UND_ERR_BODY_TIMEOUT') : coded(`headers timeout after ${x.headersTimeout}ms`, 'UND_ERR_HEADERS_TIMEOUT'));
+    this.#fail(x.responding ? undiciCodedError(`body timeout after ${x.bodyTimeout}ms`, 'UND_ERR_BODY_TIMEOUT') : undiciCodedError(`headers timeout after ${x.headersTimeout}ms`, 'UND_ERR_HEADERS_TIMEOUT'));
   }
 
   readonly #onDrain = (): void => {
@@ -453,7 +450,7 @@ class Connection implements ResponseEvents {
   onHeaders(status: number, headers: string[], keepAlive: boolean): boolean {
     const x = this.#x!;
     if (status < 200) {
-      if (status === 101 || status < 100) throw Object.assign(coded(`the upstream answered ${status} to a request that asked for no protocol switch`, 'UND_ERR_INFO'), { name: 'HTTPParserError' });
+      if (status === 101 || status < 100) throw Object.assign(undiciCodedError(`the upstream answered ${status} to a request that asked for no protocol switch`, 'UND_ERR_INFO'), { name: 'HTTPParserError' });
       this.#interim = true;
       return false;
     }
@@ -496,7 +493,6 @@ class Connection implements ResponseEvents {
   #fail(err: Error): void {
     const x = this.#x;
     this.#x = null;
-    this.#socket?.destroy();
     x?.fail(this.#error ?? err);
     this.#close(x !== null);
   }
@@ -565,7 +561,7 @@ class Exchange {
   run(c: Connection): void {
     this.#conn = c;
     try {
-      this.#handler.onConnect?.((err?: Error) => this.#abort(err ?? coded('request aborted', 'UND_ERR_ABORTED')));
+      this.#handler.onConnect?.((err?: Error) => this.#abort(err ?? undiciCodedError('request aborted', 'UND_ERR_ABORTED')));
     } catch (err) {
       this.#abort(err as Error);
     }
@@ -611,7 +607,7 @@ class Exchange {
     const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (b.length === 0) return;
     this.#sentBytes += b.length;
-    if (this.#length !== null && this.#sentBytes > this.#length) return this.#abort(coded('request body longer than its content-length', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'));
+    if (this.#length !== null && this.#sentBytes > this.#length) return this.#abort(undiciCodedError('request body longer than its content-length', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'));
     let ok: boolean;
     if (this.#chunked) {
       c.cork();
@@ -628,7 +624,7 @@ class Exchange {
   readonly #onBodyEnd = (): void => {
     const c = this.#conn;
     if (c === null || this.#done || this.#requestSent) return;
-    if (this.#length !== null && this.#sentBytes !== this.#length) return this.#abort(coded('request body shorter than its content-length', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'));
+    if (this.#length !== null && this.#sentBytes !== this.#length) return this.#abort(undiciCodedError('request body shorter than its content-length', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'));
     if (this.#chunked) c.write(LAST_CHUNK, 'latin1');
     this.#detachBody();
     this.#sent();
@@ -639,7 +635,7 @@ class Exchange {
   };
 
   readonly #onBodyClose = (): void => {
-    if (!this.#requestSent) this.#abort(coded('the request body was closed before it ended', 'UND_ERR_ABORTED'));
+    if (!this.#requestSent) this.#abort(undiciCodedError('the request body was closed before it ended', 'UND_ERR_ABORTED'));
   };
 
   drained(): void {

@@ -21,15 +21,12 @@ import { Dispatcher } from 'undici';
 import { GatewayError } from '../errors/registry.js';
 import type { TargetPoolSettings } from './upstream-target.js';
 import { connectTarget } from './target-tls-connect.js';
+import { undiciCodedError } from './upstream-errors.js';
 
 /** Connection-specific fields HTTP/2 forbids (RFC 9113 8.2.2); Host becomes :authority. */
 const NOT_SENT = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
 
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_FLAG_END_STREAM } = http2.constants;
-
-function coded(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
-}
 
 /** The request's headers (undici's name/value list, or an object) as HTTP/2 headers with the pseudo-headers. */
 function requestHeaders(opts: Dispatcher.DispatchOptions, authority: string): http2.OutgoingHttpHeaders {
@@ -89,7 +86,7 @@ export class Http2UpstreamClient extends Dispatcher {
     const session = http2.connect(url.origin, {
       createConnection: () => {
         const socket = connectTarget(url, s, ['h2']);
-        const timer = setTimeout(() => socket.destroy(coded(`connect timeout after ${s.connectTimeout}ms`, 'UND_ERR_CONNECT_TIMEOUT')), s.connectTimeout);
+        const timer = setTimeout(() => socket.destroy(undiciCodedError(`connect timeout after ${s.connectTimeout}ms`, 'UND_ERR_CONNECT_TIMEOUT')), s.connectTimeout);
         socket.once('secureConnect', () => {
           clearTimeout(timer);
           const alpn = (socket as TLSSocket).alpnProtocol;
@@ -110,7 +107,7 @@ export class Http2UpstreamClient extends Dispatcher {
     });
     session.once('close', () => {
       if (this.#session === session) this.#session = null;
-      const err = lastError ?? coded('the upstream connection closed before it was established', 'UND_ERR_SOCKET');
+      const err = lastError ?? undiciCodedError('the upstream connection closed before it was established', 'UND_ERR_SOCKET');
       for (const w of waiting.splice(0)) w.fail(err);
     });
     // After a GOAWAY no new stream may open: later requests get a new session, and this one
@@ -133,7 +130,7 @@ export class Http2UpstreamClient extends Dispatcher {
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     if (this.#closed) {
-      handler.onError?.(coded('the upstream client is closed', 'UND_ERR_CLOSED'));
+      handler.onError?.(undiciCodedError('the upstream client is closed', 'UND_ERR_CLOSED'));
       return false;
     }
     const session = this.#sessionFor();
@@ -184,7 +181,7 @@ class Http2Exchange {
 
   start(session: ClientHttp2Session): void {
     if (this.#done) return;
-    this.#handler.onConnect?.((err?: Error) => this.fail(err ?? coded('request aborted', 'UND_ERR_ABORTED')));
+    this.#handler.onConnect?.((err?: Error) => this.fail(err ?? undiciCodedError('request aborted', 'UND_ERR_ABORTED')));
     if (this.#done) return;
     const opts = this.#opts;
     const body = opts.body as Readable | Buffer | string | null | undefined;
@@ -198,7 +195,7 @@ class Http2Exchange {
     const headersTimeout = opts.headersTimeout ?? this.#settings.responseTimeout;
     const bodyTimeout = opts.bodyTimeout ?? this.#settings.idleTimeout;
     stream.setTimeout(headersTimeout, () =>
-      this.fail(this.#responded ? coded(`body timeout after ${bodyTimeout}ms`, 'UND_ERR_BODY_TIMEOUT') : coded(`headers timeout after ${headersTimeout}ms`, 'UND_ERR_HEADERS_TIMEOUT')),
+      this.fail(this.#responded ? undiciCodedError(`body timeout after ${bodyTimeout}ms`, 'UND_ERR_BODY_TIMEOUT') : undiciCodedError(`headers timeout after ${headersTimeout}ms`, 'UND_ERR_HEADERS_TIMEOUT')),
     );
     stream.on('response', (headers, flags) => {
       if (this.#done) return;
@@ -218,7 +215,7 @@ class Http2Exchange {
     // 'end' comes after every buffered byte was read: only then is the response complete.
     stream.once('end', () => {
       if (this.#done) return;
-      if (!this.#responded) return this.fail(coded('the upstream ended the stream without a response', 'UND_ERR_SOCKET'));
+      if (!this.#responded) return this.fail(undiciCodedError('the upstream ended the stream without a response', 'UND_ERR_SOCKET'));
       this.#complete();
     });
     // A stream the upstream reset is a reset (GW_ERR_UPSTREAM_RESET, retried as `reset`), except

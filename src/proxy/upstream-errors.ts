@@ -52,6 +52,15 @@ const BY_CODE: Readonly<Record<string, ErrorCode>> = {
   CRL_HAS_EXPIRED: 'GW_ERR_UPSTREAM_TLS',
 };
 
+/**
+ * An error carrying one of undici's codes (UND_ERR_SOCKET, UND_ERR_HEADERS_TIMEOUT...), made by
+ * the gateway's own upstream clients (http1-upstream-client.ts, http2-upstream-client.ts) so that
+ * their failures translate here exactly as undici's do.
+ */
+export function undiciCodedError(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
 /** A registry code carried by one of the gateway's own errors (see the module comment). */
 function registryCode(c: string): ErrorCode | undefined {
   return c.startsWith('GW_ERR_') && Object.hasOwn(ERRORS, c) ? (c as ErrorCode) : undefined;
