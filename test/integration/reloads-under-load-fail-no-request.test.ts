@@ -38,6 +38,9 @@ t.test('reloads under load fail no request the new state allows', async (t) => {
   const outcomes = new Map<string, number>();
   const failures: string[] = [];
   const count = (what: string) => outcomes.set(what, (outcomes.get(what) ?? 0) + 1);
+  const t0 = Date.now();
+  const at = () => `+${Date.now() - t0} ms`;
+  const reloadsAt: string[] = [];
   let stop = false;
 
   const keepAliveClient = async (id: number, client: Issued, fromMs = 0) => {
@@ -48,10 +51,10 @@ t.test('reloads under load fail no request the new state allows', async (t) => {
         try {
           const r = await request(s.gw.port, null, ca, { path: `/orders/${id}-${i}`, agent });
           count(`status ${r.status}`);
-          if (r.status !== 200) failures.push(`client ${id} request ${i}: ${r.status} ${r.body.slice(0, 200)}`);
+          if (r.status !== 200) failures.push(`${at()} client ${id} request ${i}: ${r.status} ${r.body.slice(0, 200)}`);
         } catch (err) {
           count('error');
-          failures.push(`client ${id} request ${i}: ${(err as Error).message}`);
+          failures.push(`${at()} client ${id} request ${i}: ${(err as Error).message}`);
         }
       }
     } finally {
@@ -63,10 +66,10 @@ t.test('reloads under load fail no request the new state allows', async (t) => {
       try {
         const r = await s.send(billing, { path: `/orders/new-${id}-${i}`, method: i % 3 === 0 ? 'POST' : 'GET', ...(i % 3 === 0 ? { body: 'x'.repeat(10_000) } : {}) });
         count(`status ${r.status}`);
-        if (r.status !== 200) failures.push(`new-connection client ${id} request ${i}: ${r.status} ${r.body.slice(0, 200)}`);
+        if (r.status !== 200) failures.push(`${at()} new-connection client ${id} request ${i}: ${r.status} ${r.body.slice(0, 200)}`);
       } catch (err) {
         count('error');
-        failures.push(`new-connection client ${id} request ${i}: ${(err as Error).message}`);
+        failures.push(`${at()} new-connection client ${id} request ${i}: ${(err as Error).message}`);
       }
     }
   };
@@ -91,6 +94,7 @@ t.test('reloads under load fail no request the new state allows', async (t) => {
 
   const generations: number[] = [];
   const reload = async (what: string) => {
+    reloadsAt.push(`${what} ${at()}`);
     const r = await s.gw.gateway.reload(what);
     if (r.result !== 'success') failures.push(`reload "${what}" failed: ${JSON.stringify(r.error)}`);
     generations.push(r.generation);
@@ -130,6 +134,13 @@ t.test('reloads under load fail no request the new state allows', async (t) => {
   const answered = [...outcomes.entries()].map(([k, v]) => `${k}: ${v}`).join(', ');
   const durations = s.gw.logs.filter((l) => l['event'] === 'reload').map((l) => `${String(l['trigger'])} ${Number(l['durationMs']).toFixed(0)} ms`);
   t.comment(`answers: ${answered}; reload durations: ${durations.join(', ')}`);
+  // A failure is rare (one of ~4,400 answers, once in CI under server.engine: lean): print what
+  // the next occurrence needs to be explained: when it happened against the reloads, and the
+  // gateway's own records of it (upstreamError and upstreamMessage of a 502).
+  if (failures.length > 0) {
+    t.comment(`reloads at: ${reloadsAt.join(', ')}`);
+    for (const l of s.gw.logs.filter((l) => Number(l['level']) >= 40 || Number(l['status']) >= 500)) t.comment(`gateway record: ${JSON.stringify(l).slice(0, 2_000)}`);
+  }
   t.same(failures, [], 'no request failed or was reset');
   t.same(generations, [2, 3, 4, 5, 6], 'five reloads, five generations');
   t.ok((outcomes.get('status 200') ?? 0) > 200, `a real load was served (${outcomes.get('status 200')} answers)`);
