@@ -7,41 +7,18 @@
 // exact and the aggressively normalizing upstream, and once more without a certificate. Refused
 // cases get a documented 400/417/431/501 (or a close), never a forward; allowed ones are forwarded
 // with the body the client framed; no request marked X-Smuggled ever arrives upstream.
-import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { judgeExchange, type Answer } from '../helpers/documented-answer.js';
 import { credentialsFor, errorLogs, isValidClient, knownGoodProblem, startFrontDoor, type ClientKind, type UpstreamMode } from '../helpers/front-door-stack.js';
+import { framingCorpus, framingPieces, type FramingCase } from '../helpers/framing-corpus.js';
 import { makeTestPki } from '../helpers/harness.js';
 import { distinctFaults, guardProcess, mapLimit } from '../helpers/process-guard.js';
 import { rawTlsExchange, show, type RawExchange } from '../helpers/raw-tls-request.js';
 
-type Part = string | { repeat: string; times: number };
-interface FramingCase {
-  id: string;
-  source: string;
-  raw: string | Part[];
-  expect: 'forwarded-allowed' | 'refused-4xx' | 'closed' | 'no-smuggle' | 'incomplete-head';
-  status?: number[];
-  statuses?: number[];
-  responses?: number;
-  bodyBytes?: number;
-  closes?: boolean;
-  methods?: string[];
-  pieceDelayMs?: number;
-}
-
-const corpus = (JSON.parse(readFileSync(new URL('./corpus/framing-cases.json', import.meta.url), 'utf8')) as { cases: FramingCase[] }).cases;
+const corpus = framingCorpus;
 const CONCURRENCY = 6;
 const CHUNK = 30;
 const TIMEOUT_MS = 4_000;
-
-/** The case's bytes as pieces (each string is latin1: one character, one byte). */
-function pieces(c: FramingCase): Buffer[] {
-  const parts = typeof c.raw === 'string' ? [c.raw] : c.raw;
-  const text = parts.map((p) => (typeof p === 'string' ? p : Array.from({ length: p.times }, (_, i) => p.repeat.replaceAll('{i}', String(i))).join(''))).join('');
-  if (c.pieceDelayMs === undefined || typeof c.raw === 'string') return [Buffer.from(text, 'latin1')];
-  return parts.map((p) => Buffer.from(typeof p === 'string' ? p : Array.from({ length: p.times }, (_, i) => p.repeat.replaceAll('{i}', String(i))).join(''), 'latin1'));
-}
 
 function describe(a: Answer | undefined, x: RawExchange): string {
   if (a === undefined) return `no answer (${x.ending})`;
@@ -136,7 +113,7 @@ t.test('framing cases from the corpus get documented answers and smuggle nothing
             port: fd.port,
             ca: pki.root.certPem,
             ...credentialsFor(pki, client),
-            payload: pieces(c),
+            payload: framingPieces(c),
             ...(c.pieceDelayMs !== undefined ? { pieceDelayMs: c.pieceDelayMs } : {}),
             ...(c.methods ? { requestMethods: c.methods } : {}),
             ...(waitForClose ? {} : { expectResponses: valid && c.expect === 'forwarded-allowed' ? (c.statuses?.length ?? c.responses ?? 1) : 1 }),
@@ -160,7 +137,7 @@ t.test('framing cases from the corpus get documented answers and smuggle nothing
       const violations = fd.violations();
       for (const { c, client } of jobs) {
         const problems = problemsByCase.get(`${c.id}/${client}`) ?? [];
-        t.strictSame(problems, [], `${c.id}${client === 'none' ? ' (no certificate)' : ''} [${c.expect}${c.status ? ' ' + c.status.join('/') : ''}] ${show(pieces(c)[0]!, 90)} -- ${c.source}`);
+        t.strictSame(problems, [], `${c.id}${client === 'none' ? ' (no certificate)' : ''} [${c.expect}${c.status ? ' ' + c.status.join('/') : ''}] ${show(framingPieces(c)[0]!, 90)} -- ${c.source}`);
       }
       t.strictSame(violations, [], 'every request the upstream received keeps the invariants (nothing smuggled, nothing denied, no forged identity)');
     });
