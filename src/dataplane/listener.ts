@@ -23,6 +23,7 @@ import type { AcceptedConnection } from './connection-context.js';
 import type { ConnectionRegistry } from './connection-registry.js';
 import type { Http1Handler } from './http1-handler.js';
 import { guardSession } from './http2-sessions.js';
+import { LeanHttp1Connections } from './lean-http1-connection.js';
 import { identityLog, revocationCode, revocationLog } from './log-records.js';
 
 export type GatewayApp = FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, Logger>;
@@ -75,7 +76,7 @@ function createServer(config: GatewayConfig, runtime: Runtime, handler: Http1Han
     // the node floor's rate with the gateway idle half the time (bench/README.md, issue 14).
     noDelay: true,
   };
-  if (!config.listen.http2) return createHttpsServer(common, handler.onRequest);
+  if (!config.listen.http2) return leanHttp1(config, runtime, createHttpsServer(common, handler.onRequest));
   const limits = config.server.http2;
   const srv = createHttp2Server(
     {
@@ -99,7 +100,39 @@ function createServer(config: GatewayConfig, runtime: Runtime, handler: Http1Han
   http1.requireHostHeader = false;
   // The gateway's handlers use node:http's API, which the HTTP/2 compatibility layer mirrors. The
   // type is the one both sides' handlers are written against.
-  return srv as unknown as HttpsServer;
+  return leanHttp1(config, runtime, srv as unknown as HttpsServer);
+}
+
+/**
+ * With `server.engine: lean`, HTTP/1.1 connections (ALPN http/1.1, or none) are served by the lean
+ * connection handling (lean-http1-connection.ts) instead of node:http's: Node's own
+ * 'secureConnection' listeners keep the h2 ones. The server's closeIdleConnections and
+ * closeAllConnections (Fastify's close, the drain's timeout) reach the lean connections too.
+ */
+function leanHttp1(config: GatewayConfig, runtime: Runtime, srv: HttpsServer): HttpsServer {
+  if (config.server.engine !== 'lean') return srv;
+  const lean = new LeanHttp1Connections(srv, () => {
+    const s = runtime.current.config.server;
+    // One line over server.maxHeaders is delivered, so that admit() answers it (as with node:http).
+    return { maxHeaderSize: s.maxHeaderSize, maxHeaderLines: s.maxHeaders + 1, headersTimeout: s.headersTimeout, requestTimeout: s.requestTimeout, keepAliveTimeout: s.keepAliveTimeout };
+  });
+  const nodeListeners = srv.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+  srv.removeAllListeners('secureConnection');
+  srv.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol === 'h2') for (const l of nodeListeners) l.call(srv, socket);
+    else lean.serve(socket);
+  });
+  const closeIdle = srv.closeIdleConnections?.bind(srv);
+  const closeAll = srv.closeAllConnections?.bind(srv);
+  srv.closeIdleConnections = () => {
+    closeIdle?.();
+    lean.closeIdle();
+  };
+  srv.closeAllConnections = () => {
+    closeAll?.();
+    lean.closeAll();
+  };
+  return srv;
 }
 
 export function createListener(deps: ListenerDeps): GatewayApp {

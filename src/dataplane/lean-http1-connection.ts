@@ -1,0 +1,421 @@
+/**
+ * The lean listener's HTTP/1.1 connections (`server.engine: lean`): the TLS socket is read by the
+ * gateway's own request parser (src/request/llhttp-request-parser.ts) instead of node:http's
+ * connection handling, and every request is handed to the same listeners node:http would call
+ * ('request', 'checkContinue', 'checkExpectation', 'upgrade', 'connect', 'clientError' on the
+ * server), with node:http's own IncomingMessage and ServerResponse, so the handler, the proxy, the
+ * error answers and the drain see no difference. What node:http's server does around them is
+ * done here, the same way (lib/_http_server.js): one response at a time (bytes of a pipelined
+ * request wait, unread, until the response before it finished), the keep-alive timer after a
+ * response, the body of a request nobody read dumped so that the next one is found, `Expect` only
+ * on HTTP/1.1, an upgrade or CONNECT handed over with the bytes after its head, a socket timeout
+ * given to the request or the response first, a client's end or reset aborting the requests in
+ * progress, and the head and request timeouts (ERR_HTTP_REQUEST_TIMEOUT to 'clientError', as
+ * node:http's connection check does, but on time rather than at its 30 s sweep). The socket's
+ * timer and this connection's one deadline timer are the only timers.
+ */
+import { EventEmitter } from 'node:events';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { RequestParser, type ParsedRequestHead, type RequestEvents, type RequestParseResult } from '../request/llhttp-request-parser.js';
+
+/** The server limits a connection reads when a request starts (a reload may change them). */
+export interface LeanHttp1Settings {
+  readonly maxHeaderSize: number;
+  /** Header lines the parser delivers; more is a 431 from the parser. */
+  readonly maxHeaderLines: number;
+  readonly headersTimeout: number;
+  /** 0: none. */
+  readonly requestTimeout: number;
+  readonly keepAliveTimeout: number;
+}
+
+/** node:http's internals this module drives as node:http does (stable since Node 12). */
+type NodeRequest = IncomingMessage & {
+  _addHeaderLines(headers: string[], n: number): void;
+  _dump(): void;
+  _consuming: boolean;
+  _readableState: { resumeScheduled: boolean };
+};
+type NodeResponse = ServerResponse & { _last: boolean; _keepAliveTimeout: number; _expect_continue: boolean; _closed: boolean; destroyed: boolean };
+type PausableSocket = TLSSocket & { _paused?: boolean };
+
+/** node:http's HTTP_SERVER_KEEP_ALIVE_TIMEOUT_BUFFER (Node 24: server.keepAliveTimeoutBuffer's default). */
+const KEEP_ALIVE_BUFFER_MS = 1_000;
+
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
+
+/**
+ * OutgoingMessage's own "a write returned false" flag. node:http's server (socketOnDrain) turns a
+ * drained socket into the response's 'drain' and clears the flag; the symbol is not exported, so
+ * it is found by its description once, on a response object.
+ */
+let kNeedDrain: symbol | null | undefined;
+function needDrainSymbol(res: object): symbol | null {
+  if (kNeedDrain === undefined) kNeedDrain = Object.getOwnPropertySymbols(res).find((s) => s.description === 'kNeedDrain') ?? null;
+  return kNeedDrain;
+}
+
+function connReset(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ECONNRESET' });
+}
+
+/** node:http's emitCloseNT: a finished response is closed on the next tick. */
+function emitClose(res: NodeResponse): void {
+  if (res._closed) return;
+  res.destroyed = true;
+  res._closed = true;
+  res.emit('close');
+}
+
+/** The lean connections of one listener: closes idle ones when the server closes. */
+export class LeanHttp1Connections {
+  readonly #server: EventEmitter;
+  readonly #settings: () => LeanHttp1Settings;
+  readonly #live = new Set<LeanHttp1Connection>();
+  #closing = false;
+
+  constructor(server: EventEmitter, settings: () => LeanHttp1Settings) {
+    this.#server = server;
+    this.#settings = settings;
+  }
+
+  /** A TLS connection that negotiated HTTP/1.1 (or no ALPN): served here from now on. */
+  readonly serve = (socket: TLSSocket): void => {
+    const c = new LeanHttp1Connection(socket, this.#server, this.#settings, this);
+    this.#live.add(c);
+    socket.once('close', () => this.#live.delete(c));
+  };
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** node:http's closeIdleConnections: idle connections close now, busy ones after their response. */
+  closeIdle(): void {
+    this.#closing = true;
+    for (const c of this.#live) c.closeIfIdle();
+  }
+
+  closeAll(): void {
+    this.#closing = true;
+    for (const c of this.#live) c.destroy();
+  }
+
+  get size(): number {
+    return this.#live.size;
+  }
+}
+
+class LeanHttp1Connection implements RequestEvents {
+  readonly #socket: PausableSocket;
+  readonly #server: EventEmitter;
+  readonly #settings: () => LeanHttp1Settings;
+  readonly #owner: LeanHttp1Connections;
+  readonly #parser: RequestParser;
+  /** The request being read or answered, and its response until it finished. */
+  #req: NodeRequest | null = null;
+  #res: NodeResponse | null = null;
+  /** The head of an upgrade or CONNECT, taken over once the parser stops at it. */
+  #takeOver: ParsedRequestHead | null = null;
+  /** Bytes after a complete request whose response has not finished: read once it has. */
+  #held: Buffer | null = null;
+  /** Bytes of a message not yet complete were read (a head or a body in progress). */
+  #parserHasBytes = false;
+  /** The request's body is still arriving. */
+  #inBody = false;
+  #keepAliveTimerSet = false;
+  #done = false;
+  /** The head or request deadline (0: none), and its one timer. */
+  #deadline = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #fireAt = 0;
+
+  constructor(socket: TLSSocket, server: EventEmitter, settings: () => LeanHttp1Settings, owner: LeanHttp1Connections) {
+    this.#socket = socket;
+    this.#server = server;
+    this.#settings = settings;
+    this.#owner = owner;
+    const s = settings();
+    this.#parser = new RequestParser(this, { maxHeaderBytes: s.maxHeaderSize, maxHeaders: s.maxHeaderLines });
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+    socket.on('timeout', this.#onTimeout);
+    socket.on('drain', this.#onDrain);
+    // As node:http: the head timer runs from the connection's start.
+    this.#arm(s.headersTimeout);
+  }
+
+  /** Closes the connection if no request is in progress on it (none read, answered or waiting). */
+  closeIfIdle(): void {
+    if (this.#req === null && this.#res === null && !this.#parserHasBytes && this.#held === null) this.#socket.destroy();
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  // ---- socket events -------------------------------------------------------------------------
+
+  readonly #onData = (data: Buffer): void => {
+    if (this.#done) return;
+    if (this.#held !== null || (this.#res !== null && !this.#inBody && this.#req?.complete === true)) {
+      this.#hold(data);
+      return;
+    }
+    this.#read(data, 0);
+  };
+
+  #hold(data: Buffer): void {
+    // A view, not a copy (the socket's chunks are not reused; node:http's parser keeps views too):
+    // requests pipelined behind a slow one are then read in linear time however many there are.
+    this.#held = this.#held === null ? data : Buffer.concat([this.#held, data]);
+    this.#socket._paused = true;
+    this.#socket.pause();
+  }
+
+  #read(data: Buffer, offset: number): void {
+    while (!this.#done) {
+      if (!this.#parserHasBytes && offset < data.length) this.#messageBegins();
+      let r: RequestParseResult;
+      try {
+        r = this.#parser.execute(data, offset);
+      } catch (err) {
+        r = { kind: 'error', error: err as Error };
+      }
+      if (r.kind === 'more') return;
+      if (r.kind === 'error') return this.#clientError(r.error);
+      if (r.kind === 'upgrade') return this.#upgrade(data.subarray(data.length - r.rest));
+      // A request completed (its onComplete ran). What follows waits for its response.
+      this.#parserHasBytes = false;
+      this.#arm(0);
+      if (r.rest === 0) return;
+      offset = data.length - r.rest;
+      if (this.#res !== null) return this.#hold(data.subarray(offset));
+    }
+  }
+
+  #messageBegins(): void {
+    this.#parserHasBytes = true;
+    if (this.#keepAliveTimerSet) {
+      this.#socket.setTimeout(0);
+      this.#keepAliveTimerSet = false;
+    }
+    const s = this.#settings();
+    this.#arm(s.headersTimeout);
+  }
+
+  /** node:http's socketOnDrain: a response that was told to wait hears 'drain'. */
+  readonly #onDrain = (): void => {
+    const res = this.#res;
+    if (res === null || res.writableFinished) return;
+    const k = needDrainSymbol(res);
+    const flagged = k === null ? res.writableNeedDrain : (res as unknown as Record<symbol, boolean>)[k] === true;
+    if (!flagged) return;
+    if (k !== null) (res as unknown as Record<symbol, boolean>)[k] = false;
+    res.emit('drain');
+  };
+
+  readonly #onEnd = (): void => {
+    if (this.#done) return;
+    const r = this.#parser.finish();
+    if (r.kind === 'error') return this.#clientError(r.error);
+    // node:http without httpAllowHalfOpen: the requests in progress are aborted, the socket ended.
+    this.#abortInProgress();
+    if (this.#socket.writable) this.#socket.end();
+  };
+
+  readonly #onError = (err: Error): void => {
+    if (this.#done) return;
+    this.#clientError(err);
+  };
+
+  readonly #onClose = (): void => {
+    this.#done = true;
+    this.#arm(0);
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#abortInProgress();
+    this.#parser.close();
+  };
+
+  /** node:http's socketOnTimeout: the request (while its body arrives), then the response, may take it; else the socket closes. */
+  readonly #onTimeout = (): void => {
+    const req = this.#req;
+    const reqTook = req !== null && !req.complete && req.emit('timeout', this.#socket);
+    const res = this.#res;
+    const resTook = res !== null && res.emit('timeout', this.#socket);
+    const serverTook = this.#server.emit('timeout', this.#socket);
+    if (!reqTook && !resTook && !serverTook) this.#socket.destroy();
+  };
+
+  #abortInProgress(): void {
+    const req = this.#req;
+    if (req !== null && (this.#res !== null || !req.complete) && !req.destroyed) req.destroy(connReset('aborted'));
+  }
+
+  /** A request the parser (or a timeout) refused: node:http's socketOnError, through 'clientError'. */
+  #clientError(err: Error): void {
+    this.#done = true;
+    this.#arm(0);
+    this.#socket.removeListener('data', this.#onData);
+    this.#socket.on('error', () => undefined);
+    if (!this.#server.emit('clientError', err, this.#socket)) this.#socket.destroy();
+  }
+
+  // ---- the one deadline (head, then request) ---------------------------------------------------
+
+  #arm(ms: number): void {
+    if (ms === 0) {
+      this.#deadline = 0;
+      return;
+    }
+    const deadline = Date.now() + ms;
+    this.#deadline = deadline;
+    if (this.#timer !== null && this.#fireAt <= deadline) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = setTimeout(this.#onDeadline, ms).unref();
+    this.#fireAt = deadline;
+  }
+
+  readonly #onDeadline = (): void => {
+    this.#timer = null;
+    const deadline = this.#deadline;
+    if (deadline === 0 || this.#done) return;
+    const now = Date.now();
+    if (now < deadline) {
+      this.#timer = setTimeout(this.#onDeadline, deadline - now).unref();
+      this.#fireAt = deadline;
+      return;
+    }
+    this.#deadline = 0;
+    // node:http's onRequestTimeout: a 408 unless the response already started (the handler checks).
+    this.#clientError(Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }));
+  };
+
+  // ---- parser events -------------------------------------------------------------------------
+
+  onRequest(head: ParsedRequestHead): boolean {
+    const socket = this.#socket;
+    if (head.upgrade && (head.method === 'CONNECT' || this.#server.listenerCount('upgrade') > 0)) {
+      this.#takeOver = head;
+      return true;
+    }
+    const s = this.#settings();
+    // The head is in: the request timeout (if any) runs on to the end of the body.
+    this.#arm(s.requestTimeout);
+    const req = this.#request(head);
+    const res = new (ServerResponse as unknown as new (req: IncomingMessage, opts: { highWaterMark: number }) => NodeResponse)(req, { highWaterMark: socket.writableHighWaterMark });
+    res._keepAliveTimeout = s.keepAliveTimeout;
+    res.shouldKeepAlive = head.keepAlive && !this.#owner.closing;
+    res.assignSocket(socket);
+    res.once('finish', () => this.#onFinish(req, res));
+    this.#req = req;
+    this.#res = res;
+    this.#inBody = true;
+    const server = this.#server;
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.expect !== undefined) {
+      if (CONTINUE.test(req.headers.expect)) {
+        res._expect_continue = true;
+        if (server.listenerCount('checkContinue') > 0) server.emit('checkContinue', req, res);
+        else {
+          res.writeContinue();
+          server.emit('request', req, res);
+        }
+      } else if (server.listenerCount('checkExpectation') > 0) server.emit('checkExpectation', req, res);
+      else {
+        res.writeHead(417);
+        res.end();
+      }
+      return false;
+    }
+    server.emit('request', req, res);
+    return false;
+  }
+
+  #request(head: ParsedRequestHead): NodeRequest {
+    const req = new IncomingMessage(this.#socket) as NodeRequest;
+    req.httpVersionMajor = head.versionMajor;
+    req.httpVersionMinor = head.versionMinor;
+    req.httpVersion = `${head.versionMajor}.${head.versionMinor}`;
+    req.method = head.method;
+    req.url = head.url;
+    (req as { upgrade?: boolean }).upgrade = head.upgrade;
+    req._addHeaderLines(head.headers, head.headers.length);
+    return req;
+  }
+
+  onBody(chunk: Buffer): void {
+    const req = this.#req;
+    if (req === null || req.destroyed || (req as { _dumped?: boolean })._dumped === true) return;
+    if (!req.push(chunk)) {
+      // node:http's readStop: the socket pauses until the request is read (IncomingMessage._read resumes it).
+      this.#socket.pause();
+    }
+  }
+
+  onComplete(trailers: string[]): void {
+    const req = this.#req;
+    this.#inBody = false;
+    if (req === null) return;
+    req.complete = true;
+    if (trailers.length > 0) req._addHeaderLines(trailers, trailers.length);
+    req.push(null);
+    // The request read to its end: nothing of it holds the connection any more once answered.
+    if (this.#res === null) this.#req = null;
+  }
+
+  #upgrade(rest: Buffer): void {
+    const head = this.#takeOver!;
+    this.#done = true;
+    this.#arm(0);
+    const socket = this.#socket;
+    socket.removeListener('data', this.#onData);
+    socket.removeListener('end', this.#onEnd);
+    socket.removeListener('error', this.#onError);
+    socket.removeListener('timeout', this.#onTimeout);
+    socket.removeListener('drain', this.#onDrain);
+    if (this.#keepAliveTimerSet) socket.setTimeout(0);
+    const req = this.#request(head);
+    req.complete = true;
+    // The bytes after the head are the new protocol's, as node:http hands them over (a copy: the
+    // chunk they are a view of is the socket's).
+    const bodyHead = Buffer.from(rest);
+    this.#server.emit(head.method === 'CONNECT' ? 'connect' : 'upgrade', req, socket, bodyHead);
+  }
+
+  // ---- the response ------------------------------------------------------------------------
+
+  /** node:http's resOnFinish. */
+  #onFinish(req: NodeRequest, res: NodeResponse): void {
+    // A body nobody read is read to its end and dropped, so that the next request is found.
+    if (!req._consuming && !req._readableState.resumeScheduled) req._dump();
+    res.detachSocket(this.#socket);
+    process.nextTick(emitClose, res);
+    this.#res = null;
+    if (req.complete) this.#req = null;
+    const socket = this.#socket;
+    if (res._last || this.#owner.closing) {
+      socket.destroySoon();
+      return;
+    }
+    const ka = this.#settings().keepAliveTimeout;
+    if (ka > 0) {
+      // node:http waits a second longer than the Keep-Alive: timeout= it announced, so that the
+      // client, which closes at that time, is the one to close.
+      socket.setTimeout(ka + KEEP_ALIVE_BUFFER_MS);
+      this.#keepAliveTimerSet = true;
+    }
+    const held = this.#held;
+    if (held !== null) {
+      this.#held = null;
+      socket._paused = false;
+      this.#read(held, 0);
+    }
+    if (this.#held === null && !this.#done && socket.isPaused()) {
+      socket._paused = false;
+      socket.resume();
+    }
+  }
+}
