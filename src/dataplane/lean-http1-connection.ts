@@ -11,7 +11,7 @@
  * on HTTP/1.1, an upgrade or CONNECT handed over with the bytes after its head, a socket timeout
  * given to the request or the response first, a client's end or reset aborting the requests in
  * progress, and the head and request timeouts (ERR_HTTP_REQUEST_TIMEOUT to 'clientError', as
- * node:http's connection check does, but on time rather than at its 30 s sweep). The socket's
+ * node:http's connection check does, but on time rather than at its sweep). The socket's
  * timer and this connection's one deadline timer are the only timers.
  */
 import { EventEmitter } from 'node:events';

@@ -76,7 +76,7 @@ function createServer(config: GatewayConfig, runtime: Runtime, handler: Http1Han
     // the node floor's rate with the gateway idle half the time (bench/README.md, issue 14).
     noDelay: true,
   };
-  if (!config.listen.http2) return leanHttp1(config, runtime, createHttpsServer(common, handler.onRequest));
+  if (!config.listen.http2) return leanHttp1(config, runtime, checkedEverySecond(createHttpsServer(common, handler.onRequest)));
   const limits = config.server.http2;
   const srv = createHttp2Server(
     {
@@ -100,7 +100,18 @@ function createServer(config: GatewayConfig, runtime: Runtime, handler: Http1Han
   http1.requireHostHeader = false;
   // The gateway's handlers use node:http's API, which the HTTP/2 compatibility layer mirrors. The
   // type is the one both sides' handlers are written against.
-  return leanHttp1(config, runtime, srv as unknown as HttpsServer);
+  return leanHttp1(config, runtime, checkedEverySecond(srv as unknown as HttpsServer));
+}
+
+/**
+ * node:http enforces server.headersTimeout and server.requestTimeout by sweeping its connections
+ * every connectionsCheckingInterval (30 s by default, read when the server starts listening), so
+ * a head that never ends was held up to 30 s past headersTimeout. Every second instead: the sweep
+ * is node:http's own walk over its list of connections in C++.
+ */
+function checkedEverySecond(srv: HttpsServer): HttpsServer {
+  (srv as HttpsServer & { connectionsCheckingInterval: number }).connectionsCheckingInterval = 1_000;
+  return srv;
 }
 
 /**
