@@ -17,6 +17,7 @@
 import { EventEmitter } from 'node:events';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { ConnectionDeadline } from '../proxy/connection-deadline.js';
 import { RequestParser, type ParsedRequestHead, type RequestEvents, type RequestParseResult } from '../request/llhttp-request-parser.js';
 
 /** The server limits a connection reads when a request starts (a reload may change them). */
@@ -126,10 +127,8 @@ class LeanHttp1Connection implements RequestEvents {
   #inBody = false;
   #keepAliveTimerSet = false;
   #done = false;
-  /** The head or request deadline (0: none), and its one timer. */
-  #deadline = 0;
-  #timer: NodeJS.Timeout | null = null;
-  #fireAt = 0;
+  /** The head or request deadline. */
+  readonly #deadline = new ConnectionDeadline(() => this.#onDeadline());
 
   constructor(socket: TLSSocket, server: EventEmitter, settings: () => LeanHttp1Settings, owner: LeanHttp1Connections) {
     this.#socket = socket;
@@ -234,8 +233,7 @@ class LeanHttp1Connection implements RequestEvents {
 
   readonly #onClose = (): void => {
     this.#done = true;
-    this.#arm(0);
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#deadline.stop();
     this.#abortInProgress();
     this.#parser.close();
   };
@@ -267,32 +265,14 @@ class LeanHttp1Connection implements RequestEvents {
   // ---- the one deadline (head, then request) ---------------------------------------------------
 
   #arm(ms: number): void {
-    if (ms === 0) {
-      this.#deadline = 0;
-      return;
-    }
-    const deadline = Date.now() + ms;
-    this.#deadline = deadline;
-    if (this.#timer !== null && this.#fireAt <= deadline) return;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = setTimeout(this.#onDeadline, ms).unref();
-    this.#fireAt = deadline;
+    this.#deadline.arm(ms);
   }
 
-  readonly #onDeadline = (): void => {
-    this.#timer = null;
-    const deadline = this.#deadline;
-    if (deadline === 0 || this.#done) return;
-    const now = Date.now();
-    if (now < deadline) {
-      this.#timer = setTimeout(this.#onDeadline, deadline - now).unref();
-      this.#fireAt = deadline;
-      return;
-    }
-    this.#deadline = 0;
-    // node:http's onRequestTimeout: a 408 unless the response already started (the handler checks).
+  /** node:http's onRequestTimeout: a 408 unless the response already started (the handler checks). */
+  #onDeadline(): void {
+    if (this.#done) return;
     this.#clientError(Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }));
-  };
+  }
 
   // ---- parser events -------------------------------------------------------------------------
 

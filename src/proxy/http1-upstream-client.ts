@@ -32,6 +32,7 @@
 import type { TLSSocket } from 'node:tls';
 import { Dispatcher } from 'undici';
 import { TargetConnector } from './resuming-target-connect.js';
+import { ConnectionDeadline } from './connection-deadline.js';
 import { loadResponseParser, ResponseParser, type ParseResult, type ResponseEvents } from './llhttp-response-parser.js';
 import { undiciCodedError } from './upstream-errors.js';
 import type { TargetPoolSettings } from './upstream-target.js';
@@ -272,10 +273,8 @@ class Connection implements ResponseEvents {
   #interim = false;
   #paused = false;
   #trailers: string[] = [];
-  /** The one deadline of the connection (headers, body, or keep-alive idle; 0: none), and its timer. */
-  #deadline = 0;
-  #timer: NodeJS.Timeout | null = null;
-  #fireAt = 0;
+  /** The one deadline of the connection: headers, body, or keep-alive idle. */
+  readonly #deadline = new ConnectionDeadline(() => this.#onTimeout());
 
   constructor(client: Http1UpstreamClient, settings: TargetPoolSettings, opening: Exchange) {
     this.#client = client;
@@ -328,37 +327,10 @@ class Connection implements ResponseEvents {
     this.arm(this.#idleMs);
   }
 
-  /**
-   * The connection's deadline set to `ms` from now (0: none). One Timeout per connection, moved
-   * only when a deadline comes before the time it fires: it fires, finds the deadline later, and
-   * waits again. So a request costs no timer creation (undici's fast timers do the same).
-   */
+  /** The connection's deadline set to `ms` from now (0: none); see connection-deadline.ts. */
   arm(ms: number): void {
-    if (ms === 0) {
-      this.#deadline = 0;
-      return;
-    }
-    const deadline = Date.now() + ms;
-    this.#deadline = deadline;
-    if (this.#timer !== null && this.#fireAt <= deadline) return;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = setTimeout(this.#onTimer, ms).unref();
-    this.#fireAt = deadline;
+    this.#deadline.arm(ms);
   }
-
-  readonly #onTimer = (): void => {
-    this.#timer = null;
-    const deadline = this.#deadline;
-    if (deadline === 0 || this.#closed) return;
-    const now = Date.now();
-    if (now < deadline) {
-      this.#timer = setTimeout(this.#onTimer, deadline - now).unref();
-      this.#fireAt = deadline;
-      return;
-    }
-    this.#deadline = 0;
-    this.#onTimeout();
-  };
 
   write(data: string | Buffer, encoding?: BufferEncoding): boolean {
     const s = this.#socket!;
@@ -506,9 +478,7 @@ class Connection implements ResponseEvents {
   #shut(busy: boolean): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#deadline = 0;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#deadline.stop();
     this.#parser.close();
     this.#client.gone(this, busy);
   }
