@@ -37,7 +37,11 @@ for (const engine of engines) {
       const x = await rawTlsExchange({ ...base, payload: get('/orders/slow-1') + get('/orders/fast-2') + get('/orders/fast-3'), expectResponses: 3 });
       t.same(x.responses.map((r) => r.status), [200, 200, 200]);
       t.same(x.responses.map((r) => urlOf(r.body)), ['/orders/slow-1', '/orders/fast-2', '/orders/fast-3'], 'each answer is its own request\'s, in order');
-      t.same(seenUnder('/orders/slow-1', '/orders/fast-'), ['/orders/slow-1', '/orders/fast-2', '/orders/fast-3'], 'forwarded one after the other');
+      const forwarded = seenUnder('/orders/slow-1', '/orders/fast-');
+      // The lean listener forwards them one after the other; node:http hands them over at once,
+      // so their arrival upstream may interleave.
+      if (engine === 'lean') t.same(forwarded, ['/orders/slow-1', '/orders/fast-2', '/orders/fast-3'], 'forwarded one after the other');
+      else t.same([...forwarded].sort(), ['/orders/fast-2', '/orders/fast-3', '/orders/slow-1'], 'each forwarded once');
     });
 
     await t.test('fifty pipelined requests in one write', async (t) => {
@@ -69,12 +73,15 @@ for (const engine of engines) {
         t.same(x.responses[0]?.header('connection'), ['close']);
       } else {
         // node:http parses the bytes after it at once, refuses them (data after Connection: close)
-        // and the connection closes before the answer: the client gets nothing (the upstream did
-        // serve the first request). Recorded, not required.
+        // and the connection closes before the answer: the client gets a 400 or nothing, and the
+        // upstream may or may not have served the first request. Recorded, not required.
         t.ok(x.responses.length <= 1, `node:http: ${x.responses.map((r) => r.status).join(', ') || 'no answer'}`);
       }
       t.equal(x.ending, 'closed', 'the gateway closes the connection');
-      t.same(seenUnder('/orders/cc-'), ['/orders/cc-last'], 'the request after it never reached the upstream');
+      t.notOk(seenUnder('/orders/cc-').includes('/orders/cc-after-close'), 'the request after it never reached the upstream');
+      // The lean listener forwards the request before it exactly once; node:http may refuse the
+      // whole connection before the gateway saw that request (the CI run of a57312c did).
+      if (engine === 'lean') t.same(seenUnder('/orders/cc-'), ['/orders/cc-last'], 'the request before it was forwarded once');
     });
 
     await t.test('an idle keep-alive connection closes after server.keepAliveTimeout', async (t) => {
