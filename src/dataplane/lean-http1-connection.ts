@@ -103,6 +103,11 @@ export class LeanHttp1Connections {
     for (const c of this.#live) c.destroy();
   }
 
+  /** `c` was handed over (an upgrade, CONNECT): its socket is no longer an HTTP connection of this server, as in node:http. */
+  release(c: LeanHttp1Connection): void {
+    this.#live.delete(c);
+  }
+
   get size(): number {
     return this.#live.size;
   }
@@ -149,6 +154,7 @@ class LeanHttp1Connection implements RequestEvents {
 
   /** Closes the connection if no request is in progress on it (none read, answered or waiting). */
   closeIfIdle(): void {
+    if (this.#done) return;
     if (this.#req === null && this.#res === null && !this.#parserHasBytes && this.#held === null) this.#socket.destroy();
   }
 
@@ -349,7 +355,8 @@ class LeanHttp1Connection implements RequestEvents {
   #upgrade(rest: Buffer): void {
     const head = this.#takeOver!;
     this.#done = true;
-    this.#arm(0);
+    this.#deadline.stop();
+    this.#owner.release(this);
     const socket = this.#socket;
     socket.removeListener('data', this.#onData);
     socket.removeListener('end', this.#onEnd);
