@@ -441,7 +441,7 @@ export const configSchema = z
           .default('node')
           .describe("the HTTP/1.1 data plane: node (node:http's connection handling on node:https or node:http2's listener, undici's Pool upstream) or lean (HTTP/1.1 connections read by the gateway's own, src/dataplane/lean-http1-connection.ts, HTTP/2 still node:http2's; upstream HTTP/1.1 through the gateway's own client, src/proxy/http1-upstream-client.ts, measured cheaper per request); experimental; fixed at start"),
         keepAliveTimeout: duration({ min: 1 }).default(65_000),
-        requestTimeout: duration({ min: 0 }).default(0).describe('whole-request limit; 0 leaves long transfers alone'),
+        requestTimeout: duration({ min: 0 }).default(0).describe('whole-request limit from its first byte (caps headersTimeout when lower); 0 leaves long transfers alone'),
         headersTimeout: duration({ min: 1 }).default(30_000),
         bodyTimeout: duration({ min: 100 }).default(60_000).describe("longest pause while a request body is arriving (nginx's client_body_timeout); 408 before the response started, the connection is cut after"),
         maxHeaderSize: z.number().int().min(1024).max(1_048_576).default(16_384).describe('largest request head in bytes; larger gets 431'),

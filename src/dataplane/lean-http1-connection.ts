@@ -132,6 +132,8 @@ class LeanHttp1Connection implements RequestEvents {
   #inBody = false;
   #keepAliveTimerSet = false;
   #done = false;
+  /** When the current message's first byte arrived (the request timeout counts from it, as node:http's). */
+  #messageStart = 0;
   /** The head or request deadline. */
   readonly #deadline = new ConnectionDeadline(() => this.#onDeadline());
 
@@ -149,6 +151,7 @@ class LeanHttp1Connection implements RequestEvents {
     socket.on('timeout', this.#onTimeout);
     socket.on('drain', this.#onDrain);
     // As node:http: the head timer runs from the connection's start.
+    this.#messageStart = Date.now();
     this.#arm(s.headersTimeout);
   }
 
@@ -209,6 +212,7 @@ class LeanHttp1Connection implements RequestEvents {
       this.#keepAliveTimerSet = false;
     }
     const s = this.#settings();
+    this.#messageStart = Date.now();
     this.#arm(s.headersTimeout);
   }
 
@@ -289,8 +293,9 @@ class LeanHttp1Connection implements RequestEvents {
       return true;
     }
     const s = this.#settings();
-    // The head is in: the request timeout (if any) runs on to the end of the body.
-    this.#arm(s.requestTimeout);
+    // The head is in: the request timeout (if any), counted from the message's first byte, runs on
+    // to the end of the body.
+    this.#arm(s.requestTimeout === 0 ? 0 : Math.max(1, this.#messageStart + s.requestTimeout - Date.now()));
     const req = this.#request(head);
     const res = new (ServerResponse as unknown as new (req: IncomingMessage, opts: { highWaterMark: number }) => NodeResponse)(req, { highWaterMark: socket.writableHighWaterMark });
     res._keepAliveTimeout = s.keepAliveTimeout;

@@ -39,11 +39,21 @@ export interface ListenerDeps {
   readonly staple?: ((certDer: Buffer) => Buffer | undefined) | undefined;
 }
 
+/**
+ * The head must arrive within the whole request's limit too. node:http, given a requestTimeout
+ * below headersTimeout, silently swaps the two (its connections check), so that `requestTimeout:
+ * 10s` with the default 30 s head limit bounded the request at 30 s; the gateway caps the head
+ * limit at the request limit instead, for both engines.
+ */
+export function effectiveHeadersTimeout(server: { readonly headersTimeout: number; readonly requestTimeout: number }): number {
+  return server.requestTimeout > 0 ? Math.min(server.headersTimeout, server.requestTimeout) : server.headersTimeout;
+}
+
 /** The Node server settings a reload may change on a running listener. */
 function applyServerSettings(srv: HttpsServer, config: GatewayConfig): void {
   srv.keepAliveTimeout = config.server.keepAliveTimeout;
   srv.requestTimeout = config.server.requestTimeout;
-  srv.headersTimeout = config.server.headersTimeout;
+  srv.headersTimeout = effectiveHeadersTimeout(config.server);
   // One more than the limit, so that a request over it is seen (and refused with 431) rather
   // than silently truncated: Node drops header lines past maxHeadersCount, Content-Length
   // included.
@@ -125,7 +135,7 @@ function leanHttp1(config: GatewayConfig, runtime: Runtime, srv: HttpsServer): H
   const lean = new LeanHttp1Connections(srv, () => {
     const s = runtime.current.config.server;
     // One line over server.maxHeaders is delivered, so that admit() answers it (as with node:http).
-    return { maxHeaderSize: s.maxHeaderSize, maxHeaderLines: s.maxHeaders + 1, headersTimeout: s.headersTimeout, requestTimeout: s.requestTimeout, keepAliveTimeout: s.keepAliveTimeout };
+    return { maxHeaderSize: s.maxHeaderSize, maxHeaderLines: s.maxHeaders + 1, headersTimeout: effectiveHeadersTimeout(s), requestTimeout: s.requestTimeout, keepAliveTimeout: s.keepAliveTimeout };
   });
   const nodeListeners = srv.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
   srv.removeAllListeners('secureConnection');

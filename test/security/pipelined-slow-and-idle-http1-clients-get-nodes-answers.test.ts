@@ -6,8 +6,9 @@
 // 2,000 of them in one write are all served (node:http hands them to the gateway at once, so
 // there the ones over the upstream's limits get 503, and a queue older than headersTimeout 408); an idle keep-alive connection closes after
 // server.keepAliveTimeout (and node:http's extra second); a head that never completes, or a
-// connection that sends nothing, gets 408 GW_ERR_REQUEST_TIMEOUT at server.headersTimeout
-// (node:http swept for it every 30 s; the listener now has it sweep every second).
+// connection that sends nothing, gets 408 GW_ERR_REQUEST_TIMEOUT at server.headersTimeout, and a
+// body that never completes at server.requestTimeout (node:http swept for both every 30 s; the
+// listener now has it sweep every second).
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { echoHandler, startStack } from '../helpers/harness.js';
@@ -110,5 +111,26 @@ for (const engine of engines) {
       });
     }
     await sleep(0);
+  });
+
+  t.test(`server.engine: ${engine}: a body that never completes gets 408 at server.requestTimeout`, async (t) => {
+    // requestTimeout below the default headersTimeout (30 s): node:http would swap the two and
+    // bound the request at 30 s; the listener caps the head limit at the request limit instead.
+    const s = await startStack({ extra: `server: { engine: ${engine}, requestTimeout: 1500ms }` });
+    t.teardown(() => s.close());
+    const billing = s.pki.clients['billing']!;
+    const x = await rawTlsExchange({
+      port: s.gw.port,
+      ca: s.pki.root.certPem,
+      cert: billing.chainPem,
+      key: billing.keyPem,
+      timeoutMs: 10_000,
+      payload: ['POST /orders/rt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nabc', 'def'],
+      pieceDelayMs: 300,
+    });
+    t.equal(x.responses[0]?.status, 408);
+    t.match(x.responses[0]?.body.toString(), /GW_ERR_REQUEST_TIMEOUT/);
+    t.equal(x.ending, 'closed');
+    t.ok(x.ms >= 1_400 && x.ms < 4_500, `answered and closed after ${x.ms} ms (requestTimeout 1.5 s)`);
   });
 }
