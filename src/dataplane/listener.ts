@@ -23,7 +23,7 @@ import type { AcceptedConnection } from './connection-context.js';
 import type { ConnectionRegistry } from './connection-registry.js';
 import type { Http1Handler } from './http1-handler.js';
 import { guardSession } from './http2-sessions.js';
-import { LeanHttp1Connections } from './lean-http1-connection.js';
+import { LeanHttp1Connections, type LeanHttp1Settings } from './lean-http1-connection.js';
 import { identityLog, revocationCode, revocationLog } from './log-records.js';
 
 export type GatewayApp = FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, Logger>;
@@ -132,10 +132,17 @@ function checkedEverySecond(srv: HttpsServer): HttpsServer {
  */
 function leanHttp1(config: GatewayConfig, runtime: Runtime, srv: HttpsServer): HttpsServer {
   if (config.server.engine !== 'lean') return srv;
+  // Read several times per request: derived once per configuration in force, not per call.
+  let from: GatewayConfig['server'] | null = null;
+  let settings: LeanHttp1Settings | null = null;
   const lean = new LeanHttp1Connections(srv, () => {
     const s = runtime.current.config.server;
-    // One line over server.maxHeaders is delivered, so that admit() answers it (as with node:http).
-    return { maxHeaderSize: s.maxHeaderSize, maxHeaderLines: s.maxHeaders + 1, headersTimeout: effectiveHeadersTimeout(s), requestTimeout: s.requestTimeout, keepAliveTimeout: s.keepAliveTimeout };
+    if (s !== from || settings === null) {
+      from = s;
+      // One line over server.maxHeaders is delivered, so that admit() answers it (as with node:http).
+      settings = { maxHeaderSize: s.maxHeaderSize, maxHeaderLines: s.maxHeaders + 1, headersTimeout: effectiveHeadersTimeout(s), requestTimeout: s.requestTimeout, keepAliveTimeout: s.keepAliveTimeout };
+    }
+    return settings;
   });
   const nodeListeners = srv.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
   srv.removeAllListeners('secureConnection');

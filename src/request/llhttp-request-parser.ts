@@ -77,6 +77,10 @@ const CHUNK_FRAMING_BYTES = 20;
 /** After the head's last name or value span: its CRLF and the blank line's. */
 const HEAD_END_BYTES = 4;
 
+function extensionOverflow(): RequestParseError {
+  return new RequestParseError(`chunk extensions over ${MAX_CHUNK_EXTENSION_BYTES} bytes`, 'HPE_CHUNK_EXTENSIONS_OVERFLOW');
+}
+
 /** Trailing SP and HTAB removed (llhttp keeps them in the value span; Node trims them). */
 function trimOws(v: string): string {
   let end = v.length;
@@ -150,7 +154,7 @@ export class RequestParser implements LlhttpCallbacks {
   }
 
   #extensionError(): RequestParseResult {
-    this.#failure = new RequestParseError(`chunk extensions over ${MAX_CHUNK_EXTENSION_BYTES} bytes`, 'HPE_CHUNK_EXTENSIONS_OVERFLOW');
+    this.#failure = extensionOverflow();
     this.close();
     return { kind: 'error', error: this.#failure };
   }
@@ -278,7 +282,7 @@ export class RequestParser implements LlhttpCallbacks {
       this.#extensionBytes += Math.max(0, start - this.#lastEnd - CHUNK_FRAMING_BYTES);
       this.#lastEnd = start + v.length;
       if (this.#extensionBytes > MAX_CHUNK_EXTENSION_BYTES) {
-        this.#failure = new RequestParseError(`chunk extensions over ${MAX_CHUNK_EXTENSION_BYTES} bytes`, 'HPE_CHUNK_EXTENSIONS_OVERFLOW');
+        this.#failure = extensionOverflow();
         return -1;
       }
     }
