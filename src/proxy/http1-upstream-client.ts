@@ -275,6 +275,10 @@ class Connection implements ResponseEvents {
   #trailers: string[] = [];
   /** The one deadline of the connection: headers, body, or keep-alive idle. */
   readonly #deadline = new ConnectionDeadline(() => this.#onTimeout());
+  /** Exchanges completed on it, and when it last went idle: what a failure says about the connection. */
+  #served = 0;
+  #idleSince = 0;
+  #idleBefore = 0;
 
   constructor(client: Http1UpstreamClient, settings: TargetPoolSettings, opening: Exchange) {
     this.#client = client;
@@ -309,6 +313,7 @@ class Connection implements ResponseEvents {
 
   start(x: Exchange): void {
     this.#x = x;
+    this.#idleBefore = this.#served > 0 ? Date.now() - this.#idleSince : 0;
     this.arm(0);
     this.#interim = false;
     this.#paused = false;
@@ -396,7 +401,7 @@ class Connection implements ResponseEvents {
       if (r.kind === 'complete') return this.#completed(0);
       if (r.kind === 'error') return this.#fail(undiciCodedError(`the upstream closed the connection in the middle of the response (${(r.error as { code?: string }).code ?? r.error.message})`, 'UND_ERR_SOCKET'));
     }
-    this.#fail(undiciCodedError('other side closed', 'UND_ERR_SOCKET'));
+    this.#fail(this.#closedError('end'));
   };
 
   readonly #onError = (err: Error): void => {
@@ -404,8 +409,21 @@ class Connection implements ResponseEvents {
   };
 
   readonly #onClose = (): void => {
-    this.#fail(undiciCodedError('other side closed', 'UND_ERR_SOCKET'));
+    this.#fail(this.#closedError('close'));
   };
+
+  /**
+   * undici's "other side closed", with what tells a keep-alive race (a reused connection the
+   * upstream closed as the request went out) from an upstream refusing a new one (a bare close
+   * after the handshake is how Node's TLS server refuses a client certificate).
+   */
+  #closedError(how: 'end' | 'close'): Error {
+    if (this.#x === null) return undiciCodedError('other side closed', 'UND_ERR_SOCKET');
+    const s = this.#socket;
+    const conn = this.#served === 0 ? 'a new connection' : `request ${this.#served + 1} on a kept-alive connection idle ${this.#idleBefore} ms before it`;
+    const tls = s !== null && s.isSessionReused() ? ', TLS session resumed' : '';
+    return undiciCodedError(`other side closed (${how === 'end' ? 'FIN' : 'closed'} on ${conn}${tls}; request ${this.#x.requestSent ? 'sent' : 'partly sent'})`, 'UND_ERR_SOCKET');
+  }
 
   #onTimeout(): void {
     const x = this.#x;
@@ -445,6 +463,8 @@ class Connection implements ResponseEvents {
   #completed(rest: number): void {
     const x = this.#x!;
     this.#x = null;
+    this.#served++;
+    this.#idleSince = Date.now();
     const trailers = this.#trailers;
     this.#trailers = [];
     // Reused only when both sides keep it, the whole request went up, and the upstream sent

@@ -80,6 +80,8 @@ export interface SeenRequest {
 export interface TestUpstream {
   port: number;
   seen: SeenRequest[];
+  /** Connections the upstream's TLS layer dropped (a refused client certificate is a bare close), with when. */
+  tlsErrors: string[];
   close(): Promise<void>;
 }
 
@@ -108,6 +110,8 @@ export async function startUpstream(opts: { server: Issued; ca: string; handler?
       handler(req, res, s);
     },
   );
+  const tlsErrors: string[] = [];
+  srv.on('tlsClientError', (err: NodeJS.ErrnoException) => tlsErrors.push(`${new Date().toISOString()} ${err.code ?? ''} ${err.message}`));
   await new Promise<void>((resolve, reject) => {
     srv.once('error', reject);
     srv.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', resolve);
@@ -115,6 +119,7 @@ export async function startUpstream(opts: { server: Issued; ca: string; handler?
   return {
     port: (srv.address() as AddressInfo).port,
     seen,
+    tlsErrors,
     close: () =>
       new Promise<void>((resolve) => {
         srv.closeAllConnections();

@@ -35,6 +35,7 @@ function answer(path: string, seen: Seen): string | null {
     case '/extra':
       return 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n';
     case '/hang':
+    case '/drop':
     case '/split-interim':
     case '/then-unsolicited':
     case '/slow-reader':
@@ -131,6 +132,8 @@ t.test('lean upstream client', async (t) => {
           sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
           setTimeout(() => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), 100);
         }
+        // No answer: the connection ends (FIN) once the request is read.
+        if (r.seen.path === '/drop') sock.end();
         if (out === null) continue;
         if (r.seen.path === '/until-close' || r.seen.path === '/cut' || r.seen.path === '/close') sock.end(out, 'latin1');
         else sock.write(out, 'latin1');
@@ -259,6 +262,21 @@ t.test('lean upstream client', async (t) => {
     t.equal(huge.error?.code, 'UND_ERR_HEADERS_OVERFLOW');
     t.equal(gatewayCode(huge.error), 'GW_ERR_UPSTREAM_PROTOCOL');
     t.equal((await send(client, {})).status, 200, 'served after every failure');
+  });
+
+  await t.test('a connection the upstream closes before answering: the failure says whether it was new or reused, and how long it idled', async (t) => {
+    const fresh = new Http1UpstreamClient(`https://127.0.0.1:${port}`, settings);
+    t.teardown(() => fresh.close());
+    t.equal((await send(fresh, {})).status, 200);
+    await new Promise((r) => setTimeout(r, 30));
+    const reused = await send(fresh, { path: '/drop' });
+    t.equal(reused.error?.code, 'UND_ERR_SOCKET');
+    t.match(reused.error?.message, /^other side closed \(FIN on request 2 on a kept-alive connection idle \d+ ms before it; request sent\)$/);
+    t.ok(Number(/idle (\d+) ms/.exec(reused.error?.message ?? '')?.[1]) >= 25, 'the idle time is the time between the two requests');
+    t.equal(gatewayCode(reused.error), 'GW_ERR_UPSTREAM_RESET');
+    const opened = await send(fresh, { path: '/drop' });
+    t.match(opened.error?.message, /^other side closed \(FIN on a new connection; request sent\)$/);
+    t.equal((await send(fresh, {})).status, 200, 'served after both');
   });
 
   await t.test('a paused relay gets every byte after resume, and no body timeout meanwhile', async (t) => {

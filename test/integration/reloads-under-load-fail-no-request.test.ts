@@ -136,9 +136,12 @@ t.test('reloads under load fail no request the new state allows', async (t) => {
   t.comment(`answers: ${answered}; reload durations: ${durations.join(', ')}`);
   // A failure is rare (one of ~4,400 answers, once in CI under server.engine: lean): print what
   // the next occurrence needs to be explained: when it happened against the reloads, and the
-  // gateway's own records of it (upstreamError and upstreamMessage of a 502).
+  // gateway's own records of it (upstreamError and upstreamMessage of a 502: with the lean
+  // client, whether the connection was new or reused, and how long it had idled), and the
+  // connections the upstream's TLS layer dropped (how Node's TLS server refuses a certificate).
   if (failures.length > 0) {
-    t.comment(`reloads at: ${reloadsAt.join(', ')}`);
+    t.comment(`reloads at: ${reloadsAt.join(', ')} (t0 ${new Date(t0).toISOString()})`);
+    t.comment(`upstream TLS errors: ${s.upstream.tlsErrors.length === 0 ? 'none' : s.upstream.tlsErrors.join('; ')}`);
     for (const l of s.gw.logs.filter((l) => Number(l['level']) >= 40 || Number(l['status']) >= 500)) t.comment(`gateway record: ${JSON.stringify(l).slice(0, 2_000)}`);
   }
   t.same(failures, [], 'no request failed or was reset');
