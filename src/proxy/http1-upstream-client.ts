@@ -28,6 +28,10 @@
  * A connection is reused only after a complete response to a completely sent request, when both
  * sides keep it alive and the upstream sent nothing more; anything else closes it. Interim (1xx)
  * answers are dropped (101 is a protocol error: nothing here asks to switch protocols).
+ * One thing undici does not do: an idempotent request without a body that a kept-alive connection
+ * closed under before any byte of its answer (the keep-alive race) is sent once more on a new
+ * connection (Connection#failOrReplay), and a connection closed without an answer says in its error
+ * whether it was new or reused and how long it had idled.
  */
 import type { TLSSocket } from 'node:tls';
 import { Dispatcher } from 'undici';
@@ -48,6 +52,8 @@ const INVALID_PATH = /[^\u0021-\u00ff]/;
 /** Header names the client frames itself or that would change the connection: refused in a request. */
 const REFUSED = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'expect', 'te', 'proxy-connection']);
 const EXPECTS_BODY = new Set(['POST', 'PUT', 'PATCH', 'QUERY']);
+/** RFC 9110 9.2.2: what may be sent again after a connection closed under it (see Connection#failOrReplay). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const LAST_CHUNK = '0\r\n\r\n';
 
 type Body = NodeJS.ReadableStream & { readableEnded?: boolean };
@@ -139,6 +145,8 @@ export class Http1UpstreamClient extends Dispatcher {
   #queue: Exchange[] = [];
   /** Connections serving an exchange now. */
   #busy = 0;
+  /** Requests sent again on a new connection after a kept-alive one closed under them (see Connection#failOrReplay). */
+  #replayed = 0;
   #closed = false;
   #closing: { promise: Promise<void>; resolve: () => void } | null = null;
 
@@ -160,8 +168,8 @@ export class Http1UpstreamClient extends Dispatcher {
   }
 
   /** Connections open or opening, idle ones among them, and requests waiting (tests, status). */
-  get stats(): { readonly connections: number; readonly idle: number; readonly queued: number } {
-    return { connections: this.#connections.size, idle: this.#idle.length, queued: this.#queue.length };
+  get stats(): { readonly connections: number; readonly idle: number; readonly queued: number; readonly replayed: number } {
+    return { connections: this.#connections.size, idle: this.#idle.length, queued: this.#queue.length, replayed: this.#replayed };
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -229,6 +237,15 @@ export class Http1UpstreamClient extends Dispatcher {
     this.#settle();
   }
 
+  /**
+   * `x` goes first in line again, to be sent on the connection that replaces the one it was on
+   * (gone() opens it): called just before that connection is counted out.
+   */
+  replay(x: Exchange): void {
+    this.#replayed++;
+    this.#queue.unshift(x);
+  }
+
   #nextWaiting(): Exchange | undefined {
     let x: Exchange | undefined;
     while ((x = this.#queue.shift()) !== undefined && x.done);
@@ -279,6 +296,8 @@ class Connection implements ResponseEvents {
   #served = 0;
   #idleSince = 0;
   #idleBefore = 0;
+  /** A byte of the answer to the exchange on it arrived. */
+  #answered = false;
 
   constructor(client: Http1UpstreamClient, settings: TargetPoolSettings, opening: Exchange) {
     this.#client = client;
@@ -314,6 +333,7 @@ class Connection implements ResponseEvents {
   start(x: Exchange): void {
     this.#x = x;
     this.#idleBefore = this.#served > 0 ? Date.now() - this.#idleSince : 0;
+    this.#answered = false;
     this.arm(0);
     this.#interim = false;
     this.#paused = false;
@@ -377,6 +397,7 @@ class Connection implements ResponseEvents {
   readonly #onData = (data: Buffer): void => {
     const x = this.#x;
     if (x === null) return this.#fail(undiciCodedError('the upstream sent bytes nobody asked for', 'UND_ERR_SOCKET'));
+    this.#answered = true;
     if (x.responding && !this.#paused) this.arm(x.bodyTimeout);
     let r: ParseResult = this.#parser.execute(data);
     for (;;) {
@@ -401,7 +422,7 @@ class Connection implements ResponseEvents {
       if (r.kind === 'complete') return this.#completed(0);
       if (r.kind === 'error') return this.#fail(undiciCodedError(`the upstream closed the connection in the middle of the response (${(r.error as { code?: string }).code ?? r.error.message})`, 'UND_ERR_SOCKET'));
     }
-    this.#fail(this.#closedError('end'));
+    this.#failOrReplay(this.#closedError('end'));
   };
 
   readonly #onError = (err: Error): void => {
@@ -409,8 +430,28 @@ class Connection implements ResponseEvents {
   };
 
   readonly #onClose = (): void => {
-    this.#fail(this.#closedError('close'));
+    this.#failOrReplay(this.#closedError('close'));
   };
+
+  /**
+   * The keep-alive race: an upstream may close a connection it has kept idle (its own idle
+   * timeout, a restart) just as a request goes out on it, and it then closes without answering.
+   * Such a request is sent once more on a new connection when that is safe: the connection had
+   * served an exchange before (a new one that closes is a refusal, not a race), not a byte of the
+   * answer arrived, the close was a FIN, a plain close or a reset, and the request is idempotent
+   * and has no body (RFC 9110 9.2.2; Go's Transport and nginx's cached upstream connections do the
+   * same). Only once per request; the second close is the answer.
+   */
+  #failOrReplay(err: Error): void {
+    const x = this.#x;
+    const code = (this.#error as { code?: string } | null)?.code;
+    const raced = this.#error === null || code === 'ECONNRESET' || code === 'EPIPE';
+    if (x === null || this.#served === 0 || this.#answered || !raced || !x.replayable()) return this.#fail(err);
+    this.#x = null;
+    x.rewind();
+    this.#client.replay(x);
+    this.#close(true);
+  }
 
   /**
    * undici's "other side closed", with what tells a keep-alive race (a reused connection the
@@ -421,8 +462,8 @@ class Connection implements ResponseEvents {
     if (this.#x === null) return undiciCodedError('other side closed', 'UND_ERR_SOCKET');
     const s = this.#socket;
     const conn = this.#served === 0 ? 'a new connection' : `request ${this.#served + 1} on a kept-alive connection idle ${this.#idleBefore} ms before it`;
-    const tls = s !== null && s.isSessionReused() ? ', TLS session resumed' : '';
-    return undiciCodedError(`other side closed (${how === 'end' ? 'FIN' : 'closed'} on ${conn}${tls}; request ${this.#x.requestSent ? 'sent' : 'partly sent'})`, 'UND_ERR_SOCKET');
+    const tls = s !== null && s.isSessionReused() ? 'TLS session resumed; ' : '';
+    return undiciCodedError(`other side closed (${how === 'end' ? 'FIN' : 'closed'} on ${conn}; ${tls}request ${this.#x.requestSent ? 'sent' : 'partly sent'})`, 'UND_ERR_SOCKET');
   }
 
   #onTimeout(): void {
@@ -523,6 +564,9 @@ class Exchange {
   #done = false;
   #responding = false;
   #requestSent = false;
+  /** onConnect was called (once per request, also when it is sent again). */
+  #connectCalled = false;
+  #replayed = false;
 
   constructor(client: Http1UpstreamClient, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, head: string, length: number | null, chunked: boolean) {
     this.#opts = opts;
@@ -550,10 +594,13 @@ class Exchange {
   /** On connection `c`: onConnect, then the request's bytes. */
   run(c: Connection): void {
     this.#conn = c;
-    try {
-      this.#handler.onConnect?.((err?: Error) => this.#abort(err ?? undiciCodedError('request aborted', 'UND_ERR_ABORTED')));
-    } catch (err) {
-      this.#abort(err as Error);
+    if (!this.#connectCalled) {
+      this.#connectCalled = true;
+      try {
+        this.#handler.onConnect?.((err?: Error) => this.#abort(err ?? undiciCodedError('request aborted', 'UND_ERR_ABORTED')));
+      } catch (err) {
+        this.#abort(err as Error);
+      }
     }
     if (this.#abortedEarly !== null) {
       this.fail(this.#abortedEarly);
@@ -583,6 +630,21 @@ class Exchange {
     body.once('close', this.#onBodyClose);
     // A body that ended before it was handed over has no 'end' to come.
     if (body.readableEnded === true) this.#onBodyEnd();
+  }
+
+  /** May be sent again on another connection: idempotent, without a body, sent whole, not yet sent twice (Connection#failOrReplay). */
+  replayable(): boolean {
+    if (this.#done || this.#replayed || !this.#requestSent || this.#responding || !IDEMPOTENT.has(this.#opts.method)) return false;
+    const body = this.#opts.body as unknown;
+    return body == null || ((typeof body === 'string' || Buffer.isBuffer(body)) && body.length === 0);
+  }
+
+  /** Back to "not sent", to be run on a new connection. */
+  rewind(): void {
+    this.#replayed = true;
+    this.#conn = null;
+    this.#wrote = false;
+    this.#requestSent = false;
   }
 
   /** The whole request is written: the response head is now waited for (undici's headersTimeout). */

@@ -36,6 +36,8 @@ function answer(path: string, seen: Seen): string | null {
       return 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n';
     case '/hang':
     case '/drop':
+    case '/drop-reused':
+    case '/partial-then-drop':
     case '/split-interim':
     case '/then-unsolicited':
     case '/slow-reader':
@@ -117,6 +119,7 @@ t.test('lean upstream client', async (t) => {
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => undefined);
     let buf: Buffer<ArrayBufferLike> = Buffer.alloc(0);
+    let answered = 0;
     sock.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       for (let r = takeRequest(buf); r !== null; r = takeRequest(buf)) {
@@ -132,9 +135,18 @@ t.test('lean upstream client', async (t) => {
           sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
           setTimeout(() => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'), 100);
         }
-        // No answer: the connection ends (FIN) once the request is read.
+        // No answer: the connection ends (FIN) once the request is read; /drop-reused only on a
+        // connection that answered before (the keep-alive race), and /partial-then-drop after a
+        // few bytes of a head.
         if (r.seen.path === '/drop') sock.end();
+        if (r.seen.path === '/drop-reused') {
+          if (answered > 0) sock.end();
+          else sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+          answered++;
+        }
+        if (r.seen.path === '/partial-then-drop') sock.end('HTTP/1.1 200 OK\r\nContent-Le');
         if (out === null) continue;
+        answered++;
         if (r.seen.path === '/until-close' || r.seen.path === '/cut' || r.seen.path === '/close') sock.end(out, 'latin1');
         else sock.write(out, 'latin1');
       }
@@ -264,19 +276,46 @@ t.test('lean upstream client', async (t) => {
     t.equal((await send(client, {})).status, 200, 'served after every failure');
   });
 
-  await t.test('a connection the upstream closes before answering: the failure says whether it was new or reused, and how long it idled', async (t) => {
+  await t.test('the keep-alive race: an idempotent request without a body that a kept-alive connection closed under is sent once more on a new one', async (t) => {
+    const fresh = new Http1UpstreamClient(`https://127.0.0.1:${port}`, settings);
+    t.teardown(() => fresh.close());
+    const before = connections;
+    t.equal((await send(fresh, {})).status, 200);
+    for (const method of ['GET', 'DELETE']) {
+      const o = await send(fresh, { path: '/drop-reused', method });
+      t.equal(o.error, null, `${method}: no failure`);
+      t.equal(o.status, 200, `${method}: answered on the new connection`);
+      t.equal(o.body, 'ok');
+    }
+    t.equal(fresh.stats.replayed, 2, 'each sent twice');
+    t.equal(connections - before, 3, 'a new connection for each replay');
+    // Once only: the new connection closes as well, and that is the answer.
+    const twice = await send(fresh, { path: '/drop' });
+    t.match(twice.error?.message, /^other side closed \(FIN on a new connection; (TLS session resumed; )?request sent\)$/, 'the second close is the answer');
+    t.equal(fresh.stats.replayed, 3);
+    t.equal((await send(fresh, {})).status, 200, 'served after');
+  });
+
+  await t.test('what is not sent again: a POST, a request with a body, an answer that had begun, a new connection; the failure says whether the connection was new or reused and how long it idled', async (t) => {
     const fresh = new Http1UpstreamClient(`https://127.0.0.1:${port}`, settings);
     t.teardown(() => fresh.close());
     t.equal((await send(fresh, {})).status, 200);
     await new Promise((r) => setTimeout(r, 30));
-    const reused = await send(fresh, { path: '/drop' });
-    t.equal(reused.error?.code, 'UND_ERR_SOCKET');
-    t.match(reused.error?.message, /^other side closed \(FIN on request 2 on a kept-alive connection idle \d+ ms before it; request sent\)$/);
-    t.ok(Number(/idle (\d+) ms/.exec(reused.error?.message ?? '')?.[1]) >= 25, 'the idle time is the time between the two requests');
-    t.equal(gatewayCode(reused.error), 'GW_ERR_UPSTREAM_RESET');
+    const post = await send(fresh, { path: '/drop', method: 'POST', body: 'x', headers: { 'content-length': '1' } });
+    t.equal(post.error?.code, 'UND_ERR_SOCKET');
+    t.match(post.error?.message, /^other side closed \(FIN on request 2 on a kept-alive connection idle \d+ ms before it; (TLS session resumed; )?request sent\)$/);
+    t.ok(Number(/idle (\d+) ms/.exec(post.error?.message ?? '')?.[1]) >= 25, 'the idle time is the time between the two requests');
+    t.equal(gatewayCode(post.error), 'GW_ERR_UPSTREAM_RESET');
+    t.equal((await send(fresh, {})).status, 200);
+    const put = await send(fresh, { path: '/drop', method: 'PUT', body: Buffer.from('y'), headers: { 'content-length': '1' } });
+    t.match(put.error?.message, /^other side closed \(FIN on request 2 on a kept-alive connection/, 'an idempotent request with a body is not sent again');
+    t.equal((await send(fresh, {})).status, 200);
+    const begun = await send(fresh, { path: '/partial-then-drop' });
+    t.equal(begun.error?.code, 'UND_ERR_SOCKET', 'an answer that had begun is not asked for again');
     const opened = await send(fresh, { path: '/drop' });
-    t.match(opened.error?.message, /^other side closed \(FIN on a new connection; request sent\)$/);
-    t.equal((await send(fresh, {})).status, 200, 'served after both');
+    t.match(opened.error?.message, /^other side closed \(FIN on a new connection; (TLS session resumed; )?request sent\)$/, 'a new connection that closes is a refusal');
+    t.equal(fresh.stats.replayed, 0, 'none was sent again');
+    t.equal((await send(fresh, {})).status, 200, 'served after all of them');
   });
 
   await t.test('a paused relay gets every byte after resume, and no body timeout meanwhile', async (t) => {
