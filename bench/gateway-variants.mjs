@@ -34,7 +34,8 @@
 // to the floor that is what the origin receives, not how the gateway decides it. --lean adds the
 // lean floors (lib/lean-floor.mjs: Node's llhttp binding, undici's wasm build, and the wasm build
 // with undici as the upstream client, a lean server side only; not with --alloc): with --floor
-// --concurrent, the measure issue 14's two-thirds rule is about. After npm run
+// --concurrent, the measure issue 14's two-thirds rule is about. --path P requests P instead of /
+// (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario. After npm run
 // build; uses nginx as the origin and wrk when installed.
 import { parseArgs } from 'node:util';
 import { join, dirname } from 'node:path';
@@ -55,7 +56,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const checkout = join(BENCH, '..');
 const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
-const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
+const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--path P] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
 let parsed;
 try {
   parsed = parseArgs({
@@ -72,6 +73,7 @@ try {
       'spin-floor': { type: 'string', multiple: true, default: [] },
       'floor-headers': { type: 'boolean', default: false },
       lean: { type: 'boolean', default: false },
+      path: { type: 'string', default: '/' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -190,7 +192,7 @@ async function startAll() {
   return names;
 }
 const names = await startAll();
-const spec = { kind: 'ka', path: '/', method: 'GET', conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate } : {}) };
+const spec = { kind: 'ka', path: values.path, method: 'GET', conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate } : {}) };
 const ref = values.floor ? 'floor' : names[0];
 const label = (n) => (n === 'floor' || n.startsWith('floor-') || n.startsWith('lean') ? n : variants.find((v) => v.name === n).label);
 const lines = [];
@@ -247,7 +249,8 @@ if (values.alloc) {
     lines.push(`| ${label(n)} | ${median(us[n]).toFixed(0)} | ${median(ratios[n]).toFixed(2)} | ${median(rps[n]).toFixed(0)} | ${us[n].map((x) => x.toFixed(0)).join(', ')} |`);
   }
 } else {
-  const label0 = rate > 0 ? `keep-alive GET 100 B at ${rate} req/s` : 'keep-alive GET 100 B';
+  const what = values.path === '/' ? 'keep-alive GET 100 B' : `keep-alive GET ${values.path}`;
+  const label0 = rate > 0 ? `${what} at ${rate} req/s` : what;
   // 2 s of unrecorded warm-up per target, then A B C ... A B C ...; measure() logs every round.
   const rows = await interleaved(ctx, { scenario: 'variants', label: label0, targets: names, spec, rounds, durationS, warmupS: 2 });
   // A paced round that fell short of its rate compared a variant at a lower load: say so.
