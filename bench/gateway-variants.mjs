@@ -35,7 +35,8 @@
 // lean floors (lib/lean-floor.mjs: Node's llhttp binding, undici's wasm build, and the wasm build
 // with undici as the upstream client, a lean server side only; not with --alloc): with --floor
 // --concurrent, the measure issue 14's two-thirds rule is about. --path P requests P instead of /
-// (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario. After npm run
+// (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
+// POSTs a body of BYTES to /post instead (the body64k scenario's upload). After npm run
 // build; uses nginx as the origin and wrk when installed.
 import { parseArgs } from 'node:util';
 import { join, dirname } from 'node:path';
@@ -56,7 +57,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const checkout = join(BENCH, '..');
 const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
-const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--path P] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
+const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--path P | --post BYTES] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
 let parsed;
 try {
   parsed = parseArgs({
@@ -74,6 +75,7 @@ try {
       'floor-headers': { type: 'boolean', default: false },
       lean: { type: 'boolean', default: false },
       path: { type: 'string', default: '/' },
+      post: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -192,7 +194,8 @@ async function startAll() {
   return names;
 }
 const names = await startAll();
-const spec = { kind: 'ka', path: values.path, method: 'GET', conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate } : {}) };
+const postBytes = values.post === undefined ? 0 : Number(values.post);
+const spec = { kind: 'ka', path: postBytes > 0 ? '/post' : values.path, method: postBytes > 0 ? 'POST' : 'GET', ...(postBytes > 0 ? { bodyBytes: postBytes } : {}), conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate } : {}) };
 const ref = values.floor ? 'floor' : names[0];
 const label = (n) => (n === 'floor' || n.startsWith('floor-') || n.startsWith('lean') ? n : variants.find((v) => v.name === n).label);
 const lines = [];
@@ -249,7 +252,7 @@ if (values.alloc) {
     lines.push(`| ${label(n)} | ${median(us[n]).toFixed(0)} | ${median(ratios[n]).toFixed(2)} | ${median(rps[n]).toFixed(0)} | ${us[n].map((x) => x.toFixed(0)).join(', ')} |`);
   }
 } else {
-  const what = values.path === '/' ? 'keep-alive GET 100 B' : `keep-alive GET ${values.path}`;
+  const what = postBytes > 0 ? `keep-alive POST ${postBytes} B` : values.path === '/' ? 'keep-alive GET 100 B' : `keep-alive GET ${values.path}`;
   const label0 = rate > 0 ? `${what} at ${rate} req/s` : what;
   // 2 s of unrecorded warm-up per target, then A B C ... A B C ...; measure() logs every round.
   const rows = await interleaved(ctx, { scenario: 'variants', label: label0, targets: names, spec, rounds, durationS, warmupS: 2 });

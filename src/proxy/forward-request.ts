@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { buildClientResponseHeaders } from './forward-headers.js';
 import { responseGone } from './client-response.js';
+import { RELAY_BUFFER_BYTES } from './relay-buffer.js';
 
 export interface ForwardOptions {
   readonly method: string;
@@ -66,17 +67,7 @@ const RESOLVED = Promise.resolve();
 
 /** A retried status's body is read and dropped up to this size; beyond it the connection is given up. */
 const MAX_DISCARD = 64 * 1024;
-/**
- * Bytes of a response the relay lets wait for a slow client before it stops reading the upstream
- * (backpressure). A client socket says "wait" past its 16 KiB high-water mark, which a response's
- * second record already crosses: the upstream connection was paused with records of the same read
- * (up to 64 KiB of them) already decrypted and waiting, and they went out in one more write on one
- * more turn of the event loop once the client had drained (a 64 KiB answer took three writes to
- * the client where the lean floor takes two; bench/README.md). Two reads' worth may wait instead:
- * nginx buffers 64 KiB per proxied response by default (proxy_buffers 8 8k) and then spills to
- * disk, Envoy up to 1 MiB per connection.
- */
-const RELAY_BUFFER_BYTES = 128 * 1024;
+
 
 /**
  * One forwarded exchange, as undici's dispatch handler. It implements the raw-header callbacks of

@@ -21,6 +21,7 @@
  *    gateway removes them before it dispatches; a request that still has one is refused here);
  *  - framing: Content-Length as given (a body that does not match it fails the request), chunked
  *    when a streamed body has none, `content-length: 0` for a POST, PUT or PATCH without a body;
+ *    a streamed body's head written with its first bytes (or its end), in one write;
  *  - timeouts: the response head within headersTimeout of the request being written, each body
  *    chunk within bodyTimeout of the last (not counted while the relay is paused for a slow
  *    client), idle connections closed after keepAlive (shortened by an upstream's
@@ -37,6 +38,7 @@ import type { TLSSocket } from 'node:tls';
 import { Dispatcher } from 'undici';
 import { TargetConnector } from './resuming-target-connect.js';
 import { ConnectionDeadline } from './connection-deadline.js';
+import { RELAY_BUFFER_BYTES } from './relay-buffer.js';
 import { loadResponseParser, ResponseParser, type ParseResult, type ResponseEvents } from './llhttp-response-parser.js';
 import { undiciCodedError } from './upstream-errors.js';
 import type { TargetPoolSettings } from './upstream-target.js';
@@ -366,6 +368,11 @@ class Connection implements ResponseEvents {
     this.#socket?.cork();
   }
 
+  /** Bytes written and not yet handed to the kernel. */
+  get writableLength(): number {
+    return this.#socket?.writableLength ?? 0;
+  }
+
   uncork(): void {
     this.#socket?.uncork();
   }
@@ -564,6 +571,8 @@ class Exchange {
   #done = false;
   #responding = false;
   #requestSent = false;
+  /** A streamed body's request head waits for the body's first bytes (or its end). */
+  #headPending = false;
   /** onConnect was called (once per request, also when it is sent again). */
   #connectCalled = false;
   #replayed = false;
@@ -622,7 +631,10 @@ class Exchange {
       this.#sent();
       return;
     }
-    c.write(this.#head, 'latin1');
+    // As undici: the head goes out with the body's first bytes (or its end), in one write, rather
+    // than in a write of its own just before them (the body of a request read with its head is
+    // pushed right after the request was handed over).
+    this.#headPending = true;
     this.#body = body;
     body.on('data', this.#onBodyData);
     body.once('end', this.#onBodyEnd);
@@ -661,23 +673,33 @@ class Exchange {
     this.#sentBytes += b.length;
     if (this.#length !== null && this.#sentBytes > this.#length) return this.#abort(undiciCodedError('request body longer than its content-length', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'));
     let ok: boolean;
+    const head = this.#headPending;
+    if (head || this.#chunked) c.cork();
+    if (head) {
+      this.#headPending = false;
+      c.write(this.#head, 'latin1');
+    }
     if (this.#chunked) {
-      c.cork();
       c.write(`${b.length.toString(16)}\r\n`, 'latin1');
       c.write(b);
       ok = c.write('\r\n', 'latin1');
-      c.uncork();
     } else {
       ok = c.write(b);
     }
-    if (!ok) this.#body?.pause();
+    if (head || this.#chunked) c.uncork();
+    // The body keeps flowing while less than RELAY_BUFFER_BYTES wait for the upstream; 'drain' resumes it.
+    if (!ok && c.writableLength >= RELAY_BUFFER_BYTES) this.#body?.pause();
   };
 
   readonly #onBodyEnd = (): void => {
     const c = this.#conn;
     if (c === null || this.#done || this.#requestSent) return;
     if (this.#length !== null && this.#sentBytes !== this.#length) return this.#abort(undiciCodedError('request body shorter than its content-length', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'));
-    if (this.#chunked) c.write(LAST_CHUNK, 'latin1');
+    if (this.#headPending) {
+      // A body that ended without a byte: the head alone (with the last chunk when chunked).
+      this.#headPending = false;
+      c.write(this.#chunked ? this.#head + LAST_CHUNK : this.#head, 'latin1');
+    } else if (this.#chunked) c.write(LAST_CHUNK, 'latin1');
     this.#detachBody();
     this.#sent();
   };
