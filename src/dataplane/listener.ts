@@ -134,10 +134,10 @@ function leanHttp1(config: GatewayConfig, runtime: Runtime, srv: HttpsServer): H
   if (config.server.engine !== 'lean') return srv;
   // Read several times per request: derived once per configuration in force, not per call.
   let from: GatewayConfig['server'] | null = null;
-  let settings: LeanHttp1Settings | null = null;
+  let settings!: LeanHttp1Settings;
   const lean = new LeanHttp1Connections(srv, () => {
     const s = runtime.current.config.server;
-    if (s !== from || settings === null) {
+    if (s !== from) {
       from = s;
       // One line over server.maxHeaders is delivered, so that admit() answers it (as with node:http).
       settings = { maxHeaderSize: s.maxHeaderSize, maxHeaderLines: s.maxHeaders + 1, headersTimeout: effectiveHeadersTimeout(s), requestTimeout: s.requestTimeout, keepAliveTimeout: s.keepAliveTimeout };

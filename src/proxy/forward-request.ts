@@ -68,7 +68,6 @@ const RESOLVED = Promise.resolve();
 /** A retried status's body is read and dropped up to this size; beyond it the connection is given up. */
 const MAX_DISCARD = 64 * 1024;
 
-
 /**
  * One forwarded exchange, as undici's dispatch handler. It implements the raw-header callbacks of
  * undici 7's `DispatchHandler` (onConnect, onHeaders, onData, onComplete, onError): those are what
