@@ -6,14 +6,14 @@ export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'ocsp', 'pro
  * Every target, in the order measured in each round: the origin alone, the gateway, then the
  * references (Node ones from the leanest up, nginx last). See "What runs" in bench/README.md.
  */
-export const ALL_TARGETS = ['direct', 'gateway', 'gateway-warn', 'gateway-lean', 'floor', 'floor-headers', 'lean', 'lean-wasm', 'fastify', 'nginx', 'nginx-log'];
+export const ALL_TARGETS = ['direct', 'gateway', 'gateway-warn', 'gateway-lean', 'gateway-node', 'floor', 'floor-headers', 'lean', 'lean-wasm', 'fastify', 'nginx', 'nginx-log'];
 /**
  * The Node reference proxies: plain mTLS proxies (no identity, policy or revocation, so only the
  * basic functional checks apply) speaking HTTP/1.1 only.
  */
 export const NODE_REFERENCES = ['floor', 'floor-headers', 'lean', 'lean-wasm', 'fastify'];
 /** Targets measured when --targets is not given (nginx ones only when nginx is installed). */
-export const DEFAULT_TARGETS = ['direct', 'gateway', 'floor', 'lean', 'fastify', 'nginx', 'nginx-log'];
+export const DEFAULT_TARGETS = ['direct', 'gateway', 'gateway-node', 'floor', 'lean', 'fastify', 'nginx', 'nginx-log'];
 /** Scenarios that start their own gateway and origins and compare with no other target. */
 export const STANDALONE_SCENARIOS = ['failover', 'storm'];
 const QUICK_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl'];
@@ -24,10 +24,12 @@ export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run bu
                      (default: all; --quick: ${QUICK_SCENARIOS.join(', ')})
   --targets LIST     from: ${ALL_TARGETS.join(', ')}
                      (default: ${DEFAULT_TARGETS.join(', ')}; the nginx ones only if installed)
-                     gateway runs at its default log level (info: an access record per request),
-                     gateway-warn with log level warn, gateway-lean with server.engine: lean (its
-                     own HTTP/1.1 upstream client); floor = node:https + undici, the least a Node
-                     proxy does (lib/floor-proxy.mjs); floor-headers = the floor sending the headers
+                     gateway runs at its defaults (log level info: an access record per request;
+                     server.engine: lean), gateway-warn with log level warn, gateway-lean with
+                     server.engine: lean written out (the default since 2026-12-03), gateway-node
+                     with server.engine: node (node:http and undici's Pool, the switch back);
+                     floor = node:https + undici, the least a Node proxy does
+                     (lib/floor-proxy.mjs); floor-headers = the floor sending the headers
                      the gateway adds (XFCC, request id, x-forwarded-*); lean / lean-wasm = the
                      same job on raw TLS sockets with Node's / undici's llhttp
                      (lib/lean-floor.mjs); fastify = Fastify + @fastify/http-proxy

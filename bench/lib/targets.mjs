@@ -34,7 +34,7 @@ function q(s) {
  * adminPort: 0 (any) unless the caller wants to read /status or /metrics.
  * logLevel: null (no `log:` key, the gateway's default level `info`: one access record per
  * request, as users run it) or a level to write into the config (e.g. 'warn').
- * engine: null (no `server.engine`, the default `node`) or the engine to write (e.g. 'lean').
+ * engine: null (no `server.engine`, the default `lean`) or the engine to write ('lean', 'node').
  */
 export function gatewayConfigYaml({ port, pki, upstreamPort, upstreamPorts, upstreamExtra = '', tlsExtra = '', adminPort = 0, crl = 'small', logLevel = null, engine = null }) {
   const origin = (p) => `https://127.0.0.1:${p}`;
@@ -246,6 +246,8 @@ export class Targets {
         return this.startGateway(name, { logLevel: 'warn' });
       case 'gateway-lean':
         return this.startGateway(name, { engine: 'lean' });
+      case 'gateway-node':
+        return this.startGateway(name, { engine: 'node' });
       case 'floor':
         return this.startFloor(name);
       case 'floor-headers':

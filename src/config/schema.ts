@@ -438,8 +438,8 @@ export const configSchema = z
       .strictObject({
         engine: z
           .enum(['node', 'lean'])
-          .default('node')
-          .describe("the HTTP/1.1 data plane: node (node:http's connection handling on node:https or node:http2's listener, undici's Pool upstream) or lean (HTTP/1.1 connections read by the gateway's own, src/dataplane/lean-http1-connection.ts, HTTP/2 still node:http2's; upstream HTTP/1.1 through the gateway's own client, src/proxy/http1-upstream-client.ts, measured cheaper per request); experimental; fixed at start"),
+          .default('lean')
+          .describe("the HTTP/1.1 data plane: lean, the default (HTTP/1.1 connections read by the gateway's own, src/dataplane/lean-http1-connection.ts, HTTP/2 still node:http2's; upstream HTTP/1.1 through the gateway's own client, src/proxy/http1-upstream-client.ts; measured cheaper per request), or node, the switch back (node:http's connection handling on node:https or node:http2's listener, undici's Pool upstream); fixed at start"),
         keepAliveTimeout: duration({ min: 1 }).default(65_000),
         requestTimeout: duration({ min: 0 }).default(0).describe('whole-request limit from its first byte (caps headersTimeout when lower); 0 leaves long transfers alone'),
         headersTimeout: duration({ min: 1 }).default(30_000),

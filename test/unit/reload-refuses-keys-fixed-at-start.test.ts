@@ -27,17 +27,19 @@ t.test('keys fixed at start are named; others reload', async (t) => {
     ['listen', BASE.replace('port: 8443', 'port: 8444')],
     ['tls.handshakeTimeout', BASE.replace('clientCA: ./ca.pem }', 'clientCA: ./ca.pem, handshakeTimeout: 5s }')],
     ['server.maxHeaderSize', `${BASE}server: { maxHeaderSize: 32768 }\n`],
-    ['server.engine', `${BASE}server: { engine: lean }\n`],
+    ['server.engine', `${BASE}server: { engine: node }\n`],
     ['log.bufferBytes', `${BASE}log: { bufferBytes: 0 }\n`],
   ];
   for (const [key, yaml] of fixed) t.equal(restartNeededFor(running, parseConfigText(yaml, '/x/g.yaml')), key, `${key}: refused, named`);
-  const lean = parseConfigText(`${BASE}server: { engine: lean }\n`, '/x/g.yaml');
-  t.equal(restartNeededFor(lean, parseConfigText(`${BASE}server: { engine: lean, keepAliveTimeout: 30s }\n`, '/x/g.yaml')), null, 'a lean gateway reloads what is not fixed');
+  const node = parseConfigText(`${BASE}server: { engine: node }\n`, '/x/g.yaml');
+  t.equal(restartNeededFor(node, parseConfigText(`${BASE}server: { engine: node, keepAliveTimeout: 30s }\n`, '/x/g.yaml')), null, 'a gateway on the node engine reloads what is not fixed');
+  t.equal(restartNeededFor(node, parseConfigText(BASE, '/x/g.yaml')), 'server.engine', 'back to the default engine: refused, named');
   t.equal(restartNeededFor(running, parseConfigText(`${BASE}server: { keepAliveTimeout: 30s }\n`, '/x/g.yaml')), null, 'server.keepAliveTimeout reloads');
 });
 
 t.test('server.engine takes node or lean only', async (t) => {
-  t.equal(parseConfigText(BASE, '/x/g.yaml').server.engine, 'node', 'node by default');
+  t.equal(parseConfigText(BASE, '/x/g.yaml').server.engine, 'lean', 'lean by default');
+  t.equal(parseConfigText(`${BASE}server: { engine: node }\n`, '/x/g.yaml').server.engine, 'node', 'node when asked (the switch back)');
   for (const bad of ['fast', 'Lean', '""', '1', '[lean]', '{ }']) {
     t.throws(() => parseConfigText(`${BASE}server: { engine: ${bad} }\n`, '/x/g.yaml'), /server\.engine/, `engine: ${bad} is refused, naming the key`);
   }
