@@ -97,6 +97,64 @@ function goals(sum) {
   return rows;
 }
 
+/**
+ * Issue 14's targets (per worker, the gateway at its defaults, all from this run): against nginx,
+ * against the floor the gateway runs on (lean-wasm: undici's llhttp on raw TLS sockets, the stack
+ * of the default server.engine: lean; gateway-node against the node floor), the CPU it spends
+ * above that floor, the paced p99 and the memory per idle connection. A row whose targets were not
+ * measured says so.
+ */
+function goals14(sum, idleRows) {
+  const get = (label, target) => sum.find((s) => s.label === label && s.target === target);
+  const rows = [];
+  const na = (goal, needs) => rows.push({ goal, measured: `not measured (needs ${needs})`, status: 'n/a' });
+  const ka = 'keep-alive GET 100 B';
+  const hs = 'full handshake per request';
+  const vsNginx = (label, goal, what) => {
+    const g = get(label, 'gateway');
+    const n = get(label, 'nginx');
+    if (!g || !n) return na(what, 'gateway and nginx');
+    const x = g.rps / n.rps;
+    rows.push({ goal: what, measured: `${fx(g.rps)} / ${fx(n.rps)} req/s = ${x.toFixed(2)}× nginx`, status: x >= goal ? 'met' : 'NOT met' });
+  };
+  vsNginx(ka, 0.8, 'keep-alive GET ≥ 0.8× nginx');
+  vsNginx(hs, 1.0, 'full handshakes ≥ 1.0× nginx');
+  vsNginx('keep-alive POST 64 KiB', 0.6, '64 KiB POST bodies ≥ 0.6× nginx');
+  vsNginx('keep-alive GET 64 KiB', 0.6, '64 KiB GET responses ≥ 0.6× nginx');
+  const pairs = [
+    ['gateway', 'lean-wasm', 'the gateway (server.engine: lean) against lean-wasm, the stack it runs on'],
+    ['gateway-node', 'floor', 'gateway-node (server.engine: node) against the node floor'],
+  ];
+  for (const [gw, fl, who] of pairs) {
+    for (const label of [ka, 'keep-alive POST 64 KiB', 'keep-alive GET 64 KiB', hs]) {
+      const g = get(label, gw);
+      const f = get(label, fl);
+      if (!g || !f) continue;
+      const x = g.rps / f.rps;
+      rows.push({ goal: `${label}: ${who}, ≥ 0.9× its req/s`, measured: `${fx(g.rps)} / ${fx(f.rps)} req/s = ${x.toFixed(2)}×`, status: x >= 0.9 ? 'met' : 'NOT met' });
+    }
+    for (const [label, limit] of [[ka, 10], [hs, 150]]) {
+      const g = get(label, gw);
+      const f = get(label, fl);
+      if (!g || !f || g.targetUs == null || f.targetUs == null) continue;
+      const d = g.targetUs - f.targetUs;
+      rows.push({ goal: `${label}: ${who}, ≤ ${limit} µs CPU above it`, measured: `${fx(g.targetUs)} − ${fx(f.targetUs)} = ${d >= 0 ? '+' : ''}${fx(d)} µs`, status: d <= limit ? 'met' : 'NOT met' });
+    }
+  }
+  if (!rows.some((r) => r.goal.includes('against lean-wasm'))) na('the gateway against the floor it runs on', 'gateway and lean-wasm');
+  const paced = sum.find((s) => s.label.startsWith('keep-alive GET 100 B, latency at') && s.target === 'gateway')?.label;
+  const g = paced ? get(paced, 'gateway') : undefined;
+  const d = paced ? get(paced, 'direct') : undefined;
+  if (g && d && g.p99 !== null && d.p99 !== null) {
+    const o = g.p99 - d.p99;
+    rows.push({ goal: `p99 over direct ≤ 2 ms (${paced})`, measured: `${fx(g.p99, 2)} − ${fx(d.p99, 2)} = ${o.toFixed(2)} ms`, status: o <= 2 ? 'met' : 'NOT met' });
+  } else na('p99 over direct ≤ 2 ms at a paced load', 'gateway and direct with --latency-rate');
+  const idle = (idleRows ?? []).find((r) => r.target === 'gateway');
+  if (idle) rows.push({ goal: 'memory per idle connection ≤ 40 KB', measured: `${fx(idle.kbPerConn, 1)} KB`, status: idle.kbPerConn <= 40 ? 'met' : 'NOT met' });
+  else na('memory per idle connection ≤ 40 KB', 'the idle scenario with the gateway');
+  return rows;
+}
+
 function machineSection(r) {
   const m = r.machine;
   const o = r.options;
@@ -340,6 +398,8 @@ export function renderMarkdown(r) {
   if (sum.length > 0) {
     const g = goals(sum);
     parts.push('### Targets from issue 5\n\n| goal | measured | status |\n|---|---|---|\n' + g.map((x) => `| ${x.goal} | ${x.measured} | ${x.status} |`).join('\n'));
+    const g14 = goals14(sum, r.extra.idle);
+    parts.push('### Targets from issue 14\n\n| goal | measured | status |\n|---|---|---|\n' + g14.map((x) => `| ${x.goal} | ${x.measured} | ${x.status} |`).join('\n'));
   }
   const main = sum.filter((s) => !s.label.startsWith('CRL'));
   if (main.length) parts.push('### Throughput, latency, CPU\n\n' + mainTable(main));
