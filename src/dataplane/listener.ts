@@ -1,6 +1,7 @@
 /**
  * The listener: one TLS port for HTTP/2 and HTTP/1.1, chosen by ALPN (listen.http2; node:http2's
- * secure server with allowHTTP1, whose HTTP/1.1 side is node:http's own connection handling). It
+ * secure server with allowHTTP1, whose HTTP/1.1 connections are the lean connection handling's at
+ * the default server.engine: lean, see leanHttp1, and node:http's own at server.engine: node). It
  * is created through Fastify's serverFactory, so Fastify owns listen, close and idle-connection
  * handling while every request, of either protocol, goes straight to the data plane through the
  * compatibility API (the same request and response shapes as node:http). Also the server's
@@ -125,7 +126,7 @@ function checkedEverySecond(srv: HttpsServer): HttpsServer {
 }
 
 /**
- * With `server.engine: lean`, HTTP/1.1 connections (ALPN http/1.1, or none) are served by the lean
+ * With `server.engine: lean` (the default), HTTP/1.1 connections (ALPN http/1.1, or none) are served by the lean
  * connection handling (lean-http1-connection.ts) instead of node:http's: Node's own
  * 'secureConnection' listeners keep the h2 ones. The server's closeIdleConnections and
  * closeAllConnections (Fastify's close, the drain's timeout) reach the lean connections too.
