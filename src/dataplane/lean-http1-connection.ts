@@ -14,6 +14,7 @@
  * node:http's connection check does, but on time rather than at its sweep). The socket's
  * timer and this connection's one deadline timer are the only timers.
  */
+import dc from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -45,6 +46,15 @@ type PausableSocket = TLSSocket & { _paused?: boolean };
 const KEEP_ALIVE_BUFFER_MS = 1_000;
 
 const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
+
+/**
+ * node:http's diagnostics channels, published at the same points as lib/_http_server.js does
+ * (parserOnIncoming, resOnFinish), so that tracing and APM tools subscribed to them see the lean
+ * listener's requests as they see node:http's. ('http.server.response.created' is published by
+ * ServerResponse's own constructor on Node 22+.)
+ */
+const requestStartChannel = dc.channel('http.server.request.start');
+const responseFinishChannel = dc.channel('http.server.response.finish');
 
 /**
  * OutgoingMessage's own "a write returned false" flag. node:http's server (socketOnDrain) turns a
@@ -306,6 +316,7 @@ class LeanHttp1Connection implements RequestEvents {
     this.#res = res;
     this.#inBody = true;
     const server = this.#server;
+    if (requestStartChannel.hasSubscribers) requestStartChannel.publish({ request: req, response: res, socket, server });
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.expect !== undefined) {
       if (CONTINUE.test(req.headers.expect)) {
         res._expect_continue = true;
@@ -381,6 +392,7 @@ class LeanHttp1Connection implements RequestEvents {
 
   /** node:http's resOnFinish. */
   #onFinish(req: NodeRequest, res: NodeResponse): void {
+    if (responseFinishChannel.hasSubscribers) responseFinishChannel.publish({ request: req, response: res, socket: this.#socket, server: this.#server });
     // A body nobody read is read to its end and dropped, so that the next request is found.
     if (!req._consuming && !req._readableState.resumeScheduled) req._dump();
     res.detachSocket(this.#socket);
