@@ -214,6 +214,9 @@ if (values.alloc) {
     if (!existsSync(file)) throw new Error(`${n}: no heap sample written (${file})`);
     const sum = summarizeHeap(JSON.parse(readFileSync(file, 'utf8')));
     rmSync(file, { force: true });
+    // The sampler counts requests on node:http's diagnostics channel: a target that does not
+    // publish it (the lean listener did not before fcf8a2f) would print Infinity bytes per request.
+    if (!(sum.requests > 0)) throw new Error(`${n}: no request counted in the sampled window (${Math.round(res.rps)} req/s served): its server publishes nothing on 'http.server.request.start'`);
     bytes[n] = sum.perRequest;
     top[n] = sum.top;
     log(`${label(n)}: ${sum.requests} requests sampled (${Math.round(res.rps)} req/s), ${sum.perRequest.toFixed(0)} B allocated per request`);
