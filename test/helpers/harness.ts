@@ -215,6 +215,15 @@ function withTestEngine(config: GatewayConfig): GatewayConfig {
   return { ...config, server: { ...config.server, engine } };
 }
 
+/**
+ * The engines a test that compares them runs under: both, or only the one GW_TEST_ENGINE forces
+ * (every gateway the harness starts would be that one anyway).
+ */
+export function enginesUnderTest(): Array<'node' | 'lean'> {
+  const engine = process.env['GW_TEST_ENGINE'];
+  return engine === 'lean' || engine === 'node' ? [engine] : ['node', 'lean'];
+}
+
 /** Builds and starts the gateway from YAML text; the YAML's relative paths resolve against dir. */
 export async function startGateway(opts: { dir: string; yaml: string; now?: () => number; watch?: boolean; file?: string; lookup?: DnsLookup }): Promise<TestGateway> {
   const logs: LogRecord[] = [];

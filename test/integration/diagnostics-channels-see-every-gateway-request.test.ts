@@ -10,7 +10,7 @@ import dc from 'node:diagnostics_channel';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import t from 'tap';
-import { startStack } from '../helpers/harness.js';
+import { enginesUnderTest, startStack } from '../helpers/harness.js';
 
 interface Published {
   request: { url?: string; method?: string };
@@ -19,7 +19,7 @@ interface Published {
   server: object;
 }
 
-const engines = process.env['GW_TEST_ENGINE'] === 'lean' || process.env['GW_TEST_ENGINE'] === 'node' ? [process.env['GW_TEST_ENGINE']] : ['lean', 'node'];
+const engines = enginesUnderTest();
 
 for (const engine of engines) {
   t.test(`server.engine: ${engine}`, async (t) => {

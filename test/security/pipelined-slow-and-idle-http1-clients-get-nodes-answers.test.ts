@@ -11,10 +11,10 @@
 // listener now has it sweep every second).
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { echoHandler, startStack } from '../helpers/harness.js';
+import { enginesUnderTest, echoHandler, startStack } from '../helpers/harness.js';
 import { rawTlsExchange } from '../helpers/raw-tls-request.js';
 
-const engines = process.env['GW_TEST_ENGINE'] === 'lean' || process.env['GW_TEST_ENGINE'] === 'node' ? [process.env['GW_TEST_ENGINE']] : ['node', 'lean'];
+const engines = enginesUnderTest();
 
 for (const engine of engines) {
   t.test(`server.engine: ${engine}`, async (t) => {
