@@ -87,13 +87,18 @@ function p99Row(sum, get, what) {
   const latLabel = paced ?? 'keep-alive GET 100 B';
   const g = get(latLabel, 'gateway');
   const d = get(latLabel, 'direct');
-  if (!g || !d || g.p99 === null || d.p99 === null) return { goal: `${what}`, measured: 'not measured', status: 'n/a' };
+  if (!g || !d || g.p99 === null || d.p99 === null) return { goal: what, measured: 'not measured', status: 'n/a' };
   const o = g.p99 - d.p99;
   return { goal: `${what} (${latLabel})`, measured: `${fx(g.p99, 2)} − ${fx(d.p99, 2)} = ${o.toFixed(2)} ms`, status: o <= 2 ? 'met' : 'NOT met' };
 }
 
+/** Looks up one measurement of the summary by label and target. */
+function finder(sum) {
+  return (label, target) => sum.find((s) => s.label === label && s.target === target);
+}
+
 function goals(sum) {
-  const get = (label, target) => sum.find((s) => s.label === label && s.target === target);
+  const get = finder(sum);
   return [
     vsNginxRow(get, 'keep-alive GET 100 B', 0.7, 'keep-alive small GET ≥ 0.7× nginx (stretch: parity)'),
     p99Row(sum, get, 'p99 overhead over direct ≤ 2 ms at 50 connections'),
@@ -111,7 +116,7 @@ function goals(sum) {
  * measured says so.
  */
 function goals14(sum, idleRows) {
-  const get = (label, target) => sum.find((s) => s.label === label && s.target === target);
+  const get = finder(sum);
   const ka = 'keep-alive GET 100 B';
   const hs = 'full handshake per request';
   const rows = [
@@ -276,7 +281,7 @@ function idleSection(rows) {
 
 function crlSection(info, sum) {
   if (!info || info.length === 0) return '';
-  const get = (label, t) => sum.find((s) => s.label === label && s.target === t);
+  const get = finder(sum);
   const base = info.find((i) => i.entries === 0)?.target;
   const lines = [
     '| client CRL | startup ms | RSS after start MB | full handshakes/s | ×no CRL | µs CPU per handshake | hs p99 ms | keep-alive req/s | ×no CRL | ka p99 ms | revoked client refused |',
