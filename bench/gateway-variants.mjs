@@ -10,6 +10,8 @@
 // instead of wrk's saturating closed loop: CPU per request at a fixed rate, the regime a gateway
 // that is not saturated runs in, where costs that batching hides at saturation (a thread-pool
 // write, a timer, an epoll wake-up per request) show. Every variant must keep up with the rate.
+// The connections are opened before the clock, as scenario ka's latency row does, so that the
+// p50/p99 printed per round are the requests', not the 50 handshakes' at its start.
 //
 // --concurrent measures every target at the same time, each under its own wrk (--conns each),
 // instead of one after the other: whatever the host does to the machine in a round (steal time,
@@ -195,7 +197,7 @@ async function startAll() {
 }
 const names = await startAll();
 const postBytes = values.post === undefined ? 0 : Number(values.post);
-const spec = { kind: 'ka', path: postBytes > 0 ? '/post' : values.path, method: postBytes > 0 ? 'POST' : 'GET', ...(postBytes > 0 ? { bodyBytes: postBytes } : {}), conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate } : {}) };
+const spec = { kind: 'ka', path: postBytes > 0 ? '/post' : values.path, method: postBytes > 0 ? 'POST' : 'GET', ...(postBytes > 0 ? { bodyBytes: postBytes } : {}), conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate, preconnect: true } : {}) };
 const ref = values.floor ? 'floor' : names[0];
 const label = (n) => (n === 'floor' || n.startsWith('floor-') || n.startsWith('lean') ? n : variants.find((v) => v.name === n).label);
 const lines = [];
@@ -270,6 +272,9 @@ if (values.alloc) {
   }
 }
 process.stdout.write(lines.join('\n') + '\n');
+// Stopped with SIGTERM (not the exit hook's SIGKILL), so that a target run under `--node` with a
+// wrapper adding `--cpu-prof` writes its profile.
+await targets.stopAll();
 process.exit(0);
 
 /** Bytes per request and the top allocating functions of a sampling heap profile (lib/heap-sample.mjs). */
