@@ -11,7 +11,7 @@
 // that is not saturated runs in, where costs that batching hides at saturation (a thread-pool
 // write, a timer, an epoll wake-up per request) show. Every variant must keep up with the rate.
 // The connections are opened before the clock, as scenario ka's latency row does, so that the
-// p50/p99 printed per round are the requests', not the 50 handshakes' at its start.
+// p50/p99 printed per round are the requests', not the --conns handshakes' at its start.
 //
 // --concurrent measures every target at the same time, each under its own wrk (--conns each),
 // instead of one after the other: whatever the host does to the machine in a round (steal time,
