@@ -21,7 +21,10 @@
  *    gateway removes them before it dispatches; a request that still has one is refused here);
  *  - framing: Content-Length as given (a body that does not match it fails the request), chunked
  *    when a streamed body has none, `content-length: 0` for a POST, PUT or PATCH without a body;
- *    a streamed body's head written with its first bytes (or its end), in one write;
+ *    a streamed body's head written with its first bytes (or its end), in one write, and a body
+ *    with a Content-Length of at most HELD_BODY_BYTES held with it to the end of that event-loop
+ *    turn (or to the body's end), so that what one read brought goes up in one write
+ *    (relay-buffer.ts);
  *  - timeouts: the response head within headersTimeout of the request being written, each body
  *    chunk within bodyTimeout of the last (not counted while the relay is paused for a slow
  *    client), idle connections closed after keepAlive (shortened by an upstream's
@@ -38,7 +41,7 @@ import type { TLSSocket } from 'node:tls';
 import { Dispatcher } from 'undici';
 import { TargetConnector } from './resuming-target-connect.js';
 import { ConnectionDeadline } from './connection-deadline.js';
-import { RELAY_BUFFER_BYTES } from './relay-buffer.js';
+import { HELD_BODY_BYTES, RELAY_BUFFER_BYTES } from './relay-buffer.js';
 import { loadResponseParser, ResponseParser, type ParseResult, type ResponseEvents } from './llhttp-response-parser.js';
 import { undiciCodedError } from './upstream-errors.js';
 import type { TargetPoolSettings } from './upstream-target.js';
@@ -573,6 +576,13 @@ class Exchange {
   #requestSent = false;
   /** A streamed body's request head waits for the body's first bytes (or its end). */
   #headPending = false;
+  /**
+   * The head and the body so far wait corked (a Content-Length of at most HELD_BODY_BYTES): until
+   * the body's end or the end of the event-loop turn that read its first bytes (#release),
+   * whichever comes first. An abort meanwhile closes the connection (the request was begun), and
+   * what waited goes with it.
+   */
+  #holding = false;
   /** onConnect was called (once per request, also when it is sent again). */
   #connectCalled = false;
   #replayed = false;
@@ -674,9 +684,16 @@ class Exchange {
     if (this.#length !== null && this.#sentBytes > this.#length) return this.#abort(undiciCodedError('request body longer than its content-length', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'));
     let ok: boolean;
     const head = this.#headPending;
-    if (head || this.#chunked) c.cork();
+    // Corked for this piece alone (the head with the first bytes, a chunk with its framing), or
+    // from the head to #release (#holding).
+    const corked = (head || this.#chunked) && !this.#holding;
+    if (corked) c.cork();
     if (head) {
       this.#headPending = false;
+      if (this.#length !== null && this.#length <= HELD_BODY_BYTES && this.#sentBytes < this.#length) {
+        this.#holding = true;
+        setImmediate(this.#release);
+      }
       c.write(this.#head, 'latin1');
     }
     if (this.#chunked) {
@@ -686,9 +703,16 @@ class Exchange {
     } else {
       ok = c.write(b);
     }
-    if (head || this.#chunked) c.uncork();
+    if (corked && !this.#holding) c.uncork();
     // The body keeps flowing while less than RELAY_BUFFER_BYTES wait for the upstream; 'drain' resumes it.
     if (!ok && c.writableLength >= RELAY_BUFFER_BYTES) this.#body?.pause();
+  };
+
+  /** What was held goes up: the body is whole, or the turn that read its first bytes is over. */
+  readonly #release = (): void => {
+    if (!this.#holding) return;
+    this.#holding = false;
+    this.#conn?.uncork();
   };
 
   readonly #onBodyEnd = (): void => {
@@ -700,6 +724,7 @@ class Exchange {
       this.#headPending = false;
       c.write(this.#chunked ? this.#head + LAST_CHUNK : this.#head, 'latin1');
     } else if (this.#chunked) c.write(LAST_CHUNK, 'latin1');
+    this.#release();
     this.#detachBody();
     this.#sent();
   };

@@ -11,3 +11,16 @@
  * (proxy_buffers 8 8k) and then spills to disk, Envoy up to 1 MiB per connection.
  */
 export const RELAY_BUFFER_BYTES = 128 * 1024;
+
+/**
+ * A request body announced with a Content-Length of at most this many bytes is held back, with
+ * its head, until the end of the event-loop turn whose read brought its first bytes (the check
+ * phase: setImmediate), or until it is whole if that comes first, and goes upstream in one write
+ * (the lean HTTP/1.1 upstream client, http1-upstream-client.ts). A 64 KiB upload read in one turn
+ * (TLS records of up to 16 KiB, handed over one by one) then costs one upstream write instead of
+ * two or three (bench/README.md, "Small uploads in one write"). A body that arrives over several
+ * turns streams from the first one's end on, as before: an upstream never waits on a slow client
+ * more than one turn for the head, so no upstream's keep-alive timer sees the connection idle
+ * meanwhile. Below RELAY_BUFFER_BYTES, so a held body never pauses the client.
+ */
+export const HELD_BODY_BYTES = 64 * 1024;

@@ -423,6 +423,70 @@ t.test('lean upstream client', async (t) => {
     t.ok(got >= 8 * 1024 * 1024, `the upstream got all ${got} bytes`);
   });
 
+  await t.test('a small upload read in one turn goes up whole; one that arrives over several turns is not held past the first; one cut while held closes its connection', async (t) => {
+    // An upstream that notes when each request's first byte arrived (requests are read one after
+    // the other) and answers with the body's length once the Content-Length body is in.
+    const firstByteAt: number[] = [];
+    const gotBodies: number[] = [];
+    let timedConnections = 0;
+    const timed = tls.createServer({ key: up.keyPem, cert: up.chainPem, ca: pki.caBundlePem, requestCert: true, rejectUnauthorized: true }, (sock) => {
+      timedConnections++;
+      sock.on('error', () => undefined);
+      let buf: Buffer<ArrayBufferLike> = Buffer.alloc(0);
+      sock.on('data', (d: Buffer) => {
+        if (buf.length === 0) firstByteAt.push(Date.now());
+        buf = Buffer.concat([buf, d]);
+        for (let r = takeRequest(buf); r !== null; r = takeRequest(buf)) {
+          buf = r.rest;
+          gotBodies.push(r.seen.body.length);
+          sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${String(r.seen.body.length).length}\r\n\r\n${r.seen.body.length}`);
+        }
+      });
+    });
+    await new Promise<void>((r) => timed.listen(0, '127.0.0.1', r));
+    t.teardown(() => timed.close());
+    const c4 = new Http1UpstreamClient(`https://127.0.0.1:${(timed.address() as AddressInfo).port}`, settings);
+    t.teardown(() => c4.close());
+    const piece = (n: number, fill: number) => Buffer.alloc(n, fill);
+
+    // Four 16 KiB pieces in one turn: the whole request, once.
+    const whole = new Readable({ read() {} });
+    for (let i = 0; i < 4; i++) whole.push(piece(16 * 1024, 97 + i));
+    whole.push(null);
+    const o1 = await send(c4, { method: 'POST', path: '/held', body: whole, headers: ['content-length', String(64 * 1024)] });
+    t.equal(o1.error, null);
+    t.equal(o1.body, String(64 * 1024), 'the upstream read the 64 KiB body whole');
+
+    // 1 KiB now, the rest 300 ms later: the head and the first KiB are upstream before the rest is sent.
+    const slow = new Readable({ read() {} });
+    let restSentAt = 0;
+    slow.push(piece(1024, 120));
+    setTimeout(() => {
+      restSentAt = Date.now();
+      slow.push(piece(3 * 1024, 121));
+      slow.push(null);
+    }, 300);
+    const slowIndex = firstByteAt.length;
+    const o2 = await send(c4, { method: 'POST', path: '/slow', body: slow, headers: ['content-length', String(4 * 1024)] });
+    t.equal(o2.error, null);
+    t.equal(o2.body, String(4 * 1024));
+    t.ok(restSentAt > 0 && firstByteAt[slowIndex]! < restSentAt, `its first bytes were upstream ${restSentAt - firstByteAt[slowIndex]!} ms before the rest was sent`);
+
+    // Cut in the turn it began: nothing more of it is sent, its connection closes, the next request is clean.
+    const cut = new Readable({ read() {} });
+    cut.push(piece(2048, 122));
+    process.nextTick(() => cut.destroy(new Error('the client left')));
+    const connectionsBefore = timedConnections;
+    const bodiesBefore = gotBodies.length;
+    const o3 = await send(c4, { method: 'POST', path: '/cut', body: cut, headers: ['content-length', String(32 * 1024)] });
+    t.not(o3.error, null, 'the cut upload fails');
+    const o4 = await send(c4, { method: 'POST', path: '/after', body: Buffer.from('fine'), headers: ['content-length', '4'] });
+    t.equal(o4.error, null);
+    t.equal(o4.body, '4', 'the next request is read as sent');
+    t.same(gotBodies.slice(bodiesBefore), [4], 'the upstream never read the cut request as a whole one');
+    t.equal(timedConnections, connectionsBefore + 1, 'the next request came on a new connection');
+  });
+
   await t.test('close() waits for the request in flight, then refuses', async (t) => {
     const c2 = new Http1UpstreamClient(`https://127.0.0.1:${port}`, settings);
     const inflight = send(c2, { path: '/chunked' });
