@@ -36,7 +36,10 @@
 // to the floor that is what the origin receives, not how the gateway decides it. --lean adds the
 // lean floors (lib/lean-floor.mjs: Node's llhttp binding, undici's wasm build, and the wasm build
 // with undici as the upstream client, a lean server side only; not with --alloc): with --floor
-// --concurrent, the measure issue 14's two-thirds rule is about. --path P requests P instead of /
+// --concurrent, the measure issue 14's two-thirds rule is about. --lean-work adds `lean-work`: the
+// wasm lean floor that also sends the gateway's header bytes and writes its access record with the
+// gateway's own logging code (LEAN_GATEWAY_WORK=1 in lib/lean-floor.mjs; not with --alloc): the
+// least a gateway doing that work costs on the lean stack. --path P requests P instead of /
 // (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
 // POSTs a body of BYTES to /post instead (the body64k scenario's upload). After npm run
 // build; uses nginx as the origin and wrk when installed.
@@ -59,7 +62,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const checkout = join(BENCH, '..');
 const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
-const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--path P | --post BYTES] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
+const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-work] [--path P | --post BYTES] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
 let parsed;
 try {
   parsed = parseArgs({
@@ -76,6 +79,7 @@ try {
       'spin-floor': { type: 'string', multiple: true, default: [] },
       'floor-headers': { type: 'boolean', default: false },
       lean: { type: 'boolean', default: false },
+      'lean-work': { type: 'boolean', default: false },
       path: { type: 'string', default: '/' },
       post: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -94,7 +98,7 @@ const rounds = Number(values.rounds);
 const durationS = Number(values.duration);
 const rate = Number(values.rate);
 const spins = values['spin-floor'].map(Number);
-if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean))) {
+if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work']))) {
   process.stderr.write(USAGE);
   process.exit(2);
 }
@@ -190,6 +194,15 @@ async function startAll() {
     // Only the server side lean, undici upstream: which half the saving is in.
     await targets.startLean('lean-wasm-undici', 'wasm', 'undici');
     names.push('lean', 'lean-wasm', 'lean-wasm-undici');
+  }
+  if (values['lean-work']) {
+    // The wasm lean floor with the gateway's header bytes and access record (lib/lean-floor.mjs).
+    if (!values.lean) {
+      await targets.startLean('lean-wasm', 'wasm');
+      names.push('lean-wasm');
+    }
+    await targets.startLean('lean-work', 'wasm', 'raw', { gatewayWork: true });
+    names.push('lean-work');
   }
   delete process.env.HEAP_SAMPLE_OUT;
   delete process.env.HEAP_SAMPLE_MS;

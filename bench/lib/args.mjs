@@ -6,12 +6,12 @@ export const ALL_SCENARIOS = ['ka', 'body64k', 'hs', 'idle', 'crl', 'ocsp', 'pro
  * Every target, in the order measured in each round: the origin alone, the gateway, then the
  * references (Node ones from the leanest up, nginx last). See "What runs" in bench/README.md.
  */
-export const ALL_TARGETS = ['direct', 'gateway', 'gateway-warn', 'gateway-lean', 'gateway-node', 'floor', 'floor-headers', 'lean', 'lean-wasm', 'fastify', 'nginx', 'nginx-log'];
+export const ALL_TARGETS = ['direct', 'gateway', 'gateway-warn', 'gateway-lean', 'gateway-node', 'floor', 'floor-headers', 'lean', 'lean-wasm', 'lean-work', 'fastify', 'nginx', 'nginx-log'];
 /**
  * The Node reference proxies: plain mTLS proxies (no identity, policy or revocation, so only the
  * basic functional checks apply) speaking HTTP/1.1 only.
  */
-export const NODE_REFERENCES = ['floor', 'floor-headers', 'lean', 'lean-wasm', 'fastify'];
+export const NODE_REFERENCES = ['floor', 'floor-headers', 'lean', 'lean-wasm', 'lean-work', 'fastify'];
 /** Targets measured when --targets is not given (nginx ones only when nginx is installed). */
 export const DEFAULT_TARGETS = ['direct', 'gateway', 'gateway-node', 'floor', 'lean', 'fastify', 'nginx', 'nginx-log'];
 /** Scenarios that start their own gateway and origins and compare with no other target. */
@@ -32,7 +32,9 @@ export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run bu
                      (lib/floor-proxy.mjs); floor-headers = the floor sending the headers
                      the gateway adds (XFCC, request id, x-forwarded-*); lean / lean-wasm = the
                      same job on raw TLS sockets with Node's / undici's llhttp
-                     (lib/lean-floor.mjs); fastify = Fastify + @fastify/http-proxy
+                     (lib/lean-floor.mjs); lean-work = lean-wasm also sending the gateway's
+                     headers and writing its access record with the gateway's logging code
+                     (LEAN_GATEWAY_WORK=1); fastify = Fastify + @fastify/http-proxy
                      (lib/fastify-proxy.mjs); nginx-log = nginx with a buffered access log
   --duration S       seconds per measurement (default 6; --quick 3)
   --rounds N         interleaved rounds per target (default 3; --quick 1)

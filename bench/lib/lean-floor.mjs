@@ -19,6 +19,17 @@
 // sockets above; `undici` is the node floor's own client (a Pool of 128, Pool.dispatch, as
 // floor-proxy.mjs uses it), so that only the server side is lean: how much of the lean floor's
 // saving is the server side (node:https) and how much the client side (undici).
+//
+// LEAN_GATEWAY_WORK=1 (`gateway-variants.mjs --lean-work`, raw upstream sockets only) adds what
+// the gateway must do for every request whatever its code looks like, and nothing else: the header
+// bytes it adds at its defaults (as floor-proxy.mjs's FLOOR_GATEWAY_HEADERS: an XFCC made once per
+// connection, a fresh x-request-id, x-forwarded-for/-proto/-host; the request id on the response),
+// and its access record at `info`, written by the gateway's own code (the checkout's
+// dist/log/gateway-logger.js, record-line.js and ServedRecord of dataplane/log-records.js: the same
+// line, through the same buffered writer, to this process's stdout as the gateway's goes to its
+// own). No identity decision, policy, revocation, limits, metrics or node:http objects: the least a
+// gateway that sends and logs the same bytes can cost on this stack.
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
@@ -35,6 +46,44 @@ const KEEP_ALIVE_MS = 300_000; // as the floor's keepAliveTimeout
 const HOST_LINE = `host: 127.0.0.1:${upstreamPort}\r\n`; // what undici sends for the floor
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = '0\r\n\r\n';
+
+// ---- The gateway's irreducible work (LEAN_GATEWAY_WORK=1) ----------------------------------------
+
+const WORK = process.env.LEAN_GATEWAY_WORK === '1' ? await (async () => {
+  if (upstreamKind !== 'raw') throw new Error('LEAN_GATEWAY_WORK needs the raw upstream client');
+  const dist = (f) => import(join(checkout, 'dist', f));
+  const [{ createGatewayLogger }, { writeInfoRecord }, { ServedRecord, elapsedMicros }] = await Promise.all([dist('log/gateway-logger.js'), dist('log/record-line.js'), dist('dataplane/log-records.js')]);
+  // The gateway's defaults (config schema: log.level info, bufferBytes 64 KiB, flushInterval 250 ms).
+  const logger = createGatewayLogger({ level: 'info', bufferBytes: 65_536, flushInterval: 250 }, 1);
+  const by = (new X509Certificate(readFileSync(serverCert)).subjectAltName ?? '').split(', ').find((x) => x.startsWith('URI:'))?.slice(4);
+  const target = `https://127.0.0.1:${upstreamPort}`;
+  return {
+    /** Per connection, as the gateway keeps them per identity: the XFCC value and the logger with the client's fields. */
+    connection(socket) {
+      const c = socket.getPeerCertificate();
+      const sans = (c.subjectaltname ?? '').split(', ').filter(Boolean);
+      const subject = Object.entries(c.subject ?? {}).reverse().map(([k, x]) => `${k}=${x}`).join(',');
+      const issuer = Object.entries(c.issuer ?? {}).reverse().map(([k, x]) => `${k}=${x}`).join(',');
+      const fingerprint = c.fingerprint256.replaceAll(':', '').toLowerCase();
+      const uris = sans.filter((x) => x.startsWith('URI:')).map((x) => x.slice(4));
+      const xfcc = [...(by !== undefined ? [`By=${by}`] : []), `Hash=${fingerprint}`, `Subject="${subject}"`, ...uris.map((u) => `URI=${u}`),
+        ...sans.filter((x) => x.startsWith('DNS:')).map((x) => `DNS=${x.slice(4)}`)].join(';');
+      const log = logger.child({ client: { subject, issuer, serial: c.serialNumber, fingerprint, spiffe: uris.find((u) => u.startsWith('spiffe://')) } });
+      return { xfcc, log, address: socket.remoteAddress };
+    },
+    /** The header lines the gateway adds upstream. */
+    upstreamLines(conn, requestId, headers) {
+      let host;
+      for (let i = 0; i < headers.length; i += 2) if (headers[i].length === 4 && headers[i].toLowerCase() === 'host') host = headers[i + 1];
+      return `x-forwarded-client-cert: ${conn.xfcc}\r\nx-request-id: ${requestId}\r\nx-forwarded-for: ${conn.address}\r\nx-forwarded-proto: https\r\n${host !== undefined ? `x-forwarded-host: ${host}\r\n` : ''}`;
+    },
+    /** The access record of a relayed response, as the gateway writes it for its bench config. */
+    served(x) {
+      const record = new ServedRecord(x.requestId, x.http10 ? '1.0' : '1.1', x.method, x.url, undefined, 'all', 'routes[0].allow[0]', 'bench', 'allow', null, target, x.status, x.bytesOut, elapsedMicros(x.started), null, null, false);
+      writeInfoRecord(x.conn.work.log, record, 'request');
+    },
+  };
+})() : null;
 
 // ---- Parsers: one interface over both llhttp builds ----------------------------------------------
 // makeParser(type, h) with h.onHead(head) -> 0 | 1 (1: no body follows, e.g. HEAD), h.onBody(buf),
@@ -257,6 +306,7 @@ class Upstream {
     this.x = null;
     x.up = null;
     x.flushResponse(true);
+    if (WORK !== null) WORK.served(x);
     // An answer that came before the whole request body went up leaves the connection out of step.
     if (!this.keepAlive || !x.reqComplete) this.socket.destroy();
     else {
@@ -359,7 +409,12 @@ class Exchange {
     const fw = forwardHeaders(head.headers);
     this.reqHasBody = fw.chunked || (fw.contentLength !== null && fw.contentLength !== '0');
     this.reqChunked = fw.chunked;
-    this.reqHead = `${head.method} ${head.url} HTTP/1.1\r\n${HOST_LINE}${fw.lines}${fw.chunked ? 'transfer-encoding: chunked\r\n' : ''}\r\n`;
+    this.requestId = WORK !== null ? randomUUID() : null;
+    this.started = WORK !== null ? process.hrtime.bigint() : 0n;
+    this.status = 0;
+    this.bytesOut = 0;
+    const added = WORK !== null ? WORK.upstreamLines(conn.work, this.requestId, head.headers) : '';
+    this.reqHead = `${head.method} ${head.url} HTTP/1.1\r\n${HOST_LINE}${fw.lines}${added}${fw.chunked ? 'transfer-encoding: chunked\r\n' : ''}\r\n`;
     this.http10 = head.major === 1 && head.minor === 0;
     this.keepAlive = head.keepAlive;
     this.reqBody = []; // request body not yet sent upstream
@@ -416,12 +471,15 @@ class Exchange {
     }
     if (!this.keepAlive) framing += 'connection: close\r\n';
     else if (this.http10) framing += 'connection: keep-alive\r\n';
+    if (this.requestId !== null) framing += `x-request-id: ${this.requestId}\r\n`;
+    this.status = head.status;
     this.resHead = `HTTP/1.1 ${head.status} ${STATUS_CODES[head.status] ?? 'Unknown'}\r\n${fw.lines}${framing}\r\n`;
     return this.method === 'HEAD' ? 1 : 0;
   }
 
   /** Writes what the upstream parser produced since the last flush: one write. */
   flushResponse(last = false) {
+    if (WORK !== null) for (const b of this.resBody) this.bytesOut += b.length;
     const body = this.resBody.length ? frame(this.resBody, this.resChunked) : [];
     if (last && this.resChunked) body.push(Buffer.from(LAST_CHUNK));
     this.resBody = [];
@@ -468,6 +526,7 @@ class Conn {
     this.parsing = null;
     this.broken = false;
     this.parser = makeParser('request', this);
+    this.work = WORK !== null ? WORK.connection(socket) : null;
     socket.setNoDelay(true);
     socket.setTimeout(KEEP_ALIVE_MS);
     socket.on('timeout', () => this.queue.length === 0 && socket.destroy());

@@ -223,10 +223,13 @@ export class Targets {
   /**
    * The lean floor (lib/lean-floor.mjs): the floor's job on raw TLS sockets; parser 'node' (llhttp
    * binding) or 'wasm' (undici's llhttp); upstream 'raw' (its own pool of TLS sockets) or 'undici'
-   * (the floor's client, so that only the server side is lean).
+   * (the floor's client, so that only the server side is lean). gatewayWork: LEAN_GATEWAY_WORK=1,
+   * the gateway's header bytes and access record added (lean-floor.mjs says what that is).
    */
-  async startLean(name = 'lean', parser = 'node', upstream = 'raw') {
-    return this.#startNodeReference(name, LEAN_SCRIPT, [parser, upstream], `lean floor (${parser} parser, ${upstream === 'raw' ? 'raw upstream sockets' : 'undici upstream'})`);
+  async startLean(name = 'lean', parser = 'node', upstream = 'raw', { gatewayWork = false } = {}) {
+    const env = gatewayWork ? { ...process.env, LEAN_GATEWAY_WORK: '1' } : undefined;
+    const kind = `lean floor (${parser} parser, ${upstream === 'raw' ? 'raw upstream sockets' : 'undici upstream'}${gatewayWork ? ', the gateway\'s headers and access record' : ''})`;
+    return this.#startNodeReference(name, LEAN_SCRIPT, [parser, upstream], kind, [], env);
   }
 
   /** The Fastify + @fastify/http-proxy reference (lib/fastify-proxy.mjs). */
@@ -256,6 +259,8 @@ export class Targets {
         return this.startLean(name, 'node');
       case 'lean-wasm':
         return this.startLean(name, 'wasm');
+      case 'lean-work':
+        return this.startLean(name, 'wasm', 'raw', { gatewayWork: true });
       case 'fastify':
         return this.startFastify(name);
       case 'nginx':
