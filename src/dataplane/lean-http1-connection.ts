@@ -11,8 +11,12 @@
  * on HTTP/1.1, an upgrade or CONNECT handed over with the bytes after its head, a socket timeout
  * given to the request or the response first, a client's end or reset aborting the requests in
  * progress, and the head and request timeouts (ERR_HTTP_REQUEST_TIMEOUT to 'clientError', as
- * node:http's connection check does, but on time rather than at its sweep). The socket's
- * timer and this connection's one deadline timer are the only timers.
+ * node:http's connection check does, but on time rather than at its sweep). The keep-alive timeout
+ * of an idle connection is this connection's one deadline timer too (node:http sets the socket's
+ * timeout after every response and clears it when the next request begins: a Timeout, a bound
+ * function and two timer-list updates per request); the socket's own timer is used only for a
+ * response that finished while its request's body was still arriving, where node:http's inactivity
+ * semantics (every read restarts it) matter.
  */
 import dc from 'node:diagnostics_channel';
 import { EventEmitter } from 'node:events';
@@ -160,6 +164,8 @@ class LeanHttp1Connection implements RequestEvents {
   /** The request's body is still arriving. */
   #inBody = false;
   #keepAliveTimerSet = false;
+  /** Idle between requests: the deadline running is the keep-alive timeout. */
+  #idle = false;
   #done = false;
   /** When the current message's first byte arrived (the request timeout counts from it, as node:http's). */
   #messageStart = 0;
@@ -236,6 +242,7 @@ class LeanHttp1Connection implements RequestEvents {
 
   #messageBegins(): void {
     this.#parserHasBytes = true;
+    this.#idle = false;
     if (this.#keepAliveTimerSet) {
       this.#socket.setTimeout(0);
       this.#keepAliveTimerSet = false;
@@ -307,9 +314,18 @@ class LeanHttp1Connection implements RequestEvents {
     this.#deadline.arm(ms);
   }
 
-  /** node:http's onRequestTimeout: a 408 unless the response already started (the handler checks). */
+  /**
+   * node:http's onRequestTimeout: a 408 unless the response already started (the handler checks).
+   * On an idle connection, its keep-alive timeout: node:http's socketOnTimeout with no request or
+   * response in progress (the server's 'timeout' listeners may take the socket, else it closes).
+   */
   #onDeadline(): void {
     if (this.#done) return;
+    if (this.#idle) {
+      this.#idle = false;
+      if (!this.#server.emit('timeout', this.#socket)) this.#socket.destroy();
+      return;
+    }
     this.#clientError(Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }));
   }
 
@@ -428,8 +444,15 @@ class LeanHttp1Connection implements RequestEvents {
     if (ka > 0) {
       // node:http waits a second longer than the Keep-Alive: timeout= it announced, so that the
       // client, which closes at that time, is the one to close.
-      socket.setTimeout(ka + KEEP_ALIVE_BUFFER_MS);
-      this.#keepAliveTimerSet = true;
+      if (this.#parserHasBytes) {
+        // The request's body is still arriving (answered early): the socket's inactivity timer, as
+        // node:http, restarted by every read of it.
+        socket.setTimeout(ka + KEEP_ALIVE_BUFFER_MS);
+        this.#keepAliveTimerSet = true;
+      } else {
+        this.#idle = true;
+        this.#arm(ka + KEEP_ALIVE_BUFFER_MS);
+      }
     }
     const held = this.#held;
     if (held !== null) {
