@@ -12,11 +12,12 @@
 // URI and DNS SANs, as src/identity/xfcc.ts formats them), a fresh x-request-id,
 // x-forwarded-for, x-forwarded-proto and x-forwarded-host; to the client, the x-request-id. How much of the gateway's distance to the floor is the identity it
 // sends rather than the work of deciding it.
-import { randomUUID, X509Certificate } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { peerFacts, xfccBy } from './gateway-headers.mjs';
 
 const [port, upstreamPort, serverCert, serverKey, caBundle, clientCert, clientKey, servername, checkout] = process.argv.slice(2);
 // The checkout's own undici, so the floor and the gateway run the same client code.
@@ -28,18 +29,12 @@ const pool = new Pool(`https://127.0.0.1:${upstreamPort}`, {
   connect: { cert: readFileSync(clientCert), key: readFileSync(clientKey), ca, servername, rejectUnauthorized: true },
 });
 const GATEWAY_HEADERS = process.env.FLOOR_GATEWAY_HEADERS === '1';
-// XFCC's By=: the URI SAN of the server's own certificate, as the gateway writes it.
-const by = GATEWAY_HEADERS ? (new X509Certificate(readFileSync(serverCert)).subjectAltName ?? '').split(', ').find((s) => s.startsWith('URI:'))?.slice(4) : undefined;
+const by = GATEWAY_HEADERS ? xfccBy(serverCert) : undefined;
 const xfccOf = new WeakMap();
 function xfcc(socket) {
   let v = xfccOf.get(socket);
   if (v === undefined) {
-    const c = socket.getPeerCertificate();
-    const sans = (c.subjectaltname ?? '').split(', ').filter(Boolean);
-    const subject = Object.entries(c.subject ?? {}).reverse().map(([k, x]) => `${k}=${x}`).join(',');
-    v = [...(by !== undefined ? [`By=${by}`] : []), `Hash=${c.fingerprint256.replaceAll(':', '').toLowerCase()}`, `Subject="${subject}"`,
-      ...sans.filter((s) => s.startsWith('URI:')).map((s) => `URI=${s.slice(4)}`),
-      ...sans.filter((s) => s.startsWith('DNS:')).map((s) => `DNS=${s.slice(4)}`)].join(';');
+    v = peerFacts(socket, by).xfcc;
     xfccOf.set(socket, v);
   }
   return v;

@@ -29,12 +29,13 @@
 // line, through the same buffered writer, to this process's stdout as the gateway's goes to its
 // own). No identity decision, policy, revocation, limits, metrics or node:http objects: the least a
 // gateway that sends and logs the same bytes can cost on this stack.
-import { randomUUID, X509Certificate } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import tls from 'node:tls';
+import { peerFacts, xfccBy } from './gateway-headers.mjs';
 
 const [port, upstreamPort, serverCert, serverKey, caBundle, clientCert, clientKey, servername, checkout, parserKind = 'node', upstreamKind = 'raw'] = process.argv.slice(2);
 if (parserKind !== 'node' && parserKind !== 'wasm') throw new Error(`parser must be node or wasm (got ${parserKind})`);
@@ -55,21 +56,13 @@ const WORK = process.env.LEAN_GATEWAY_WORK === '1' ? await (async () => {
   const [{ createGatewayLogger }, { writeInfoRecord }, { ServedRecord, elapsedMicros }] = await Promise.all([dist('log/gateway-logger.js'), dist('log/record-line.js'), dist('dataplane/log-records.js')]);
   // The gateway's defaults (config schema: log.level info, bufferBytes 64 KiB, flushInterval 250 ms).
   const logger = createGatewayLogger({ level: 'info', bufferBytes: 65_536, flushInterval: 250 }, 1);
-  const by = (new X509Certificate(readFileSync(serverCert)).subjectAltName ?? '').split(', ').find((x) => x.startsWith('URI:'))?.slice(4);
+  const by = xfccBy(serverCert);
   const target = `https://127.0.0.1:${upstreamPort}`;
   return {
     /** Per connection, as the gateway keeps them per identity: the XFCC value and the logger with the client's fields. */
     connection(socket) {
-      const c = socket.getPeerCertificate();
-      const sans = (c.subjectaltname ?? '').split(', ').filter(Boolean);
-      const subject = Object.entries(c.subject ?? {}).reverse().map(([k, x]) => `${k}=${x}`).join(',');
-      const issuer = Object.entries(c.issuer ?? {}).reverse().map(([k, x]) => `${k}=${x}`).join(',');
-      const fingerprint = c.fingerprint256.replaceAll(':', '').toLowerCase();
-      const uris = sans.filter((x) => x.startsWith('URI:')).map((x) => x.slice(4));
-      const xfcc = [...(by !== undefined ? [`By=${by}`] : []), `Hash=${fingerprint}`, `Subject="${subject}"`, ...uris.map((u) => `URI=${u}`),
-        ...sans.filter((x) => x.startsWith('DNS:')).map((x) => `DNS=${x.slice(4)}`)].join(';');
-      const log = logger.child({ client: { subject, issuer, serial: c.serialNumber, fingerprint, spiffe: uris.find((u) => u.startsWith('spiffe://')) } });
-      return { xfcc, log, address: socket.remoteAddress };
+      const { xfcc, client } = peerFacts(socket, by);
+      return { xfcc, log: logger.child({ client }), address: socket.remoteAddress };
     },
     /** The header lines the gateway adds upstream. */
     upstreamLines(conn, requestId, headers) {
