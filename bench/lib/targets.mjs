@@ -148,7 +148,10 @@ export class Targets {
     const port = await freePort();
     const p = this.pki;
     const args = [...nodeArgs, script, String(port), String(this.upstream.port), p.serverCert, p.serverKey, p.caBundle, p.gwClientCert, p.gwClientKey, UPSTREAM_SERVERNAME, this.checkout, ...extra];
-    const proc = spawnGroup(name, this.opts.node ?? process.execPath, args, { logFile: join(this.runDir, `${name}.log`), nofile: this.nofile, env });
+    // Started empty, as the gateway's: lean-work writes an access record per request there.
+    const logFile = join(this.runDir, `${name}.log`);
+    writeFileSync(logFile, '');
+    const proc = spawnGroup(name, this.opts.node ?? process.execPath, args, { logFile, nofile: this.nofile, env });
     const startupMs = await waitReady(proc, clientProbe(this.pki, port));
     Object.assign(proc, { port, kind, startupMs });
     this.procs.set(name, proc);
