@@ -35,7 +35,8 @@
 // gateway adds by default (XFCC, request id, x-forwarded-*): the part of the gateway's distance
 // to the floor that is what the origin receives, not how the gateway decides it. --lean adds the
 // lean floors (lib/lean-floor.mjs: Node's llhttp binding, undici's wasm build, and the wasm build
-// with undici as the upstream client, a lean server side only; not with --alloc): with --floor
+// with undici as the upstream client, a lean server side only, and with the gateway's own HTTP/1
+// upstream client, `lean-wasm-gwclient`; not with --alloc): with --floor
 // --concurrent, the measure issue 14's two-thirds rule is about. --lean-work adds `lean-work`: the
 // wasm lean floor that also sends the gateway's header bytes and writes its access record with the
 // gateway's own logging code (LEAN_GATEWAY_WORK=1 in lib/lean-floor.mjs; not with --alloc): the
@@ -191,9 +192,11 @@ async function startAll() {
     // The lean floors (lib/lean-floor.mjs), for issue 14's two-thirds rule: both parsers.
     await targets.startLean('lean', 'node');
     await targets.startLean('lean-wasm', 'wasm');
-    // Only the server side lean, undici upstream: which half the saving is in.
+    // Only the server side lean, undici upstream: which half the saving is in. And the gateway's
+    // own upstream client under the lean server side: that client's share of the gateway's distance.
     await targets.startLean('lean-wasm-undici', 'wasm', 'undici');
-    names.push('lean', 'lean-wasm', 'lean-wasm-undici');
+    await targets.startLean('lean-wasm-gwclient', 'wasm', 'gateway');
+    names.push('lean', 'lean-wasm', 'lean-wasm-undici', 'lean-wasm-gwclient');
   }
   if (values['lean-work']) {
     // The wasm lean floor with the gateway's header bytes and access record (lib/lean-floor.mjs).

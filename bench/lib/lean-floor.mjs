@@ -14,11 +14,14 @@
 // The parser is an argument: `node` = Node's own llhttp binding (require('_http_common').HTTPParser,
 // as lib/_http_server.js drives it), `wasm` = undici's llhttp WebAssembly build (the checkout's
 // node_modules/undici/lib/llhttp/llhttp-wasm.js, driven as undici's client-h1.js does).
-// Usage: node lean-floor.mjs PORT UPSTREAM_PORT SERVER_CERT SERVER_KEY CA_BUNDLE CLIENT_CERT CLIENT_KEY SERVERNAME CHECKOUT node|wasm [raw|undici]
+// Usage: node lean-floor.mjs PORT UPSTREAM_PORT SERVER_CERT SERVER_KEY CA_BUNDLE CLIENT_CERT CLIENT_KEY SERVERNAME CHECKOUT node|wasm [raw|undici|gateway]
 // The last argument picks the upstream client: `raw` (the default) is the pool of tls.connect
 // sockets above; `undici` is the node floor's own client (a Pool of 128, Pool.dispatch, as
 // floor-proxy.mjs uses it), so that only the server side is lean: how much of the lean floor's
-// saving is the server side (node:https) and how much the client side (undici).
+// saving is the server side (node:https) and how much the client side (undici). `gateway` is the
+// gateway's own HTTP/1 upstream client (the checkout's dist/proxy/http1-upstream-client.js, at
+// most 128 connections, no session resumption, dispatched on exactly as undici's Pool): the share
+// of the gateway's distance to `lean-wasm` that is its upstream client.
 //
 // LEAN_GATEWAY_WORK=1 (`gateway-variants.mjs --lean-work`, raw upstream sockets only) adds what
 // the gateway must do for every request whatever its code looks like, and nothing else: the header
@@ -39,7 +42,7 @@ import { peerFacts, xfccBy } from './gateway-headers.mjs';
 
 const [port, upstreamPort, serverCert, serverKey, caBundle, clientCert, clientKey, servername, checkout, parserKind = 'node', upstreamKind = 'raw'] = process.argv.slice(2);
 if (parserKind !== 'node' && parserKind !== 'wasm') throw new Error(`parser must be node or wasm (got ${parserKind})`);
-if (upstreamKind !== 'raw' && upstreamKind !== 'undici') throw new Error(`upstream client must be raw or undici (got ${upstreamKind})`);
+if (upstreamKind !== 'raw' && upstreamKind !== 'undici' && upstreamKind !== 'gateway') throw new Error(`upstream client must be raw, undici or gateway (got ${upstreamKind})`);
 const require = createRequire(import.meta.url);
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host', 'te', 'upgrade', 'proxy-connection', 'trailer']);
 const MAX_UPSTREAM = 128; // as the floor's undici Pool
@@ -332,7 +335,23 @@ class Upstream {
 
 // ---- Upstream through undici (upstreamKind 'undici') ---------------------------------------------
 
-const undiciPool = upstreamKind === 'undici' ? (() => {
+const undiciPool = upstreamKind === 'gateway' ? await (async () => {
+  // The gateway's own HTTP/1 upstream client (dist/proxy/http1-upstream-client.js), dispatched on
+  // as undici's Pool is: which share of the gateway's distance is its upstream client.
+  const { Http1UpstreamClient } = await import(join(checkout, 'dist/proxy/http1-upstream-client.js'));
+  return new Http1UpstreamClient(`https://127.0.0.1:${upstreamPort}`, {
+    protocol: 'http1',
+    http1Client: 'lean',
+    secureContext: tls.createSecureContext({ cert: readFileSync(clientCert), key: readFileSync(clientKey), ca: readFileSync(caBundle) }),
+    servername,
+    checkServerIdentity: tls.checkServerIdentity,
+    connections: MAX_UPSTREAM,
+    connectTimeout: 10_000,
+    responseTimeout: 30_000,
+    idleTimeout: 30_000,
+    keepAlive: 4_000,
+  });
+})() : upstreamKind === 'undici' ? (() => {
   const { Pool } = createRequire(join(checkout, 'package.json'))('undici');
   return new Pool(`https://127.0.0.1:${upstreamPort}`, {
     connections: MAX_UPSTREAM,

@@ -231,7 +231,7 @@ export class Targets {
    */
   async startLean(name = 'lean', parser = 'node', upstream = 'raw', { gatewayWork = false } = {}) {
     const env = gatewayWork ? { ...process.env, LEAN_GATEWAY_WORK: '1' } : undefined;
-    const kind = `lean floor (${parser} parser, ${upstream === 'raw' ? 'raw upstream sockets' : 'undici upstream'}${gatewayWork ? ', the gateway\'s headers and access record' : ''})`;
+    const kind = `lean floor (${parser} parser, ${upstream === 'raw' ? 'raw upstream sockets' : upstream === 'gateway' ? "the gateway's upstream client" : 'undici upstream'}${gatewayWork ? ', the gateway\'s headers and access record' : ''})`;
     return this.#startNodeReference(name, LEAN_SCRIPT, [parser, upstream], kind, [], env);
   }
 
