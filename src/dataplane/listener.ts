@@ -71,6 +71,30 @@ export function applySnapshotToServer(srv: HttpsServer, next: RuntimeSnapshot, p
   // buildSnapshot() keeps the previous options object when nothing in it changed.
   if (next.serverTls !== previous.serverTls) srv.setSecureContext({ ...next.serverTls });
   applyServerSettings(srv, next.config);
+  applyStapling(srv, next.config.tls.stapling.enabled);
+}
+
+type OcspRequestListener = (cert: Buffer, issuer: Buffer | null, done: (err: Error | null, response?: Buffer) => void) => void;
+
+/** The 'OCSPRequest' listener of each listener's server (createListener). */
+const ocspListeners = new WeakMap<object, OcspRequestListener>();
+
+/**
+ * The server has an 'OCSPRequest' listener only while tls.stapling is enabled. Node turns on
+ * OpenSSL's certificate callback for every connection of a server that has one (lib/internal/tls/
+ * wrap.js: `enableCertCb()` when `listenerCount('OCSPRequest') > 0`, read as each connection
+ * starts), and that callback pauses every handshake for a round trip into JavaScript
+ * (`oncertcb` → `requestOCSP` → `certCbDone`), whether the client asked for a staple or not. With
+ * stapling off (the default) that was a cost per handshake for nothing (bench/README.md, "What a
+ * handshake costs the gateway"). A reload that turns stapling on or off adds or removes the
+ * listener; connections made from then on follow it.
+ */
+function applyStapling(srv: HttpsServer, enabled: boolean): void {
+  const listener = ocspListeners.get(srv);
+  if (listener === undefined) return;
+  const attached = srv.listeners('OCSPRequest').includes(listener);
+  if (enabled && !attached) srv.on('OCSPRequest', listener);
+  else if (!enabled && attached) srv.off('OCSPRequest', listener);
 }
 
 /** node:http2's secure server for both protocols, or node:https when listen.http2 is false. */
@@ -232,7 +256,8 @@ export function createListener(deps: ListenerDeps): GatewayApp {
   // Clients that ask (status_request) get the stapler's current answer; undefined staples nothing.
   const staple = deps.staple;
   if (staple !== undefined) {
-    app.server.on('OCSPRequest', (cert: Buffer, _issuer: Buffer | null, done: (err: Error | null, response?: Buffer) => void) => done(null, staple(cert)));
+    ocspListeners.set(app.server, (cert, _issuer, done) => done(null, staple(cert)));
+    applyStapling(app.server, runtime.current.config.tls.stapling.enabled);
   }
   app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
     // A peer that connects and leaves without a ClientHello (TCP health checks, port scans) shows

@@ -5,7 +5,7 @@
 // without a staple, and the gateway keeps serving. Stapling that cannot work (no AIA URL) is
 // logged once and staples nothing.
 import { X509Certificate } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
@@ -142,4 +142,39 @@ t.test('stapling disabled (the default): no staple, status says so', async (t) =
   t.teardown(() => stack.close());
   t.match(stack.gw.gateway.status().stapling, { enabled: false, status: 'disabled' });
   t.equal(await handshake(stack.gw.port), null);
+});
+
+t.test('stapling off costs a handshake nothing: no OCSPRequest listener, so no certificate-callback round trip; reloads turn it on and off', async (t) => {
+  responder.setMode('normal');
+  const stack = await startStack({
+    pki,
+    crlYaml: '  stapling: { enabled: false, refresh: 1h }',
+    beforeStart: async (dir) => {
+      await writeFile(path.join(dir, 'gateway.crt'), server.chainPem);
+      await writeFile(path.join(dir, 'gateway.key'), server.keyPem);
+    },
+  });
+  t.teardown(() => stack.close());
+  const srv = stack.gw.gateway.app.server;
+  // Node enables OpenSSL's certificate callback, a pause of every handshake for a call into
+  // JavaScript, on each connection of a server with an 'OCSPRequest' listener.
+  t.equal(srv.listenerCount('OCSPRequest'), 0, 'disabled: no listener');
+  t.equal(await handshake(stack.gw.port), null, 'disabled: nothing stapled');
+
+  const file = path.join(stack.dir, 'gateway.yaml');
+  const disabled = await readFile(file, 'utf8');
+  await writeFile(file, disabled.replace('stapling: { enabled: false', 'stapling: { enabled: true'));
+  t.match(await stack.gw.gateway.reload('test'), { result: 'success' });
+  t.match(await settled(stack), { status: 'good', url: responder.url });
+  t.equal(srv.listenerCount('OCSPRequest'), 1, 'enabled by a reload: one listener');
+  const staple = await handshake(stack.gw.port);
+  t.ok(staple !== null, 'enabled by a reload: a staple');
+  t.match(verifyOcspResponse(staple!, { certId: certIdFor(server.der, issuer), issuer, now: Date.now(), nonce: null }), { ok: true, answer: { status: 'good' } });
+  t.match(await stack.gw.gateway.reload('test'), { result: 'success' });
+  t.equal(srv.listenerCount('OCSPRequest'), 1, 'a reload that keeps it on adds no second listener');
+
+  await writeFile(file, disabled);
+  t.match(await stack.gw.gateway.reload('test'), { result: 'success' });
+  t.equal(srv.listenerCount('OCSPRequest'), 0, 'disabled again: the listener is gone');
+  t.equal(await handshake(stack.gw.port), null, 'disabled again: nothing stapled');
 });
