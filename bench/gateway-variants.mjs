@@ -42,7 +42,9 @@
 // gateway's own logging code (LEAN_GATEWAY_WORK=1 in lib/lean-floor.mjs; not with --alloc): the
 // least a gateway doing that work costs on the lean stack. --path P requests P instead of /
 // (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
-// POSTs a body of BYTES to /post instead (the body64k scenario's upload). After npm run
+// POSTs a body of BYTES to /post instead (the body64k scenario's upload). --handshakes makes each
+// request a new connection with a full mTLS handshake (the hs scenario's load, ab), interleaved
+// rounds only: CPU per handshake, for changes to what a connection costs. After npm run
 // build; uses nginx as the origin and wrk when installed.
 import { parseArgs } from 'node:util';
 import { join, dirname } from 'node:path';
@@ -63,7 +65,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const checkout = join(BENCH, '..');
 const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
-const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-work] [--path P | --post BYTES] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
+const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-work] [--path P | --post BYTES | --handshakes] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
 let parsed;
 try {
   parsed = parseArgs({
@@ -83,6 +85,7 @@ try {
       'lean-work': { type: 'boolean', default: false },
       path: { type: 'string', default: '/' },
       post: { type: 'string' },
+      handshakes: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -99,7 +102,7 @@ const rounds = Number(values.rounds);
 const durationS = Number(values.duration);
 const rate = Number(values.rate);
 const spins = values['spin-floor'].map(Number);
-if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work']))) {
+if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work'])) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
   process.stderr.write(USAGE);
   process.exit(2);
 }
@@ -213,7 +216,7 @@ async function startAll() {
 }
 const names = await startAll();
 const postBytes = values.post === undefined ? 0 : Number(values.post);
-const spec = { kind: 'ka', path: postBytes > 0 ? '/post' : values.path, method: postBytes > 0 ? 'POST' : 'GET', ...(postBytes > 0 ? { bodyBytes: postBytes } : {}), conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate, preconnect: true } : {}) };
+const spec = values.handshakes ? { kind: 'hs', path: values.path, method: 'GET', conns: opts.conns, servername: 'localhost' } : { kind: 'ka', path: postBytes > 0 ? '/post' : values.path, method: postBytes > 0 ? 'POST' : 'GET', ...(postBytes > 0 ? { bodyBytes: postBytes } : {}), conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate, preconnect: true } : {}) };
 const ref = values.floor ? 'floor' : names[0];
 const label = (n) => (n === 'floor' || n.startsWith('floor-') || n.startsWith('lean') ? n : variants.find((v) => v.name === n).label);
 const lines = [];
@@ -273,7 +276,7 @@ if (values.alloc) {
     lines.push(`| ${label(n)} | ${median(us[n]).toFixed(0)} | ${median(ratios[n]).toFixed(2)} | ${median(rps[n]).toFixed(0)} | ${us[n].map((x) => x.toFixed(0)).join(', ')} |`);
   }
 } else {
-  const what = postBytes > 0 ? `keep-alive POST ${postBytes} B` : values.path === '/' ? 'keep-alive GET 100 B' : `keep-alive GET ${values.path}`;
+  const what = values.handshakes ? 'full handshake per request' : postBytes > 0 ? `keep-alive POST ${postBytes} B` : values.path === '/' ? 'keep-alive GET 100 B' : `keep-alive GET ${values.path}`;
   const label0 = rate > 0 ? `${what} at ${rate} req/s` : what;
   // 2 s of unrecorded warm-up per target, then A B C ... A B C ...; measure() logs every round.
   const rows = await interleaved(ctx, { scenario: 'variants', label: label0, targets: names, spec, rounds, durationS, warmupS: 2 });
