@@ -31,7 +31,84 @@ import { respondError } from './respond-error.js';
  * retires it meanwhile.
  */
 export function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics, onFailure: ProxyFailureHandler): void {
-  void new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics, onFailure).run();
+  void new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics, onFailure).run(null);
+}
+
+/**
+ * A bodiless request's first attempt, made by the lean exchange (lean-exchange.ts), that failed
+ * before any byte of its response was written to the client. Everything it held passes to the
+ * request that goes on from it: the upstream slot, the budget's count of it, the header list.
+ */
+export interface FailedFirstAttempt {
+  readonly target: UpstreamTarget;
+  readonly attemptStarted: bigint;
+  /** The dispatch handler's error, as ForwardExchange would have rejected with it. */
+  readonly error: ForwardError;
+  readonly headers: string[];
+  /** The upstream's slot (gate), held since before the attempt. */
+  readonly release: Release;
+}
+
+/**
+ * Goes on from a lean exchange's failed first attempt exactly as if this proxy had made it: the
+ * failure is judged (retried on another target, or answered) by the same code, with node:http's
+ * objects for the client from here on. `budget.requestStarted()` and the gate slot were taken by
+ * the lean exchange and are released here.
+ */
+export function continueProxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics, onFailure: ProxyFailureHandler, first: FailedFirstAttempt): void {
+  void new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics, onFailure).run(first);
+}
+
+/**
+ * The header list sent upstream for an admitted request: the client's headers less the hop-by-hop
+ * and stripped ones, the identity and forwarding headers the route sends, and the Host the route
+ * asks for (undici and the gateway's own client send the target's host:port unless the list names one).
+ */
+export function upstreamRequestHeaders(snapshot: RuntimeSnapshot, a: Forward, rawHeaders: readonly string[], clientAddress: string, authority: string | null, requestId: string): string[] {
+  const { forwarding, upstream, context } = a;
+  const send = forwarding.identityHeaders;
+  const headers = buildUpstreamRequestHeaders(rawHeaders, {
+    filter: snapshot.requests.headerFilter,
+    clientAddress,
+    originalHost: authority,
+    requestId,
+    xfcc: send.xfcc ? context.xfcc : null,
+    clientCert: send.clientCert ? context.rfc9440.clientCert : null,
+    clientCertChain: send.clientCertChain ? context.rfc9440.clientCertChain : null,
+  });
+  const host = forwarding.host === 'servername' ? upstream.servername : forwarding.host === 'preserve' ? authority : null;
+  if (host !== null) headers.push('host', host);
+  return headers;
+}
+
+/**
+ * The access record of a response relayed (whole, or cut after it started), and its metrics: the
+ * line every served request ends with, whichever exchange relayed it.
+ */
+export function recordServed(a: Forward, requestId: string, httpVersion: string, upstreamPath: string, started: bigint, target: UpstreamTarget, result: ForwardResult, attempts: Attempt[] | null, metrics: GatewayMetrics): void {
+  const micros = elapsedMicros(started);
+  const record = new ServedRecord(
+    requestId,
+    httpVersion,
+    a.method,
+    a.path,
+    upstreamPath !== a.path ? upstreamPath : undefined,
+    a.route,
+    a.rule,
+    a.upstream.name,
+    a.decision,
+    a.audit,
+    target.origin,
+    result.status,
+    result.bytesOut,
+    micros,
+    attempts,
+    result.error,
+    result.clientAborted,
+  );
+  if (record.composable) writeInfoRecord(a.context.log, record, 'request');
+  else a.context.log.info(record.asObject(), 'request');
+  metrics.request(a.route, a.decision, result.status, micros / 1e6);
 }
 
 /** Answers a request whose proxying threw (a bug): the caller's 500 and log record. */
@@ -154,37 +231,14 @@ class ProxiedRequest {
 
   /** The access record of a response relayed (whole, or cut after it started), and its metrics. */
   #served(target: UpstreamTarget, result: ForwardResult): void {
-    const a = this.#a;
-    const micros = elapsedMicros(this.#started);
-    const record = new ServedRecord(
-      this.#requestId,
-      this.#raw.httpVersion,
-      a.method,
-      a.path,
-      this.#upstreamPath !== a.path ? this.#upstreamPath : undefined,
-      a.route,
-      a.rule,
-      this.#upstream.name,
-      a.decision,
-      a.audit,
-      target.origin,
-      result.status,
-      result.bytesOut,
-      micros,
-      this.#attempts,
-      result.error,
-      result.clientAborted,
-    );
-    if (record.composable) writeInfoRecord(a.context.log, record, 'request');
-    else a.context.log.info(record.asObject(), 'request');
-    this.#metrics.request(a.route, a.decision, result.status, micros / 1e6);
+    recordServed(this.#a, this.#requestId, this.#raw.httpVersion, this.#upstreamPath, this.#started, target, result, this.#attempts, this.#metrics);
   }
 
   /**
    * One async frame for the whole request; the upstream is held open to the end of it. It never
    * rejects: whatever throws is the failure handler's (no promise chained per request for it).
    */
-  async run(): Promise<void> {
+  async run(first: FailedFirstAttempt | null): Promise<void> {
     const unhold = this.#upstream.hold();
     try {
       const { forwarding } = this.#a;
@@ -194,7 +248,8 @@ class ProxiedRequest {
       const body = this.#body;
       const bodyTimeout = this.#snapshot.requests.bodyTimeout;
       const rate = forwarding.rateLimit;
-      if (rate !== null) {
+      // A lean exchange's first attempt has passed the limits already (it takes no rate-limited route).
+      if (rate !== null && first === null) {
         // Before the body is waited for or a connection taken: a limited client costs nothing upstream.
         const waitMs = rate.limiter.take(rateLimitKeyOf(this.#a.context.identity, rate.key), Date.now());
         if (waitMs > 0) {
@@ -211,15 +266,16 @@ class ProxiedRequest {
         if (outcome === 'stalled') return this.#refuse('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
       }
       const gate = upstream.gate;
-      if (gate.active + gate.waiting >= upstream.limits.maxRequests) return this.#overloaded('max-requests');
+      if (first === null && gate.active + gate.waiting >= upstream.limits.maxRequests) return this.#overloaded('max-requests');
       const budget = upstream.budget;
       const retry = new RetryState(upstream, this.#a.method, body === null);
-      let release: Release | null = null;
-      // Envoy's budget counts the requests waiting for a connection as active too.
-      budget.requestStarted();
+      let release: Release | null = first?.release ?? null;
+      // Envoy's budget counts the requests waiting for a connection as active too (a lean first
+      // attempt counted itself).
+      if (first === null) budget.requestStarted();
       try {
         // Most requests find a free slot: no promise or closure on that path.
-        release = gate.tryAcquire();
+        release ??= gate.tryAcquire();
         if (release === null) {
           if (gate.waiting >= upstream.limits.maxPending) return this.#overloaded('max-pending');
           const waited = await acquireUpstream(upstream, res);
@@ -227,26 +283,14 @@ class ProxiedRequest {
           if (waited === 'overloaded') return this.#overloaded('queue-timeout');
           release = waited;
         }
-        const host = forwarding.host === 'servername' ? upstream.servername : forwarding.host === 'preserve' ? requestAuthority(raw) : null;
-        const send = forwarding.identityHeaders;
-        const context = this.#a.context;
-        const headers = buildUpstreamRequestHeaders(raw.rawHeaders, {
-          filter: this.#snapshot.requests.headerFilter,
-          clientAddress: raw.socket?.remoteAddress ?? '',
-          originalHost: requestAuthority(raw),
-          requestId: this.#requestId,
-          xfcc: send.xfcc ? context.xfcc : null,
-          clientCert: send.clientCert ? context.rfc9440.clientCert : null,
-          clientCertChain: send.clientCertChain ? context.rfc9440.clientCertChain : null,
-        });
-        // undici sends the target's host:port as Host unless the list names one.
-        if (host !== null) headers.push('host', host);
+        const headers = first?.headers ?? upstreamRequestHeaders(this.#snapshot, this.#a, raw.rawHeaders, raw.socket?.remoteAddress ?? '', requestAuthority(raw), this.#requestId);
         // gRPC over HTTP/2 needs `te: trailers` (hop-by-hop, so dropped above) and honours grpc-timeout.
         if (upstream.protocol === 'http2' && acceptsTrailers(raw.headers.te)) headers.push('te', 'trailers');
         const deadline = startGrpcDeadline(raw, res, this.#started, stall?.signal);
         if (deadline?.expired) return this.#refuse('GW_ERR_UPSTREAM_TIMEOUT', { reason: 'grpc-timeout', afterMs: deadline.ms });
+        let failedFirst = first;
         for (;;) {
-          const target = upstream.pick(this.#tried);
+          const target = failedFirst?.target ?? upstream.pick(this.#tried);
           if (target === undefined) {
             // Nothing eligible from the start, or (in a fleet) every target left refused to connect.
             if (retry.lastError === null || (retry.lastReason === 'connect-failure' && retry.allUnreachable && upstream.size > 1)) {
@@ -256,26 +300,35 @@ class ProxiedRequest {
             }
             return this.#failWith(retry.lastError);
           }
-          const attemptStarted = process.hrtime.bigint();
+          const attemptStarted = failedFirst?.attemptStarted ?? process.hrtime.bigint();
           target.active++;
           try {
-            const result = await forwardRequest(target.pool, {
-              method: this.#a.method,
-              path: this.#upstreamPath + this.#a.query,
-              headers,
-              body,
-              res,
-              requestId: this.#requestId,
-              signal: deadline?.signal ?? stall?.signal,
-              headersTimeout: forwarding.responseTimeout,
-              // A retried status is dropped only if a retry will really follow: decided when it arrives.
-              retryStatus: retry.statusRetryFor(target, this),
-            });
-            if (result.status >= 500) upstream.failed(target);
-            else upstream.succeeded(target);
-            if (this.#attempts !== null) this.#attempts.push({ target: target.origin, outcome: result.status, durationMs: elapsedMs(attemptStarted) });
-            return this.#served(target, result);
-          } catch (err) {
+            let err: unknown;
+            if (failedFirst !== null) {
+              err = failedFirst.error;
+              failedFirst = null;
+            } else {
+              try {
+                const result = await forwardRequest(target.pool, {
+                  method: this.#a.method,
+                  path: this.#upstreamPath + this.#a.query,
+                  headers,
+                  body,
+                  res,
+                  requestId: this.#requestId,
+                  signal: deadline?.signal ?? stall?.signal,
+                  headersTimeout: forwarding.responseTimeout,
+                  // A retried status is dropped only if a retry will really follow: decided when it arrives.
+                  retryStatus: retry.statusRetryFor(target, this),
+                });
+                if (result.status >= 500) upstream.failed(target);
+                else upstream.succeeded(target);
+                if (this.#attempts !== null) this.#attempts.push({ target: target.origin, outcome: result.status, durationMs: elapsedMs(attemptStarted) });
+                return this.#served(target, result);
+              } catch (thrown) {
+                err = thrown;
+              }
+            }
             if (err instanceof ForwardError && err.clientAborted) return this.#clientLeft();
             if (stall?.signal.aborted) return this.#refuse('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: bodyTimeout });
             if (deadline?.expired) return this.#refuse('GW_ERR_UPSTREAM_TIMEOUT', { reason: 'grpc-timeout', afterMs: deadline.ms, target: target.origin });
