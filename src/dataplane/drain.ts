@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { ConnectionRegistry } from './connection-registry.js';
 import type { Http1Handler } from './http1-handler.js';
 import { closeSessionGracefully } from './http2-sessions.js';
+import { leanExchangeOn } from './lean-exchange.js';
 
 export interface DrainOptions {
   readonly server: HttpsServer;
@@ -46,7 +47,14 @@ export async function drainListener(opts: DrainOptions): Promise<void> {
       continue;
     }
     const res = responseOn(socket);
-    if (res === null) continue;
+    if (res === null) {
+      // A lean exchange (server.engine: lean) answers without node:http's response object.
+      const lean = leanExchangeOn(socket);
+      if (lean === undefined) continue;
+      busy++;
+      lean.closeAfter();
+      continue;
+    }
     busy++;
     if (!res.headersSent) res.shouldKeepAlive = false;
     else res.once('finish', () => socket.end());

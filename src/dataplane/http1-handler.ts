@@ -19,6 +19,7 @@ import { admit, type Admission } from './admit.js';
 import { clientSocketOf } from './client-socket.js';
 import { connectionFacts, MAX_REVOCATION_WAITS, revocationPending, type ConnectionFacts } from './connection-context.js';
 import { hasBody, requestHead } from './http1-request.js';
+import { LeanExchanges } from './lean-exchange.js';
 import { elapsedMs, revocationLog, refusalDecision } from './log-records.js';
 import { proxyHttp } from './proxy-http.js';
 import { respondError, respondErrorOnSocket } from './respond-error.js';
@@ -29,11 +30,22 @@ export class Http1Handler {
   readonly #metrics: GatewayMetrics;
   #closing = false;
   #draining = false;
+  /**
+   * The lean listener's way for bodiless GET and HEAD requests (lean-exchange.ts): the same
+   * decision and proxy as onRequest, without node:http's objects; whatever it does not take comes
+   * here as node:http's objects.
+   */
+  readonly lean: LeanExchanges;
 
   constructor(runtime: Runtime, logger: Logger, metrics: GatewayMetrics) {
     this.#runtime = runtime;
     this.#logger = logger;
     this.#metrics = metrics;
+    this.lean = new LeanExchanges(runtime, logger, metrics, this, this.#proxyFailed);
+  }
+
+  get closing(): boolean {
+    return this.#closing;
   }
 
   /**

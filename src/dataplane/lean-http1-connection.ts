@@ -36,6 +36,37 @@ export interface LeanHttp1Settings {
   readonly keepAliveTimeout: number;
 }
 
+/**
+ * What a lean exchange (lean-exchange.ts) sees of the connection its request arrived on: the
+ * socket to answer on, and the two ways out of an exchange.
+ */
+export interface LeanExchangeConnection {
+  readonly socket: TLSSocket;
+  /** The answer may keep the connection (llhttp's verdict on the request, and the server is not closing). */
+  readonly keepAlive: boolean;
+  /**
+   * The request as node:http's objects, nothing written yet: the exchange hands it over to them
+   * (the proxy goes on from a failed first attempt). From here on the connection serves it as any other.
+   */
+  materialize(): { req: IncomingMessage; res: ServerResponse };
+  /** The exchange wrote its whole answer (`last`: the connection closes after it), or gave up and destroyed the socket. */
+  responded(last: boolean): void;
+}
+
+/** The exchange in progress on a connection: told of the client's leaving and of a drained socket. */
+export interface LeanExchangeInProgress {
+  clientGone(): void;
+  drained(): void;
+}
+
+/**
+ * Serves a request without node:http's objects when it can (lean-exchange.ts). `serve` returns
+ * the exchange it started, or null having done nothing: node:http's objects then serve the request.
+ */
+export interface LeanExchangeServer {
+  serve(conn: LeanExchangeConnection, head: ParsedRequestHead): LeanExchangeInProgress | null;
+}
+
 /** node:http's internals this module drives as node:http does (stable since Node 12). */
 type NodeRequest = IncomingMessage & {
   _addHeaderLines(headers: string[], n: number): void;
@@ -108,10 +139,13 @@ export class LeanHttp1Connections {
   readonly #settings: () => LeanHttp1Settings;
   readonly #live = new Set<LeanHttp1Connection>();
   #closing = false;
+  /** Serves what it can of bodiless requests without node:http's objects; null: none. */
+  readonly exchanges: LeanExchangeServer | null;
 
-  constructor(server: EventEmitter, settings: () => LeanHttp1Settings) {
+  constructor(server: EventEmitter, settings: () => LeanHttp1Settings, exchanges: LeanExchangeServer | null = null) {
     this.#server = server;
     this.#settings = settings;
+    this.exchanges = exchanges;
   }
 
   /** A TLS connection that negotiated HTTP/1.1 (or no ALPN): served here from now on. */
@@ -146,7 +180,12 @@ export class LeanHttp1Connections {
   }
 }
 
-class LeanHttp1Connection implements RequestEvents {
+/** The lean exchange may take a request only when no tracing tool expects node:http's objects for it. */
+function tracedHttp(): boolean {
+  return requestStartChannel.hasSubscribers || responseFinishChannel.hasSubscribers;
+}
+
+class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
   readonly #socket: PausableSocket;
   readonly #server: EventEmitter;
   readonly #settings: () => LeanHttp1Settings;
@@ -155,6 +194,10 @@ class LeanHttp1Connection implements RequestEvents {
   /** The request being read or answered, and its response until it finished. */
   #req: NodeRequest | null = null;
   #res: NodeResponse | null = null;
+  /** A lean exchange answering the current request (no #req or #res then), and its head. */
+  #lean: LeanExchangeInProgress | null = null;
+  #leanHead: ParsedRequestHead | null = null;
+  #leanKeepAlive = false;
   /** The head of an upgrade or CONNECT, taken over once the parser stops at it. */
   #takeOver: ParsedRequestHead | null = null;
   /** Bytes after a complete request whose response has not finished: read once it has. */
@@ -193,7 +236,7 @@ class LeanHttp1Connection implements RequestEvents {
   /** Closes the connection if no request is in progress on it (none read, answered or waiting). */
   closeIfIdle(): void {
     if (this.#done) return;
-    if (this.#req === null && this.#res === null && !this.#parserHasBytes && this.#held === null) this.#socket.destroy();
+    if (this.#req === null && this.#res === null && this.#lean === null && !this.#parserHasBytes && this.#held === null) this.#socket.destroy();
   }
 
   destroy(): void {
@@ -204,7 +247,7 @@ class LeanHttp1Connection implements RequestEvents {
 
   readonly #onData = (data: Buffer): void => {
     if (this.#done) return;
-    if (this.#held !== null || (this.#res !== null && !this.#inBody && this.#req?.complete === true)) {
+    if (this.#held !== null || this.#lean !== null || (this.#res !== null && !this.#inBody && this.#req?.complete === true)) {
       this.#hold(data);
       return;
     }
@@ -236,7 +279,7 @@ class LeanHttp1Connection implements RequestEvents {
       this.#arm(0);
       if (r.rest === 0) return;
       offset = data.length - r.rest;
-      if (this.#res !== null) return this.#hold(data.subarray(offset));
+      if (this.#res !== null || this.#lean !== null) return this.#hold(data.subarray(offset));
     }
   }
 
@@ -254,6 +297,7 @@ class LeanHttp1Connection implements RequestEvents {
 
   /** node:http's socketOnDrain: a response that was told to wait hears 'drain'. */
   readonly #onDrain = (): void => {
+    if (this.#lean !== null) return this.#lean.drained();
     const res = this.#res;
     if (res === null || res.writableFinished) return;
     const k = needDrainSymbol(res);
@@ -295,6 +339,12 @@ class LeanHttp1Connection implements RequestEvents {
   };
 
   #abortInProgress(): void {
+    const lean = this.#lean;
+    if (lean !== null) {
+      this.#lean = null;
+      lean.clientGone();
+      return;
+    }
     const req = this.#req;
     if (req !== null && (this.#res !== null || !req.complete) && !req.destroyed) req.destroy(connReset('aborted'));
   }
@@ -305,6 +355,12 @@ class LeanHttp1Connection implements RequestEvents {
     this.#arm(0);
     this.#socket.removeListener('data', this.#onData);
     this.#socket.on('error', () => undefined);
+    // A lean exchange may have its answer on the wire already: no error answer can follow it
+    // (node:http's objects: the handler sees the response's headersSent and closes).
+    if (this.#lean !== null) {
+      this.#socket.destroy();
+      return;
+    }
     if (!this.#server.emit('clientError', err, this.#socket)) this.#socket.destroy();
   }
 
@@ -341,16 +397,20 @@ class LeanHttp1Connection implements RequestEvents {
     // The head is in: the request timeout (if any), counted from the message's first byte, runs on
     // to the end of the body.
     this.#arm(s.requestTimeout === 0 ? 0 : Math.max(1, this.#messageStart + s.requestTimeout - Date.now()));
-    const req = this.#request(head);
-    const res = new (ServerResponse as unknown as new (req: IncomingMessage, opts: { highWaterMark: number }) => NodeResponse)(req, { highWaterMark: socket.writableHighWaterMark });
-    res._keepAliveTimeout = s.keepAliveTimeout;
-    res.shouldKeepAlive = head.keepAlive && !this.#owner.closing;
-    res.assignSocket(socket);
-    res.once('finish', () => this.#onFinish(req, res));
-    this.#req = req;
-    this.#res = res;
     this.#inBody = true;
-    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) endEmptyRequest(req);
+    const exchanges = this.#owner.exchanges;
+    if (exchanges !== null && !head.upgrade && !tracedHttp()) {
+      this.#leanKeepAlive = head.keepAlive && !this.#owner.closing;
+      this.#leanHead = head;
+      const lean = exchanges.serve(this, head);
+      if (lean !== null) {
+        // Unless it already answered (materialized or responded within serve).
+        if (this.#leanHead !== null) this.#lean = lean;
+        return false;
+      }
+      this.#leanHead = null;
+    }
+    const { req, res } = this.#objects(head, s);
     const server = this.#server;
     if (requestStartChannel.hasSubscribers) requestStartChannel.publish({ request: req, response: res, socket, server });
     if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.expect !== undefined) {
@@ -370,6 +430,48 @@ class LeanHttp1Connection implements RequestEvents {
     }
     server.emit('request', req, res);
     return false;
+  }
+
+  /** node:http's request and response for `head`, the response on this socket; the current request from now on. */
+  #objects(head: ParsedRequestHead, s: LeanHttp1Settings): { req: NodeRequest; res: NodeResponse } {
+    const socket = this.#socket;
+    const req = this.#request(head);
+    const res = new (ServerResponse as unknown as new (req: IncomingMessage, opts: { highWaterMark: number }) => NodeResponse)(req, { highWaterMark: socket.writableHighWaterMark });
+    res._keepAliveTimeout = s.keepAliveTimeout;
+    res.shouldKeepAlive = head.keepAlive && !this.#owner.closing;
+    res.assignSocket(socket);
+    res.once('finish', () => this.#onFinish(req, res));
+    this.#req = req;
+    this.#res = res;
+    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) endEmptyRequest(req);
+    return { req, res };
+  }
+
+  // ---- the lean exchange's view (LeanExchangeConnection) -----------------------------------------
+
+  get socket(): TLSSocket {
+    return this.#socket;
+  }
+
+  get keepAlive(): boolean {
+    return this.#leanKeepAlive;
+  }
+
+  materialize(): { req: IncomingMessage; res: ServerResponse } {
+    const head = this.#leanHead!;
+    this.#leanHead = null;
+    this.#lean = null;
+    const made = this.#objects(head, this.#settings());
+    // The lean exchange takes only bodiless requests. Read whole already, unless this runs within
+    // the exchange's start (the parser's onComplete, still to come, completes it then).
+    if (!this.#inBody) made.req.complete = true;
+    return made;
+  }
+
+  responded(last: boolean): void {
+    this.#lean = null;
+    this.#leanHead = null;
+    this.#afterResponse(last);
   }
 
   #request(head: ParsedRequestHead): NodeRequest {
@@ -435,8 +537,13 @@ class LeanHttp1Connection implements RequestEvents {
     process.nextTick(emitClose, res);
     this.#res = null;
     if (req.complete) this.#req = null;
+    this.#afterResponse(res._last);
+  }
+
+  /** node:http's resOnFinish after the response let go of the socket: close, or wait for the next request. */
+  #afterResponse(last: boolean): void {
     const socket = this.#socket;
-    if (res._last || this.#owner.closing) {
+    if (last || this.#owner.closing) {
       socket.destroySoon();
       return;
     }

@@ -111,7 +111,7 @@ function createServer(config: GatewayConfig, runtime: Runtime, handler: Http1Han
     // the node floor's rate with the gateway idle half the time (bench/README.md, issue 14).
     noDelay: true,
   };
-  if (!config.listen.http2) return leanHttp1(config, runtime, checkedEverySecond(createHttpsServer(common, handler.onRequest)));
+  if (!config.listen.http2) return leanHttp1(config, runtime, checkedEverySecond(createHttpsServer(common, handler.onRequest)), handler);
   const limits = config.server.http2;
   const srv = createHttp2Server(
     {
@@ -135,7 +135,7 @@ function createServer(config: GatewayConfig, runtime: Runtime, handler: Http1Han
   http1.requireHostHeader = false;
   // The gateway's handlers use node:http's API, which the HTTP/2 compatibility layer mirrors. The
   // type is the one both sides' handlers are written against.
-  return leanHttp1(config, runtime, checkedEverySecond(srv as unknown as HttpsServer));
+  return leanHttp1(config, runtime, checkedEverySecond(srv as unknown as HttpsServer), handler);
 }
 
 /**
@@ -155,7 +155,7 @@ function checkedEverySecond(srv: HttpsServer): HttpsServer {
  * 'secureConnection' listeners keep the h2 ones. The server's closeIdleConnections and
  * closeAllConnections (Fastify's close, the drain's timeout) reach the lean connections too.
  */
-function leanHttp1(config: GatewayConfig, runtime: Runtime, srv: HttpsServer): HttpsServer {
+function leanHttp1(config: GatewayConfig, runtime: Runtime, srv: HttpsServer, handler: Http1Handler): HttpsServer {
   if (config.server.engine !== 'lean') return srv;
   // Read several times per request: derived once per configuration in force, not per call.
   let from: GatewayConfig['server'] | null = null;
@@ -168,7 +168,7 @@ function leanHttp1(config: GatewayConfig, runtime: Runtime, srv: HttpsServer): H
       settings = { maxHeaderSize: s.maxHeaderSize, maxHeaderLines: s.maxHeaders + 1, headersTimeout: effectiveHeadersTimeout(s), requestTimeout: s.requestTimeout, keepAliveTimeout: s.keepAliveTimeout };
     }
     return settings;
-  });
+  }, handler.lean);
   const nodeListeners = srv.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
   srv.removeAllListeners('secureConnection');
   srv.on('secureConnection', (socket: TLSSocket) => {

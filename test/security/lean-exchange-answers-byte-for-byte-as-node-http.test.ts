@@ -1,0 +1,135 @@
+// The lean exchange (src/dataplane/lean-exchange.ts) writes a relayed answer itself instead of
+// through node:http's ServerResponse: whatever a client or a cache in front of the gateway reads
+// must not change with it. Every answer shape an upstream can send to a bodiless GET or HEAD
+// (a body with Content-Length, chunked now or later, empty, 204, 304, HEAD, repeated and
+// interleaved headers, trailers, no Date, a 500, Connection: close, pipelined requests) is asked
+// for twice on the same gateway: once through the lean exchange, once through node:http's objects
+// (a diagnostics-channel subscriber keeps requests off the lean exchange, as a tracing tool
+// would). The bytes on the wire must be the same, apart from the Date value. The count of node:http
+// responses made for the gateway's port proves which way each pass went.
+import dc from 'node:diagnostics_channel';
+import { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import t from 'tap';
+import { DEFAULT_ROUTES_YAML, startStack } from '../helpers/harness.js';
+import { rawTlsExchange, show } from '../helpers/raw-tls-request.js';
+
+const INTERLEAVED = ['set-cookie', 'a=1', 'x-kind', 'one', 'Set-Cookie', 'b=2', 'x-other', 'two'];
+
+t.test('the lean exchange answers byte for byte as node:http does', async (t) => {
+  if (process.env['GW_TEST_ENGINE'] === 'node') {
+    t.pass('server.engine: node has no lean exchange');
+    return;
+  }
+  const s = await startStack({
+    routes: DEFAULT_ROUTES_YAML.replace('methods: [GET, POST, PUT]', 'methods: [GET, HEAD, POST, PUT]'),
+    upstreamHandler: (req, res) => {
+      const url = req.url ?? '';
+      if (url === '/orders/plain') return void res.writeHead(200, { 'content-length': '5', 'content-type': 'text/plain' }).end(req.method === 'HEAD' ? undefined : 'hello');
+      if (url === '/orders/no-content') return void res.writeHead(204, { 'x-kind': 'none' }).end();
+      if (url === '/orders/no-content-interleaved') return void res.writeHead(204, INTERLEAVED).end();
+      if (url === '/orders/not-modified') return void res.writeHead(304, { etag: '"v1"' }).end();
+      if (url === '/orders/interleaved') return void res.writeHead(201, INTERLEAVED).end('made');
+      if (url === '/orders/chunked-now') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('first ');
+        return void res.end('second');
+      }
+      if (url === '/orders/chunked-later') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.flushHeaders();
+        let i = 0;
+        const tick = setInterval(() => {
+          res.write(`chunk${i}\n`);
+          if (++i === 3) {
+            clearInterval(tick);
+            res.end();
+          }
+        }, 10);
+        return;
+      }
+      if (url === '/orders/empty-chunked-now') {
+        res.writeHead(200, { 'x-kind': 'empty' });
+        res.flushHeaders();
+        return void res.end();
+      }
+      if (url === '/orders/empty-chunked-later') {
+        res.writeHead(200, { 'x-kind': 'empty' });
+        res.flushHeaders();
+        return void setTimeout(() => res.end(), 30);
+      }
+      if (url === '/orders/trailers') {
+        res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+        res.write('body');
+        res.addTrailers({ 'x-checksum': 'abc', 'x-second': 'def' });
+        return void res.end();
+      }
+      if (url === '/orders/no-date') {
+        res.sendDate = false;
+        return void res.writeHead(200, { 'content-length': '2' }).end('nd');
+      }
+      if (url === '/orders/fails') return void res.writeHead(500, { 'content-length': '4' }).end('oops');
+      if (url === '/orders/big') return void res.writeHead(200, { 'content-length': String(200_000) }).end(Buffer.alloc(200_000, 0x61));
+      res.writeHead(404, { 'content-length': '0' }).end();
+    },
+  });
+  t.teardown(() => s.close());
+  const billing = s.pki.clients['billing']!;
+
+  // node:http responses made for the gateway's own port (the upstream is node:https in this process too).
+  let nodeResponses = 0;
+  const assignSocket = ServerResponse.prototype.assignSocket;
+  ServerResponse.prototype.assignSocket = function (this: ServerResponse, socket: Socket) {
+    if (socket.localPort === s.gw.port) nodeResponses++;
+    return assignSocket.call(this, socket);
+  };
+  t.teardown(() => {
+    ServerResponse.prototype.assignSocket = assignSocket;
+  });
+
+  const request = (method: string, path: string, extra = '') => `${method} ${path} HTTP/1.1\r\nHost: orders.internal\r\nx-request-id: lean-diff-1\r\n${extra}\r\n`;
+  const exchange = (payload: string, methods: string[], close: boolean) =>
+    rawTlsExchange({ port: s.gw.port, ca: s.pki.root.certPem, cert: billing.certPem, key: billing.keyPem, payload, requestMethods: methods, ...(close ? {} : { expectResponses: methods.length, graceMs: 100 }), timeoutMs: 5_000 });
+  const normalized = (raw: Buffer) => raw.toString('latin1').replace(/\r\nDate: [^\r\n]*\r\n/g, '\r\nDate: (date)\r\n');
+
+  const cases: Array<{ name: string; payload: string; methods: string[]; close?: boolean; lean?: false }> = [
+    { name: 'GET, a body with Content-Length', payload: request('GET', '/orders/plain'), methods: ['GET'] },
+    { name: 'HEAD', payload: request('HEAD', '/orders/plain'), methods: ['HEAD'] },
+    { name: '204', payload: request('GET', '/orders/no-content'), methods: ['GET'] },
+    { name: '204 with repeated, interleaved headers (grouped, as setHeader groups them)', payload: request('GET', '/orders/no-content-interleaved'), methods: ['GET'] },
+    { name: '304', payload: request('GET', '/orders/not-modified'), methods: ['GET'] },
+    { name: 'a body with repeated, interleaved headers (in the upstream order)', payload: request('GET', '/orders/interleaved'), methods: ['GET'] },
+    { name: 'chunked, the whole body at once', payload: request('GET', '/orders/chunked-now'), methods: ['GET'] },
+    { name: 'chunked, over time', payload: request('GET', '/orders/chunked-later'), methods: ['GET'] },
+    { name: 'chunked and empty, at once', payload: request('GET', '/orders/empty-chunked-now'), methods: ['GET'] },
+    { name: 'chunked and empty, ended later', payload: request('GET', '/orders/empty-chunked-later'), methods: ['GET'] },
+    { name: 'trailers', payload: request('GET', '/orders/trailers', 'TE: trailers\r\n'), methods: ['GET'] },
+    { name: 'no Date from the upstream', payload: request('GET', '/orders/no-date'), methods: ['GET'] },
+    { name: 'a 500', payload: request('GET', '/orders/fails'), methods: ['GET'] },
+    { name: 'a body larger than the relay buffer', payload: request('GET', '/orders/big'), methods: ['GET'] },
+    { name: 'Connection: close', payload: request('GET', '/orders/plain', 'Connection: close\r\n'), methods: ['GET'], close: true },
+    { name: 'a request the policy refuses (answered by node:http\'s objects both times)', payload: request('GET', '/nowhere'), methods: ['GET'], lean: false },
+    { name: 'three pipelined requests', payload: request('GET', '/orders/plain') + request('HEAD', '/orders/plain') + request('GET', '/orders/chunked-now'), methods: ['GET', 'HEAD', 'GET'] },
+  ];
+
+  const traced = () => undefined;
+  for (const c of cases) {
+    const before = nodeResponses;
+    const lean = await exchange(c.payload, c.methods, c.close === true);
+    const leanResponses = nodeResponses - before;
+    dc.subscribe('http.server.request.start', traced);
+    let node;
+    try {
+      node = await exchange(c.payload, c.methods, c.close === true);
+    } finally {
+      dc.unsubscribe('http.server.request.start', traced);
+    }
+    const nodeMade = nodeResponses - before - leanResponses;
+    t.equal(lean.responses.length, c.methods.length, `${c.name}: every response came (${show(lean.raw, 400)})`);
+    if (c.lean === false) t.equal(leanResponses, c.methods.length, `${c.name}: not taken by the lean exchange`);
+    else t.equal(leanResponses, 0, `${c.name}: served by the lean exchange`);
+    t.equal(nodeMade, c.methods.length, `${c.name}: served by node:http's objects with a tracer subscribed`);
+    t.equal(normalized(lean.raw), normalized(node.raw), `${c.name}: the same bytes`);
+    t.equal(lean.ending, node.ending, `${c.name}: the connection ends the same way`);
+  }
+});
