@@ -11,8 +11,8 @@
  * request that has no body and an answer relayed as it came.
  *
  * What it takes, decided before anything is done (else it returns null and node:http's objects
- * serve the request, as they serve every other): HTTP/1.1, GET or HEAD, no Content-Length,
- * Transfer-Encoding or Expect, no gRPC; the gateway neither closing nor waiting on an OCSP answer
+ * serve the request, as they serve every other): HTTP/1.1 or 1.0 (not naming TE), GET or HEAD,
+ * no Content-Length, Transfer-Encoding or Expect, no gRPC; the gateway neither closing nor waiting on an OCSP answer
  * for the connection; admitted to a route without a rate limit whose upstream speaks HTTP/1 and
  * retries no status; an upstream slot free now and a target to send it to.
  *
@@ -29,7 +29,8 @@
  * relayed; `Connection: keep-alive` with `Keep-Alive: timeout=N`, or `Connection: close` and the
  * connection closed after it; a relayed Content-Length as it is, else `Content-Length: 0` for an
  * answer that completed empty before its head was written, else chunked framing with the
- * upstream's relayable trailers; no body after HEAD, 204 or 304. Header names and values are
+ * upstream's relayable trailers (for HTTP/1.0: no framing, the answer ends with the connection);
+ * no body after HEAD, 204 or 304. Header names and values are
  * checked as node:http checks them; an answer that fails the check is cut, as it is there.
  */
 import { STATUS_CODES } from 'node:http';
@@ -78,13 +79,17 @@ function httpDate(): string {
 }
 
 /** Which request head lines keep a request off the lean exchange (lower-cased names, by length). */
-function leanHeadFacts(headers: readonly string[]): { host: string | undefined; hostCount: number; requestId: string | undefined } | null {
+function leanHeadFacts(headers: readonly string[]): { host: string | undefined; hostCount: number; requestId: string | undefined; te: boolean } | null {
   let host: string | undefined;
   let hostCount = 0;
   let requestId: string | undefined;
+  let te = false;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     switch (name.length) {
+      case 2:
+        if (name.toLowerCase() === 'te') te = true;
+        break;
       case 4:
         if (name.toLowerCase() === 'host') {
           hostCount++;
@@ -109,7 +114,7 @@ function leanHeadFacts(headers: readonly string[]): { host: string | undefined; 
         break;
     }
   }
-  return { host, hostCount, requestId };
+  return { host, hostCount, requestId, te };
 }
 
 /** The lean exchange each client connection is busy with, for the drain. */
@@ -167,10 +172,11 @@ export class LeanExchanges implements LeanExchangeServer {
 
   /** Whether the lean exchange takes the request, and what it sends; nothing is taken or changed yet. */
   #decide(conn: LeanExchangeConnection, head: ParsedRequestHead): LeanPlan | null {
-    if (head.versionMajor !== 1 || head.versionMinor !== 1 || (head.method !== 'GET' && head.method !== 'HEAD')) return null;
+    if (head.versionMajor !== 1 || head.versionMinor > 1 || (head.method !== 'GET' && head.method !== 'HEAD')) return null;
     if (this.#gate.closing) return null;
     const facts = leanHeadFacts(head.headers);
-    if (facts === null) return null;
+    // An HTTP/1.0 client that names TE may read a chunked answer (node:http then sends one).
+    if (facts === null || (head.versionMinor === 0 && facts.te)) return null;
     const snapshot = this.#runtime.current;
     const started = process.hrtime.bigint();
     const socket = conn.socket;
@@ -181,7 +187,7 @@ export class LeanExchanges implements LeanExchangeServer {
       method: head.method,
       target: head.url,
       httpVersionMajor: 1,
-      httpVersionMinor: 1,
+      httpVersionMinor: head.versionMinor,
       host: facts.host,
       hostCount: facts.hostCount,
       expect: undefined,
@@ -194,7 +200,7 @@ export class LeanExchanges implements LeanExchangeServer {
     const requestId = requestIdFor(facts.requestId);
     const upstreamPath = a.forwarding.rewrite === null ? a.path : a.forwarding.rewrite(a.path);
     const headers = upstreamRequestHeaders(snapshot, a, head.headers, socket.remoteAddress ?? '', facts.host ?? null, requestId);
-    return { snapshot, a, started, requestId, upstreamPath, headers };
+    return { snapshot, a, started, requestId, upstreamPath, headers, http10: head.versionMinor === 0 };
   }
 
   /** Takes an upstream slot and a target, and starts the exchange; null when there is no slot or target now. */
@@ -230,6 +236,8 @@ interface LeanPlan {
   readonly requestId: string;
   readonly upstreamPath: string;
   readonly headers: string[];
+  /** An HTTP/1.0 request: no chunked answer, so an answer without Content-Length ends with the connection. */
+  readonly http10: boolean;
 }
 
 /** One bodiless request and its relayed answer; the undici dispatch handler the upstream client drives. */
@@ -248,6 +256,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   #keepAlive: boolean;
   readonly #keepAliveTimeout: number;
   readonly #head: boolean;
+  readonly #http10: boolean;
   #unhold: (() => void) | null = null;
   #attemptStarted = 0n;
   #abort: ((err: Error) => void) | null = null;
@@ -280,6 +289,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     this.#keepAlive = keepAlive;
     this.#keepAliveTimeout = keepAliveTimeout;
     this.#head = plan.a.method === 'HEAD';
+    this.#http10 = plan.http10;
   }
 
   start(): void {
@@ -418,7 +428,8 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
       else if (name.length === 4 && name.toLowerCase() === 'date') date = true;
     }
     if (!date) head += `Date: ${httpDate()}\r\n`;
-    if (this.#keepAlive) {
+    // node:http keeps an HTTP/1.0 connection only when the answer's length is known.
+    if (this.#keepAlive && (contentLength || !this.#http10)) {
       head += `Connection: keep-alive\r\n`;
       if (this.#keepAliveTimeout > 0) head += `Keep-Alive: timeout=${Math.floor(this.#keepAliveTimeout / 1000)}\r\n`;
     } else {
@@ -426,7 +437,8 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
       head += 'Connection: close\r\n';
     }
     if (!contentLength && this.#hasBody) {
-      if (ended) head += 'Content-Length: 0\r\n';
+      if (this.#http10) this.#last = true;
+      else if (ended) head += 'Content-Length: 0\r\n';
       else {
         head += 'Transfer-Encoding: chunked\r\n';
         this.#chunked = true;
@@ -476,7 +488,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     if (status >= 500) upstream.failed(this.#target);
     else upstream.succeeded(this.#target);
     this.#release_();
-    recordServed(this.#a, this.#requestId, '1.1', this.#upstreamPath, this.#started, this.#target, { status, bytesOut: this.#bytesOut, error, clientAborted: this.#clientGone }, null, this.#owner.metrics);
+    recordServed(this.#a, this.#requestId, this.#http10 ? '1.0' : '1.1', this.#upstreamPath, this.#started, this.#target, { status, bytesOut: this.#bytesOut, error, clientAborted: this.#clientGone }, null, this.#owner.metrics);
     if (error !== null) {
       this.#socket.destroy();
       this.#conn.responded(true);

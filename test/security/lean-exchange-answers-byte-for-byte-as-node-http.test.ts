@@ -4,12 +4,12 @@
 // (a body with Content-Length, chunked now or later, empty, 204, 304, HEAD, repeated and
 // interleaved headers, trailers, a repeated trailer, a status Node has no reason phrase for, no
 // Date, a 500, a body larger than the relay buffer, Connection: close, pipelined requests, two
-// request ids) is asked
+// request ids, HTTP/1.0 with and without keep-alive and Host) is asked
 // for twice on the same gateway: once through the lean exchange, once through node:http's objects
 // (a diagnostics-channel subscriber keeps requests off the lean exchange, as a tracing tool
 // would). The bytes on the wire must be the same, apart from the Date value. The count of node:http
 // responses made for the gateway's port proves which way each pass went; requests the lean
-// exchange leaves alone (refused by the policy, gRPC, Expect, HTTP/1.0) go the same way twice.
+// exchange leaves alone (refused by the policy, gRPC, Expect, HTTP/1.0 naming TE) go the same way twice.
 import dc from 'node:diagnostics_channel';
 import { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -101,6 +101,7 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
   });
 
   const request = (method: string, path: string, extra = '') => `${method} ${path} HTTP/1.1\r\nHost: orders.internal\r\nx-request-id: lean-diff-1\r\n${extra}\r\n`;
+  const request10 = (method: string, path: string, extra = '') => `${method} ${path} HTTP/1.0\r\nHost: orders.internal\r\nx-request-id: lean-diff-1\r\n${extra}\r\n`;
   const exchange = (payload: string, methods: string[], close: boolean) =>
     rawTlsExchange({ port: s.gw.port, ca: s.pki.root.certPem, cert: billing.certPem, key: billing.keyPem, payload, requestMethods: methods, ...(close ? {} : { expectResponses: methods.length, graceMs: 100 }), timeoutMs: 5_000 });
   const normalized = (raw: Buffer, freshIds: boolean) => {
@@ -131,7 +132,14 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
     },
     { name: 'a gRPC content type (left to node:http\'s objects)', payload: request('GET', '/orders/plain', 'content-type: application/grpc\r\n'), methods: ['GET'], lean: false },
     { name: 'Expect (left to node:http\'s objects)', payload: request('GET', '/orders/plain', 'Expect: 100-continue\r\n'), methods: ['GET'], lean: false },
-    { name: 'an HTTP/1.0 request (left to node:http\'s objects)', payload: 'GET /orders/plain HTTP/1.0\r\nHost: orders.internal\r\nx-request-id: lean-diff-1\r\n\r\n', methods: ['GET'], close: true, lean: false },
+    { name: 'HTTP/1.0', payload: request10('GET', '/orders/plain'), methods: ['GET'], close: true },
+    { name: 'HTTP/1.0 without Host', payload: 'GET /orders/plain HTTP/1.0\r\nx-request-id: lean-diff-1\r\n\r\n', methods: ['GET'], close: true },
+    { name: 'HTTP/1.0 keep-alive, a body with Content-Length', payload: request10('GET', '/orders/plain', 'Connection: keep-alive\r\n'), methods: ['GET'] },
+    { name: 'HTTP/1.0 keep-alive, HEAD', payload: request10('HEAD', '/orders/plain', 'Connection: keep-alive\r\n'), methods: ['HEAD'] },
+    { name: 'HTTP/1.0 keep-alive, an answer without Content-Length (ends with the connection)', payload: request10('GET', '/orders/chunked-now', 'Connection: keep-alive\r\n'), methods: ['GET'], close: true },
+    { name: 'HTTP/1.0 keep-alive, an empty answer without Content-Length', payload: request10('GET', '/orders/empty-chunked-now', 'Connection: keep-alive\r\n'), methods: ['GET'], close: true },
+    { name: 'HTTP/1.0 keep-alive, trailers (dropped)', payload: request10('GET', '/orders/trailers', 'Connection: keep-alive\r\n'), methods: ['GET'], close: true },
+    { name: 'HTTP/1.0 naming TE (left to node:http\'s objects)', payload: request10('GET', '/orders/chunked-now', 'TE: chunked\r\n'), methods: ['GET'], close: true, lean: false },
     { name: 'no Date from the upstream', payload: request('GET', '/orders/no-date'), methods: ['GET'] },
     { name: 'a 500', payload: request('GET', '/orders/fails'), methods: ['GET'] },
     { name: 'a body larger than the relay buffer', payload: request('GET', '/orders/big'), methods: ['GET'] },
