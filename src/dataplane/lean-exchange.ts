@@ -13,8 +13,8 @@
  * What it takes, decided before anything is done (else it returns null and node:http's objects
  * serve the request, as they serve every other): HTTP/1.1 or 1.0 (not naming TE), GET or HEAD,
  * no Content-Length, Transfer-Encoding or Expect, no gRPC; the gateway neither closing nor waiting on an OCSP answer
- * for the connection; admitted to a route without a rate limit whose upstream speaks HTTP/1 and
- * retries no status; an upstream slot free now and a target to send it to.
+ * for the connection; admitted to a route whose upstream speaks HTTP/1 and retries no status; an
+ * upstream slot free now, a token of the route's rate limit (if it has one), and a target.
  *
  * What it hands over: an attempt that fails before a byte of the answer was written (connect
  * failure, reset, timeout, a client that left) becomes node:http's objects for the request and
@@ -40,6 +40,7 @@ import type { Logger } from 'pino';
 import { buildClientResponseHeaders, canonicalHeaderName } from '../proxy/forward-headers.js';
 import { ForwardError, relayableTrailers, type UpstreamTrailers } from '../proxy/forward-request.js';
 import { RELAY_BUFFER_BYTES } from '../proxy/relay-buffer.js';
+import { rateLimitKeyOf } from '../proxy/route-forwarding.js';
 import type { Release } from '../proxy/upstream-gate.js';
 import type { UpstreamTarget } from '../proxy/upstream-target.js';
 import type { ParsedRequestHead } from '../request/llhttp-request-parser.js';
@@ -196,7 +197,7 @@ export class LeanExchanges implements LeanExchangeServer {
     const a = admit(snapshot, connection, requestHead);
     if (a.kind !== 'forward') return null;
     const upstream = a.upstream;
-    if (upstream.protocol !== 'http1' || a.forwarding.rateLimit !== null || upstream.retries.onStatus) return null;
+    if (upstream.protocol !== 'http1' || upstream.retries.onStatus) return null;
     const requestId = requestIdFor(facts.requestId);
     const upstreamPath = a.forwarding.rewrite === null ? a.path : a.forwarding.rewrite(a.path);
     const headers = upstreamRequestHeaders(snapshot, a, head.headers, socket.remoteAddress ?? '', facts.host ?? null, requestId);
@@ -212,6 +213,14 @@ export class LeanExchanges implements LeanExchangeServer {
     if (release === null) return null;
     let x: LeanExchange;
     try {
+      // The route's rate limit, once the request is sure to be taken otherwise: a token is taken
+      // once, here or by the proxy. A request over the limit is left to the proxy, which asks the
+      // limiter again and answers 429 (a refusal takes no token).
+      const rate = plan.a.forwarding.rateLimit;
+      if (rate !== null && (upstream.eligibleCount(NONE) === 0 || rate.limiter.take(rateLimitKeyOf(plan.a.context.identity, rate.key), Date.now()) > 0)) {
+        release();
+        return null;
+      }
       const target = upstream.pick(null);
       if (target === undefined) {
         release();
@@ -546,6 +555,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
 }
 
 const RESOLVED = Promise.resolve();
+const NONE: ReadonlySet<UpstreamTarget> = new Set();
 
 /** What a request that failed inside serve() leaves on its connection (closed by then). */
 const GONE: LeanExchangeInProgress = Object.freeze({ clientGone: () => undefined, drained: () => undefined });

@@ -9,7 +9,8 @@
 // (a diagnostics-channel subscriber keeps requests off the lean exchange, as a tracing tool
 // would). The bytes on the wire must be the same, apart from the Date value. The count of node:http
 // responses made for the gateway's port proves which way each pass went; requests the lean
-// exchange leaves alone (refused by the policy, gRPC, Expect, HTTP/1.0 naming TE) go the same way twice.
+// exchange leaves alone (refused by the policy or the rate limit, gRPC, Expect, HTTP/1.0 naming
+// TE) go the same way twice.
 import dc from 'node:diagnostics_channel';
 import { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -25,7 +26,10 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
     return;
   }
   const s = await startStack({
-    routes: DEFAULT_ROUTES_YAML.replace('methods: [GET, POST, PUT]', 'methods: [GET, HEAD, POST, PUT]'),
+    routes: DEFAULT_ROUTES_YAML.replace('methods: [GET, POST, PUT]', 'methods: [GET, HEAD, POST, PUT]').replace(
+      'routes:\n',
+      'routes:\n  - name: limited\n    match: { pathPrefix: /orders/limited }\n    upstream: orders\n    rateLimit: { key: spiffe, rate: 1/h, burst: 2 }\n    allow:\n      - spiffe: spiffe://example.org/ns/*/sa/billing\n',
+    ),
     upstreamHandler: (req, res) => {
       const url = req.url ?? '';
       if (url === '/orders/plain') return void res.writeHead(200, { 'content-length': '5', 'content-type': 'text/plain' }).end(req.method === 'HEAD' ? undefined : 'hello');
@@ -81,6 +85,7 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
         return void res.end();
       }
       if (url === '/orders/odd-status') return void res.writeHead(599, { 'content-length': '3' }).end('odd');
+      if (url === '/orders/limited') return void res.writeHead(200, { 'content-length': '7' }).end('limited');
       if (url === '/orders/fails') return void res.writeHead(500, { 'content-length': '4' }).end('oops');
       if (url === '/orders/big') return void res.writeHead(200, { 'content-length': String(200_000) }).end(Buffer.alloc(200_000, 0x61));
       res.writeHead(404, { 'content-length': '0' }).end();
@@ -140,6 +145,9 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
     { name: 'HTTP/1.0 keep-alive, an empty answer without Content-Length', payload: request10('GET', '/orders/empty-chunked-now', 'Connection: keep-alive\r\n'), methods: ['GET'], close: true },
     { name: 'HTTP/1.0 keep-alive, trailers (dropped)', payload: request10('GET', '/orders/trailers', 'Connection: keep-alive\r\n'), methods: ['GET'], close: true },
     { name: 'HTTP/1.0 naming TE (left to node:http\'s objects)', payload: request10('GET', '/orders/chunked-now', 'TE: chunked\r\n'), methods: ['GET'], close: true, lean: false },
+    // burst 2: the lean pass takes the first token, node:http's objects the second; then both refuse (429).
+    { name: 'a rate-limited route, within its limit', payload: request('GET', '/orders/limited'), methods: ['GET'] },
+    { name: 'a rate-limited route, over its limit (429, answered by node:http\'s objects both times)', payload: request('GET', '/orders/limited'), methods: ['GET'], lean: false },
     { name: 'no Date from the upstream', payload: request('GET', '/orders/no-date'), methods: ['GET'] },
     { name: 'a 500', payload: request('GET', '/orders/fails'), methods: ['GET'] },
     { name: 'a body larger than the relay buffer', payload: request('GET', '/orders/big'), methods: ['GET'] },
