@@ -52,8 +52,8 @@ export const USAGE = `Usage: node bench/run.mjs [options]      (after npm run bu
   --upstream auto|nginx|node   the origin server (default auto: nginx when installed)
   --quiet-wait S     wait up to S s for an idle machine before each measurement (default 1; --quick 0)
   --profile-seconds S  length of the profiled load (default 10)
-  --profile-kind ka|hs  what the profile scenario drives: keep-alive GET (ka, default) or a full
-                     handshake per request (hs, ab)
+  --profile-kind ka|hs|post  what the profile scenario drives: keep-alive GET (ka, default), a full
+                     handshake per request (hs, ab), or keep-alive POST of 64 KiB (post)
   --h2-conns N       HTTP/2 connections of the h2 and grpc scenarios (default 10)
   --h2-streams N     concurrent streams per HTTP/2 connection (default 10)
   --failover-seconds S  measured load per variant of the failover scenario; one origin of three
@@ -79,7 +79,7 @@ function num(name, v, { min = 0, int = true } = {}) {
 
 function profileKind(v) {
   if (v === undefined) return 'ka';
-  if (v !== 'ka' && v !== 'hs') throw new Error(`--profile-kind must be ka or hs (got ${v})`);
+  if (v !== 'ka' && v !== 'hs' && v !== 'post') throw new Error(`--profile-kind must be ka, hs or post (got ${v})`);
   return v;
 }
 

@@ -418,13 +418,21 @@ export function renderMarkdown(r) {
   if (fo) parts.push('### Failover: one origin of three killed mid-run (gateway only)\n\n' + fo);
   if (r.extra.profile) {
     const p = r.extra.profile;
-    parts.push(`### Gateway CPU profile, ${p.kind === 'hs' ? 'full handshake per request' : 'keep-alive GET'} (${fx(p.rps)} req/s, ${fx(p.usPerReq)} µs CPU/req while profiled)\n\n` + profileMarkdown(p.summary));
+    parts.push(`### Gateway CPU profile, ${p.kind === 'hs' ? 'full handshake per request' : p.kind === 'post' ? 'keep-alive POST 64 KiB' : 'keep-alive GET'} (${fx(p.rps)} req/s, ${fx(p.usPerReq)} µs CPU/req while profiled)\n\n` + profileMarkdown(p.summary));
     const f = r.extra.profileFloor;
     if (f && p.requests > 0 && f.requests > 0) {
       parts.push(
         `### Gateway against the node floor, by area (profiled: gateway ${fx(p.rps)} req/s, floor ${fx(f.rps)} req/s)\n\n` +
           'Self time of the profiled seconds divided by the requests served in them, the same load on each; the profiler itself inflates both.\n\n' +
           profileComparisonMarkdown({ name: 'gateway', summary: p.summary, requests: p.requests }, { name: 'floor', summary: f.summary, requests: f.requests }),
+      );
+    }
+    const w = r.extra.profileLeanWork;
+    if (w && p.requests > 0 && w.requests > 0) {
+      parts.push(
+        `### Gateway against lean-work, by area (profiled: gateway ${fx(p.rps)} req/s, lean-work ${fx(w.rps)} req/s)\n\n` +
+          'Self time of the profiled seconds divided by the requests served in them, the same load on each; the profiler itself inflates both.\n\n' +
+          profileComparisonMarkdown({ name: 'gateway', summary: p.summary, requests: p.requests }, { name: 'lean-work', summary: w.summary, requests: w.requests }),
       );
     }
   }

@@ -229,10 +229,10 @@ export class Targets {
    * (the floor's client, so that only the server side is lean). gatewayWork: LEAN_GATEWAY_WORK=1,
    * the gateway's header bytes and access record added (lean-floor.mjs says what that is).
    */
-  async startLean(name = 'lean', parser = 'node', upstream = 'raw', { gatewayWork = false } = {}) {
+  async startLean(name = 'lean', parser = 'node', upstream = 'raw', { gatewayWork = false, nodeArgs = [] } = {}) {
     const env = gatewayWork ? { ...process.env, LEAN_GATEWAY_WORK: '1' } : undefined;
     const kind = `lean floor (${parser} parser, ${upstream === 'raw' ? 'raw upstream sockets' : upstream === 'gateway' ? "the gateway's upstream client" : 'undici upstream'}${gatewayWork ? ', the gateway\'s headers and access record' : ''})`;
-    return this.#startNodeReference(name, LEAN_SCRIPT, [parser, upstream], kind, [], env);
+    return this.#startNodeReference(name, LEAN_SCRIPT, [parser, upstream], kind, nodeArgs, env);
   }
 
   /** The Fastify + @fastify/http-proxy reference (lib/fastify-proxy.mjs). */

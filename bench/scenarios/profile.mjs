@@ -1,10 +1,11 @@
 // Where the gateway spends its CPU on the keep-alive GET hot path (or, with --profile-kind hs, on a
-// full handshake per request): a gateway started with `node --cpu-prof`, driven like scenario ka
+// full handshake per request; with --profile-kind post, on a keep-alive POST of 64 KiB): a gateway started with `node --cpu-prof`, driven like scenario ka
 // (or hs) for --profile-seconds, stopped with SIGTERM (the profile is written at exit), then self
 // time aggregated by function (lib/summarize-cpuprofile.mjs), counting only the profiled load's
 // seconds (not start-up or warm-up). When `floor` is among the targets, the node floor is
 // profiled the same way right after, and the two are compared by area in µs per request: what the
-// gateway spends that the floor does not.
+// gateway spends that the floor does not. `lean-work` among the targets is profiled and compared
+// the same way.
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { measure } from '../lib/measure.mjs';
@@ -19,7 +20,10 @@ async function profileOne(ctx, name, start, label) {
   mkdirSync(dir, { recursive: true });
   await start(['--cpu-prof', '--cpu-prof-dir', dir]);
   const kind = ctx.opts.profileKind;
-  const spec = { kind, path: '/', method: 'GET', conns: ctx.opts.conns, servername: 'localhost' };
+  const spec =
+    kind === 'post'
+      ? { kind: 'ka', path: '/post', method: 'POST', bodyBytes: 65536, conns: ctx.opts.conns, servername: 'localhost' }
+      : { kind, path: '/', method: 'GET', conns: ctx.opts.conns, servername: 'localhost' };
   let row;
   try {
     await measure(ctx, { scenario: id, label, target: name, spec, durationS: 2, record: false });
@@ -40,9 +44,12 @@ async function profileOne(ctx, name, start, label) {
 
 export async function run(ctx) {
   const hs = ctx.opts.profileKind === 'hs';
-  const label = (what) => `${hs ? 'full handshake per request' : 'keep-alive GET 100 B'} (${what})`;
+  const label = (what) => `${hs ? 'full handshake per request' : ctx.opts.profileKind === 'post' ? 'keep-alive POST 64 KiB' : 'keep-alive GET 100 B'} (${what})`;
   ctx.extra.profile = await profileOne(ctx, 'gateway-prof', (nodeArgs) => ctx.targets.startGateway('gateway-prof', { nodeArgs }), label('profiled'));
   if (ctx.mainTargets.includes('floor')) {
     ctx.extra.profileFloor = await profileOne(ctx, 'floor-prof', (nodeArgs) => ctx.targets.startFloor('floor-prof', { nodeArgs }), label('floor, profiled'));
+  }
+  if (ctx.mainTargets.includes('lean-work')) {
+    ctx.extra.profileLeanWork = await profileOne(ctx, 'lean-work-prof', (nodeArgs) => ctx.targets.startLean('lean-work-prof', 'wasm', 'raw', { gatewayWork: true, nodeArgs }), label('lean-work, profiled'));
   }
 }
