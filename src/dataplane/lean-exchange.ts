@@ -33,11 +33,12 @@
  * no body after HEAD, 204 or 304. Header names and values are
  * checked as node:http checks them; an answer that fails the check is cut, as it is there.
  */
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { buildClientResponseHeaders, canonicalHeaderName } from '../proxy/forward-headers.js';
+import { Http1UpstreamClient } from '../proxy/http1-upstream-client.js';
 import { ForwardError, relayableTrailers, type UpstreamTrailers } from '../proxy/forward-request.js';
 import { RELAY_BUFFER_BYTES } from '../proxy/relay-buffer.js';
 import { rateLimitKeyOf } from '../proxy/route-forwarding.js';
@@ -51,7 +52,8 @@ import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { admit, type Forward, type RequestHead } from './admit.js';
 import { connectionFacts, revocationPending } from './connection-context.js';
 import type { LeanExchangeConnection, LeanExchangeInProgress, LeanExchangeServer } from './lean-http1-connection.js';
-import { continueProxyHttp, recordServed, upstreamRequestHeaders, type ProxyFailureHandler } from './proxy-http.js';
+import { continueProxyHttp, endUnsentRequest, proxyHttp, recordServed, upstreamRequestHeaders, type ProxyFailureHandler } from './proxy-http.js';
+import { BodyStalledError } from './request-body-watch.js';
 
 /** What the exchange needs to know of the HTTP/1 handler's state. */
 export interface LeanExchangeGate {
@@ -79,12 +81,23 @@ function httpDate(): string {
   return dateValue;
 }
 
-/** Which request head lines keep a request off the lean exchange (lower-cased names, by length). */
-function leanHeadFacts(headers: readonly string[]): { host: string | undefined; hostCount: number; requestId: string | undefined; te: boolean } | null {
+/** What the lean exchange reads of a request head (names compared lower-cased, by length first). */
+interface LeanHeadFacts {
+  readonly host: string | undefined;
+  readonly hostCount: number;
+  readonly requestId: string | undefined;
+  readonly te: boolean;
+  /** The body's length from its one Content-Length line (0: none). */
+  readonly bodyLength: number;
+}
+
+/** The head's facts, or null when a line keeps the request off the lean exchange. */
+function leanHeadFacts(headers: readonly string[]): LeanHeadFacts | null {
   let host: string | undefined;
   let hostCount = 0;
   let requestId: string | undefined;
   let te = false;
+  let contentLength: string | undefined;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     switch (name.length) {
@@ -108,14 +121,24 @@ function leanHeadFacts(headers: readonly string[]): { host: string | undefined; 
         } else if (name.toLowerCase() === 'content-type' && /^application\/grpc/i.test(headers[i + 1]!)) return null;
         break;
       case 14:
-        if (name.toLowerCase() === 'content-length') return null;
+        if (name.toLowerCase() === 'content-length') {
+          // The parser refuses differing values; even equal repeated ones are left to node:http's objects.
+          if (contentLength !== undefined) return null;
+          contentLength = headers[i + 1]!;
+        }
         break;
       case 17:
         if (name.toLowerCase() === 'transfer-encoding') return null;
         break;
     }
   }
-  return { host, hostCount, requestId, te };
+  let bodyLength = 0;
+  if (contentLength !== undefined) {
+    // The parser has checked the value (digits, no overflow); anything else is not this module's.
+    if (!/^\d{1,15}$/.test(contentLength)) return null;
+    bodyLength = Number(contentLength);
+  }
+  return { host, hostCount, requestId, te, bodyLength };
 }
 
 /** The lean exchange each client connection is busy with, for the drain. */
@@ -173,7 +196,7 @@ export class LeanExchanges implements LeanExchangeServer {
 
   /** Whether the lean exchange takes the request, and what it sends; nothing is taken or changed yet. */
   #decide(conn: LeanExchangeConnection, head: ParsedRequestHead): LeanPlan | null {
-    if (head.versionMajor !== 1 || head.versionMinor > 1 || (head.method !== 'GET' && head.method !== 'HEAD')) return null;
+    if (head.versionMajor !== 1 || head.versionMinor > 1 || head.method === 'CONNECT') return null;
     if (this.#gate.closing) return null;
     const facts = leanHeadFacts(head.headers);
     // An HTTP/1.0 client that names TE may read a chunked answer (node:http then sends one).
@@ -201,39 +224,72 @@ export class LeanExchanges implements LeanExchangeServer {
     const requestId = requestIdFor(facts.requestId);
     const upstreamPath = a.forwarding.rewrite === null ? a.path : a.forwarding.rewrite(a.path);
     const headers = upstreamRequestHeaders(snapshot, a, head.headers, socket.remoteAddress ?? '', facts.host ?? null, requestId);
-    return { snapshot, a, started, requestId, upstreamPath, headers, http10: head.versionMinor === 0 };
+    return { snapshot, a, started, requestId, upstreamPath, headers, http10: head.versionMinor === 0, bodyLength: facts.bodyLength };
   }
 
-  /** Takes an upstream slot and a target, and starts the exchange; null when there is no slot or target now. */
+  /**
+   * Starts the exchange with an upstream slot and a target; null when there is none now. A request
+   * with a body takes nothing upstream until its first bytes arrive, as in the proxy (a client that
+   * announces a body and sends none holds no upstream connection): the exchange waits for them.
+   */
   #begin(conn: LeanExchangeConnection, plan: LeanPlan): LeanExchangeInProgress | null {
+    const keepAlive = conn.keepAlive && !this.#gate.draining;
+    const keepAliveTimeout = plan.snapshot.config.server.keepAliveTimeout;
+    if (plan.bodyLength > 0) {
+      // The route's rate limit, as the proxy asks it: before the body is waited for (a limited
+      // client costs nothing upstream). Over the limit, the proxy has the request and answers 429.
+      const rate = plan.a.forwarding.rateLimit;
+      if (rate !== null && rate.limiter.take(rateLimitKeyOf(plan.a.context.identity, rate.key), Date.now()) > 0) return null;
+      const x = new LeanExchange(this, conn, plan, keepAlive, keepAliveTimeout);
+      x.awaitBody();
+      return x;
+    }
+    const slot = this.acquire(plan, true);
+    if (slot === null) return null;
+    let x: LeanExchange;
+    try {
+      // From here on the request is this exchange's (or, on a failure, the proxy's it hands over to).
+      x = new LeanExchange(this, conn, plan, keepAlive, keepAliveTimeout);
+    } catch (err) {
+      slot.release();
+      throw err;
+    }
+    x.start(slot.release, slot.target);
+    return x;
+  }
+
+  /**
+   * An upstream slot, a token of the route's rate limit (if it has one and `rated`) and a target,
+   * all or none: null when one of them is not to be had now (the proxy then waits, refuses or
+   * answers 429 as it does for every request).
+   */
+  acquire(plan: LeanPlan, rated: boolean): { release: Release; target: UpstreamTarget } | null {
     const upstream = plan.a.upstream;
     const slots = upstream.gate;
     if (slots.active + slots.waiting >= upstream.limits.maxRequests) return null;
     const release = slots.tryAcquire();
     if (release === null) return null;
-    let x: LeanExchange;
     try {
       // The route's rate limit, once the request is sure to be taken otherwise: a token is taken
       // once, here or by the proxy. A request over the limit is left to the proxy, which asks the
       // limiter again and answers 429 (a refusal takes no token).
-      const rate = plan.a.forwarding.rateLimit;
+      const rate = rated ? plan.a.forwarding.rateLimit : null;
       if (rate !== null && (upstream.eligibleCount(NONE) === 0 || rate.limiter.take(rateLimitKeyOf(plan.a.context.identity, rate.key), Date.now()) > 0)) {
         release();
         return null;
       }
       const target = upstream.pick(null);
-      if (target === undefined) {
+      // A body is streamed to the gateway's own upstream client (http1-upstream-client.ts reads the
+      // exchange's LeanBody); with server.engine lean every HTTP/1 target has one.
+      if (target === undefined || (plan.bodyLength > 0 && !(target.pool instanceof Http1UpstreamClient))) {
         release();
         return null;
       }
-      // From here on the request is this exchange's (or, on a failure, the proxy's it hands over to).
-      x = new LeanExchange(this, conn, plan, release, target, conn.keepAlive && !this.#gate.draining, plan.snapshot.config.server.keepAliveTimeout);
+      return { release, target };
     } catch (err) {
       release();
       throw err;
     }
-    x.start();
-    return x;
   }
 }
 
@@ -247,25 +303,45 @@ interface LeanPlan {
   readonly headers: string[];
   /** An HTTP/1.0 request: no chunked answer, so an answer without Content-Length ends with the connection. */
   readonly http10: boolean;
+  /** The request body's Content-Length (0: no body). */
+  readonly bodyLength: number;
 }
 
-/** One bodiless request and its relayed answer; the undici dispatch handler the upstream client drives. */
+/**
+ * One request and its relayed answer; the undici dispatch handler the upstream client drives. A
+ * request body (Content-Length only) is read by the connection's parser and handed to the
+ * upstream client through a LeanBody, with the proxy's rules: nothing upstream is taken before its
+ * first bytes, a body that stalls for server.bodyTimeout ends the request (408 before the answer
+ * started, the connection cut after), the client is paused while the upstream is the slow side,
+ * and an attempt that never reached a connection hands the whole body, unread, to the proxy.
+ */
 class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress {
   readonly #owner: LeanExchanges;
   readonly #conn: LeanExchangeConnection;
   readonly #socket: TLSSocket;
+  readonly #plan: LeanPlan;
   readonly #snapshot: RuntimeSnapshot;
   readonly #a: Forward;
   readonly #requestId: string;
   readonly #started: bigint;
   readonly #upstreamPath: string;
   readonly #headers: string[];
-  readonly #release: Release;
-  readonly #target: UpstreamTarget;
+  /** The slot and target, once started. */
+  #release: Release = NO_RELEASE;
+  #target: UpstreamTarget | null = null;
   #keepAlive: boolean;
   readonly #keepAliveTimeout: number;
   readonly #head: boolean;
   readonly #http10: boolean;
+  /** The request body as the upstream client reads it; null without a body. */
+  readonly #upload: LeanBody | null;
+  /** server.bodyTimeout of the snapshot the request was admitted with. */
+  readonly #bodyTimeout: number;
+  #begun = false;
+  /** The client's socket is paused because the upstream is the slow side. */
+  #clientPaused = false;
+  #judging = false;
+  #stalled = false;
   #unhold: (() => void) | null = null;
   #attemptStarted = 0n;
   #abort: ((err: Error) => void) | null = null;
@@ -283,35 +359,52 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   #corked = false;
   #bytesOut = 0;
 
-  constructor(owner: LeanExchanges, conn: LeanExchangeConnection, plan: LeanPlan, release: Release, target: UpstreamTarget, keepAlive: boolean, keepAliveTimeout: number) {
+  constructor(owner: LeanExchanges, conn: LeanExchangeConnection, plan: LeanPlan, keepAlive: boolean, keepAliveTimeout: number) {
     this.#owner = owner;
     this.#conn = conn;
     this.#socket = conn.socket;
+    this.#plan = plan;
     this.#snapshot = plan.snapshot;
     this.#a = plan.a;
     this.#requestId = plan.requestId;
     this.#started = plan.started;
     this.#upstreamPath = plan.upstreamPath;
     this.#headers = plan.headers;
-    this.#release = release;
-    this.#target = target;
     this.#keepAlive = keepAlive;
     this.#keepAliveTimeout = keepAliveTimeout;
     this.#head = plan.a.method === 'HEAD';
     this.#http10 = plan.http10;
+    this.#upload = plan.bodyLength > 0 ? new LeanBody(this) : null;
+    this.#bodyTimeout = plan.snapshot.requests.bodyTimeout;
   }
 
-  start(): void {
+  /** A request with a body: waits for its first bytes (body()), its stall timer running from now. */
+  awaitBody(): void {
+    inProgress.set(this.#socket, this);
+    // The socket's inactivity timer, as the proxy's stall watch uses it (every read restarts it).
+    if (this.#bodyTimeout > 0) this.#socket.setTimeout(this.#bodyTimeout);
+  }
+
+  start(release: Release, target: UpstreamTarget): void {
+    this.#begun = true;
+    this.#release = release;
+    this.#target = target;
     inProgress.set(this.#socket, this);
     const upstream = this.#a.upstream;
     this.#unhold = upstream.hold();
     // Envoy's budget counts the requests waiting for a connection as active too.
     upstream.budget.requestStarted();
     this.#attemptStarted = process.hrtime.bigint();
-    this.#target.active++;
+    target.active++;
     const timeout = this.#a.forwarding.responseTimeout;
-    this.#target.pool.dispatch(
-      { method: this.#a.method as Dispatcher.HttpMethod, path: this.#upstreamPath + this.#a.query, headers: this.#headers, body: null, ...(timeout !== undefined ? { headersTimeout: timeout } : {}) },
+    target.pool.dispatch(
+      {
+        method: this.#a.method as Dispatcher.HttpMethod,
+        path: this.#upstreamPath + this.#a.query,
+        headers: this.#headers,
+        body: this.#upload as unknown as Dispatcher.DispatchOptions['body'],
+        ...(timeout !== undefined ? { headersTimeout: timeout } : {}),
+      },
       this,
     );
   }
@@ -321,7 +414,82 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   clientGone(): void {
     if (this.#done) return;
     this.#clientGone = true;
+    if (!this.#begun) return this.#unsent('client-left');
     this.#abort?.(new Error('client closed the connection'));
+  }
+
+  body(chunk: Buffer): void {
+    const upload = this.#upload;
+    if (this.#done || upload === null) return;
+    if (!this.#begun) {
+      // The body's first bytes: now an upstream slot and target are taken, or the proxy, which
+      // waits for a slot or refuses, has the request (and this chunk, from the connection).
+      let slot: { release: Release; target: UpstreamTarget } | null;
+      try {
+        // (The rate limit's token was taken with the head.)
+        slot = this.#owner.acquire(this.#plan, false);
+      } catch (err) {
+        return this.#internalFailure(err);
+      }
+      if (slot === null) return this.#toProxy();
+      this.start(slot.release, slot.target);
+      // A failure within the start hands the request (and so this chunk) over.
+      if (this.#done) return;
+    }
+    upload.push(chunk);
+  }
+
+  bodyEnd(): void {
+    const upload = this.#upload;
+    if (upload === null || this.#done) return;
+    if (this.#bodyTimeout > 0) this.#socket.setTimeout(0);
+    upload.end();
+  }
+
+  /**
+   * The socket's timer fired while this exchange is in progress: the body stalled, unless the
+   * gateway is the slow side (the client paused, or bytes waiting for an upstream connection),
+   * as the proxy's stall watch judges it (request-body-watch.ts). False: not this exchange's timer.
+   */
+  timeout(): boolean {
+    const upload = this.#upload;
+    if (upload === null || this.#done) return false;
+    if (upload.ended || this.#judging) return true;
+    if (this.#clientPaused || upload.queuedBytes > 0) {
+      this.#socket.setTimeout(this.#bodyTimeout);
+      return true;
+    }
+    // After a pause of the event loop itself, the client's bytes may be in the kernel, unread: the
+    // verdict waits until the loop has read them.
+    this.#judging = true;
+    const before = this.#socket.bytesRead;
+    setImmediate(() => {
+      this.#judging = false;
+      if (this.#done || upload.ended) return;
+      if (this.#clientPaused || upload.queuedBytes > 0 || this.#socket.bytesRead !== before) {
+        this.#socket.setTimeout(this.#bodyTimeout);
+        return;
+      }
+      this.#stall();
+    });
+    return true;
+  }
+
+  get answerStarted(): boolean {
+    return this.#status !== 0;
+  }
+
+  /** The upstream cannot take more of the body now (LeanBody.pause), or can again. */
+  pauseClient(): void {
+    if (this.#clientPaused || this.#done) return;
+    this.#clientPaused = true;
+    this.#socket.pause();
+  }
+
+  resumeClient(): void {
+    if (!this.#clientPaused) return;
+    this.#clientPaused = false;
+    if (!this.#socket.destroyed) this.#socket.resume();
   }
 
   drained(): void {
@@ -342,7 +510,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     if (this.#clientGone || this.#socket.destroyed) {
       this.#clientGone = true;
       abort(new Error('client closed the connection'));
-    }
+    } else if (this.#stalled) abort(new BodyStalledError(this.#bodyTimeout));
   }
 
   onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void): boolean {
@@ -372,7 +540,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
         this.#cut(new Error('invalid response header'));
         return true;
       }
-    } else if (this.#hasBody && !socket.destroyed) {
+    } else if (this.#hasBody && socket.writable) {
       if (this.#chunked) {
         socket.cork();
         socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
@@ -394,7 +562,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
       // (grouped headers, Content-Length: 0), unless there are trailers (chunked, as writeHead then end).
       if (!this.#writeHead(null, relayed === null)) return this.#cut(new Error('invalid response header'));
     }
-    if (this.#chunked && !socket.destroyed) {
+    if (this.#chunked && socket.writable) {
       this.#corkForThisTick();
       const tail = relayed === null ? CHUNKED_END : trailerSection(relayed);
       if (tail === null) return this.#cut(new Error('invalid response trailer'));
@@ -455,7 +623,8 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     }
     head += '\r\n';
     const socket = this.#socket;
-    if (socket.destroyed) return true;
+    // (Closed, or ended by the gateway's own error answer to the connection.)
+    if (!socket.writable) return true;
     if (body === null || !this.#hasBody) socket.write(head, 'latin1');
     else {
       socket.cork();
@@ -492,16 +661,33 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   #finish(error: Error | null): void {
     this.#done = true;
     inProgress.delete(this.#socket);
+    const target = this.#target!;
     const upstream = this.#a.upstream;
     const status = this.#status;
-    if (status >= 500) upstream.failed(this.#target);
-    else upstream.succeeded(this.#target);
+    if (status >= 500) upstream.failed(target);
+    else upstream.succeeded(target);
     this.#release_();
-    recordServed(this.#a, this.#requestId, this.#http10 ? '1.0' : '1.1', this.#upstreamPath, this.#started, this.#target, { status, bytesOut: this.#bytesOut, error, clientAborted: this.#clientGone }, null, this.#owner.metrics);
+    this.#bodyLetGo();
+    recordServed(this.#a, this.#requestId, this.#http10 ? '1.0' : '1.1', this.#upstreamPath, this.#started, target, { status, bytesOut: this.#bytesOut, error, clientAborted: this.#clientGone }, null, this.#owner.metrics);
     if (error !== null) {
       this.#socket.destroy();
       this.#conn.responded(true);
     } else this.#conn.responded(this.#last);
+  }
+
+  /**
+   * The exchange no longer reads the request body: its stall timer stops and a paused client is
+   * let go. (The rest of a body answered early is read and dropped by the connection, as node:http
+   * dumps it.)
+   */
+  #bodyLetGo(): void {
+    const upload = this.#upload;
+    if (upload === null) return;
+    if (!upload.ended && this.#bodyTimeout > 0) this.#socket.setTimeout(0);
+    if (this.#clientPaused) {
+      this.#clientPaused = false;
+      if (!this.#socket.destroyed) this.#socket.resume();
+    }
   }
 
   /** The answer started and cannot be finished: the client's connection is closed (node:http's res.destroy). */
@@ -512,7 +698,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   }
 
   #release_(): void {
-    this.#target.active--;
+    this.#target!.active--;
     const budget = this.#a.upstream.budget;
     budget.requestEnded();
     this.#release();
@@ -520,21 +706,93 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     this.#unhold = null;
   }
 
+  /** The body stalled (timeout()): the proxy's outcome for it, at whatever point the exchange is. */
+  #stall(): void {
+    this.#stalled = true;
+    if (!this.#begun) return this.#unsent('body-stalled');
+    const err = new BodyStalledError(this.#bodyTimeout);
+    // After the answer's head, the answer is cut; before, the attempt fails and #handOver answers 408.
+    if (this.#status !== 0) return this.#cut(err);
+    // (Not connected yet: onConnect aborts it.)
+    this.#abort?.(err);
+  }
+
+  /**
+   * node:http's objects for the request, from here on the connection's: what the exchange read of
+   * a body and did not send goes into the request, unread, as if node:http's parser had pushed it.
+   */
+  #objectsForProxy(): { req: IncomingMessage; res: ServerResponse } {
+    const made = this.#conn.materialize();
+    if (!this.#keepAlive) made.res.shouldKeepAlive = false;
+    const upload = this.#upload;
+    if (upload !== null) {
+      // The proxy's own stall watch takes over (the connection's timer stays the socket's).
+      if (!upload.ended && this.#bodyTimeout > 0) this.#socket.setTimeout(0);
+      for (const chunk of upload.takeQueued()) made.req.push(chunk);
+      if (upload.ended) made.req.push(null);
+      this.resumeClient();
+    }
+    return made;
+  }
+
+  /** No slot or target at the body's first bytes: the proxy has the request, as node:http's objects, from its start. */
+  #toProxy(): void {
+    this.#done = true;
+    inProgress.delete(this.#socket);
+    try {
+      const { req, res } = this.#objectsForProxy();
+      proxyHttp(this.#snapshot, req, res, this.#a, this.#requestId, this.#started, this.#owner.metrics, this.#owner.onFailure, true);
+    } catch (thrown) {
+      this.#internalFailure(thrown);
+    }
+  }
+
+  /** Ended before anything was taken upstream: a body that stalled before its first bytes, or a client that left. */
+  #unsent(why: 'body-stalled' | 'client-left'): void {
+    this.#done = true;
+    inProgress.delete(this.#socket);
+    try {
+      const { req, res } = this.#objectsForProxy();
+      endUnsentRequest(this.#snapshot, req, res, this.#a, this.#requestId, this.#started, this.#owner.metrics, this.#owner.onFailure, why);
+    } catch (thrown) {
+      this.#internalFailure(thrown);
+    }
+  }
+
+  /** A bug before anything was taken upstream: logged, counted, the connection closed. */
+  #internalFailure(err: unknown): void {
+    this.#done = true;
+    inProgress.delete(this.#socket);
+    this.#socket.destroy();
+    this.#owner.logger.error({ reqId: this.#requestId, code: 'GW_ERR_INTERNAL', err }, 'request failed');
+    this.#owner.metrics.request('', 'refused', 500, 0);
+  }
+
   /**
    * The attempt failed before the answer started: the request goes on as node:http's objects in
    * the proxy, which judges the failure (retry, or the gateway's answer) as its own. The slot and
-   * the budget's count pass to it; the upstream stays held until it holds it itself.
+   * the budget's count pass to it; the upstream stays held until it holds it itself. A body that
+   * stalled is the client's failure, not the target's: 408, as the proxy answers it.
    */
   #handOver(err: Error): void {
     this.#done = true;
     inProgress.delete(this.#socket);
-    this.#target.active--;
+    const target = this.#target!;
+    target.active--;
     const unhold = this.#unhold;
     this.#unhold = null;
+    let released = false;
     try {
-      const { req, res } = this.#conn.materialize();
+      const { req, res } = this.#objectsForProxy();
+      if (this.#stalled) {
+        released = true;
+        this.#release();
+        this.#a.upstream.budget.requestEnded();
+        endUnsentRequest(this.#snapshot, req, res, this.#a, this.#requestId, this.#started, this.#owner.metrics, this.#owner.onFailure, 'body-stalled');
+        return;
+      }
       continueProxyHttp(this.#snapshot, req, res, this.#a, this.#requestId, this.#started, this.#owner.metrics, this.#owner.onFailure, {
-        target: this.#target,
+        target,
         attemptStarted: this.#attemptStarted,
         error: new ForwardError(err, this.#clientGone, this.#connected),
         headers: this.#headers,
@@ -543,8 +801,10 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     } catch (thrown) {
       // A bug (continueProxyHttp never throws; its own failures are answered by onFailure): the
       // connection goes, the slot is given back.
-      this.#release();
-      this.#a.upstream.budget.requestEnded();
+      if (!released) {
+        this.#release();
+        this.#a.upstream.budget.requestEnded();
+      }
       this.#socket.destroy();
       this.#owner.logger.error({ reqId: this.#requestId, code: 'GW_ERR_INTERNAL', err: thrown }, 'request failed');
       this.#owner.metrics.request('', 'refused', 500, 0);
@@ -554,11 +814,136 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   }
 }
 
+/**
+ * A request body as the gateway's upstream client reads it (http1-upstream-client.ts: 'data',
+ * 'end', pause(), resume(), readableEnded), fed by the connection's parser. What arrives before
+ * the client listens waits here, in order, and goes to its listener the moment it attaches; what
+ * the client never read is handed to node:http's request if the proxy takes over. It emits no
+ * 'error' or 'close': the exchange aborts the upstream request itself.
+ */
+class LeanBody {
+  readonly #x: LeanExchange;
+  #data: ((chunk: Buffer) => void) | null = null;
+  #end: (() => void) | null = null;
+  #queued: Buffer[] | null = null;
+  #queuedBytes = 0;
+  #ended = false;
+  /** The upstream client asked for a pause (its connection's buffer is full). */
+  #sinkPaused = false;
+  /** RELAY_BUFFER_BYTES wait for the upstream client (its connection is still being made). */
+  #queuePaused = false;
+
+  constructor(x: LeanExchange) {
+    this.#x = x;
+  }
+
+  /** The parser delivered the whole body. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Bytes read from the client that the upstream client has not taken yet. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  get readableEnded(): boolean {
+    return this.#ended && this.#queued === null;
+  }
+
+  push(chunk: Buffer): void {
+    const data = this.#data;
+    if (data !== null && this.#queued === null) data(chunk);
+    else {
+      (this.#queued ??= []).push(chunk);
+      this.#queuedBytes += chunk.length;
+      // As node:http's request stream past its high-water mark: the client is paused until the
+      // upstream client reads what waits.
+      if (this.#queuedBytes >= RELAY_BUFFER_BYTES && !this.#queuePaused) {
+        this.#queuePaused = true;
+        this.#paused();
+      }
+    }
+  }
+
+  /** The client's socket is paused while either side asks for it. */
+  #paused(): void {
+    if (this.#sinkPaused || this.#queuePaused) this.#x.pauseClient();
+    else this.#x.resumeClient();
+  }
+
+  end(): void {
+    this.#ended = true;
+    if (this.#queued === null) this.#end?.();
+  }
+
+  /** What waits, for node:http's request (whose own flow control takes over the client's socket). */
+  takeQueued(): Buffer[] {
+    const q = this.#queued ?? [];
+    this.#queued = null;
+    this.#queuedBytes = 0;
+    this.#queuePaused = false;
+    return q;
+  }
+
+  on(event: string, fn: (...args: never[]) => void): this {
+    if (event !== 'data') return this;
+    this.#data = fn as (chunk: Buffer) => void;
+    // What waited goes now, in order, as long as the listener stays.
+    const q = this.#queued;
+    if (q !== null) {
+      this.#queued = null;
+      this.#queuedBytes = 0;
+      for (let i = 0; i < q.length; i++) {
+        if (this.#data === null) {
+          this.#queued = q.slice(i);
+          for (const c of this.#queued) this.#queuedBytes += c.length;
+          break;
+        }
+        this.#data(q[i]!);
+      }
+      if (this.#queued === null && this.#queuePaused) {
+        this.#queuePaused = false;
+        this.#paused();
+      }
+    }
+    return this;
+  }
+
+  once(event: string, fn: (...args: never[]) => void): this {
+    if (event === 'end') this.#end = fn as () => void;
+    return this;
+  }
+
+  off(event: string, fn: (...args: never[]) => void): this {
+    if (event === 'data' && this.#data === fn) this.#data = null;
+    else if (event === 'end' && this.#end === fn) this.#end = null;
+    return this;
+  }
+
+  removeListener(event: string, fn: (...args: never[]) => void): this {
+    return this.off(event, fn);
+  }
+
+  pause(): this {
+    this.#sinkPaused = true;
+    this.#paused();
+    return this;
+  }
+
+  resume(): this {
+    this.#sinkPaused = false;
+    this.#paused();
+    return this;
+  }
+}
+
 const RESOLVED = Promise.resolve();
 const NONE: ReadonlySet<UpstreamTarget> = new Set();
 
 /** What a request that failed inside serve() leaves on its connection (closed by then). */
-const GONE: LeanExchangeInProgress = Object.freeze({ clientGone: () => undefined, drained: () => undefined });
+const GONE: LeanExchangeInProgress = Object.freeze({ clientGone: () => undefined, drained: () => undefined, body: () => undefined, bodyEnd: () => undefined, timeout: () => false, answerStarted: true });
+const NO_RELEASE: Release = () => undefined;
 
 /**
  * A header list with every name's values together at its first place, as setHeader() keeps them

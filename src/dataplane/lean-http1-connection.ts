@@ -53,10 +53,21 @@ export interface LeanExchangeConnection {
   responded(last: boolean): void;
 }
 
-/** The exchange in progress on a connection: told of the client's leaving and of a drained socket. */
+/**
+ * The exchange in progress on a connection: told of the client's leaving, of a drained socket, of
+ * its request's body as the parser reads it, and of the socket's inactivity timer.
+ */
 export interface LeanExchangeInProgress {
   clientGone(): void;
   drained(): void;
+  /** Bytes of the request's body. If the exchange hands the request over to node:http's objects meanwhile, the chunk is theirs. */
+  body(chunk: Buffer): void;
+  /** The request's body is whole. */
+  bodyEnd(): void;
+  /** The socket's timeout fired; false: not the exchange's (the connection's own handling follows). */
+  timeout(): boolean;
+  /** Something of the answer may be on the wire (its head arrived from the upstream): no other answer can follow. */
+  readonly answerStarted: boolean;
 }
 
 /**
@@ -247,7 +258,7 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
 
   readonly #onData = (data: Buffer): void => {
     if (this.#done) return;
-    if (this.#held !== null || this.#lean !== null || (this.#res !== null && !this.#inBody && this.#req?.complete === true)) {
+    if (this.#held !== null || (this.#lean !== null && !this.#inBody) || (this.#res !== null && !this.#inBody && this.#req?.complete === true)) {
       this.#hold(data);
       return;
     }
@@ -330,6 +341,7 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
 
   /** node:http's socketOnTimeout: the request (while its body arrives), then the response, may take it; else the socket closes. */
   readonly #onTimeout = (): void => {
+    if (this.#lean?.timeout() === true) return;
     const req = this.#req;
     const reqTook = req !== null && !req.complete && req.emit('timeout', this.#socket);
     const res = this.#res;
@@ -355,9 +367,11 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
     this.#arm(0);
     this.#socket.removeListener('data', this.#onData);
     this.#socket.on('error', () => undefined);
-    // A lean exchange may have its answer on the wire already: no error answer can follow it
-    // (node:http's objects: the handler sees the response's headersSent and closes).
-    if (this.#lean !== null) {
+    // A lean exchange whose answer started: no error answer can follow it (node:http's objects: the
+    // handler sees the response's headersSent and closes). Before that, the error is answered as it
+    // is with node:http's objects in progress (a request timeout in the middle of a body is a 408),
+    // and the exchange hears that its client is gone when the socket closes.
+    if (this.#lean?.answerStarted === true) {
       this.#socket.destroy();
       return;
     }
@@ -487,6 +501,13 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
   }
 
   onBody(chunk: Buffer): void {
+    const lean = this.#lean;
+    if (lean !== null) {
+      lean.body(chunk);
+      // Unless the exchange handed the request over to node:http's objects (then the chunk is its
+      // request's), it took the chunk, or has answered and the rest of the body is dropped.
+      if (this.#req === null) return;
+    }
     const req = this.#req;
     if (req === null || req.destroyed || (req as { _dumped?: boolean })._dumped === true) return;
     if (!req.push(chunk)) {
@@ -496,8 +517,9 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
   }
 
   onComplete(trailers: string[]): void {
-    const req = this.#req;
     this.#inBody = false;
+    this.#lean?.bodyEnd();
+    const req = this.#req;
     if (req === null) return;
     req.complete = true;
     if (trailers.length > 0) req._addHeaderLines(trailers, trailers.length);

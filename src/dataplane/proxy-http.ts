@@ -28,16 +28,19 @@ import { respondError } from './respond-error.js';
 /**
  * Proxies one admitted request. One object per request carries its state (no closure is made per
  * request on the common path), and the upstream stays open for this request even if a reload
- * retires it meanwhile.
+ * retires it meanwhile. `rateLimited`: the route's rate limit has taken its token for the request
+ * already (a lean exchange that had it did).
  */
-export function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics, onFailure: ProxyFailureHandler): void {
-  void new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics, onFailure).run(null);
+export function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics, onFailure: ProxyFailureHandler, rateLimited = false): void {
+  void new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics, onFailure).run(null, rateLimited);
 }
 
 /**
- * A bodiless request's first attempt, made by the lean exchange (lean-exchange.ts), that failed
- * before any byte of its response was written to the client. Everything it held passes to the
- * request that goes on from it: the upstream slot, the budget's count of it, the header list.
+ * A request's first attempt, made by the lean exchange (lean-exchange.ts), that failed before any
+ * byte of its response was written to the client. Everything it held passes to the request that
+ * goes on from it: the upstream slot, the budget's count of it, the header list. Of a request
+ * body, what the attempt did not send is in node:http's request by then (all of it when the
+ * attempt never reached a connection, so that another target can be tried).
  */
 export interface FailedFirstAttempt {
   readonly target: UpstreamTarget;
@@ -56,7 +59,23 @@ export interface FailedFirstAttempt {
  * the lean exchange and are released here.
  */
 export function continueProxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics, onFailure: ProxyFailureHandler, first: FailedFirstAttempt): void {
-  void new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics, onFailure).run(first);
+  void new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics, onFailure).run(first, true);
+}
+
+/**
+ * Ends a request whose body a lean exchange was reading (lean-exchange.ts) before any of it was
+ * sent upstream, as this proxy ends it in the same case: the body stalled for server.bodyTimeout
+ * (408, the connection closed), or the client left (the 499 record). Nothing upstream was held
+ * for it by then, or it was given back.
+ */
+export function endUnsentRequest(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics, onFailure: ProxyFailureHandler, why: 'body-stalled' | 'client-left'): void {
+  try {
+    const p = new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics, onFailure);
+    if (why === 'client-left') p.clientLeft();
+    else p.bodyStalled();
+  } catch (err) {
+    onFailure(res, requestId, err);
+  }
 }
 
 /**
@@ -213,6 +232,15 @@ class ProxiedRequest {
     this.#metrics.request(this.#a.route, this.#a.decision, status, elapsedMs(this.#started) / 1000);
   }
 
+  /** endUnsentRequest's two endings. */
+  clientLeft(): void {
+    this.#clientLeft();
+  }
+
+  bodyStalled(): void {
+    this.#refuse('GW_ERR_REQUEST_TIMEOUT', { reason: 'body-stalled', afterMs: this.#snapshot.requests.bodyTimeout });
+  }
+
   #clientLeft(): void {
     this.#stall?.stop();
     this.#res.destroy();
@@ -238,7 +266,7 @@ class ProxiedRequest {
    * One async frame for the whole request; the upstream is held open to the end of it. It never
    * rejects: whatever throws is the failure handler's (no promise chained per request for it).
    */
-  async run(first: FailedFirstAttempt | null): Promise<void> {
+  async run(first: FailedFirstAttempt | null, rateLimited: boolean): Promise<void> {
     const unhold = this.#upstream.hold();
     try {
       const { forwarding } = this.#a;
@@ -248,8 +276,8 @@ class ProxiedRequest {
       const body = this.#body;
       const bodyTimeout = this.#snapshot.requests.bodyTimeout;
       const rate = forwarding.rateLimit;
-      // A lean exchange's first attempt has passed the limits already (it takes no rate-limited route).
-      if (rate !== null && first === null) {
+      // A request a lean exchange had has passed the rate limit already (it took the route's token).
+      if (rate !== null && !rateLimited) {
         // Before the body is waited for or a connection taken: a limited client costs nothing upstream.
         const waitMs = rate.limiter.take(rateLimitKeyOf(this.#a.context.identity, rate.key), Date.now());
         if (waitMs > 0) {
@@ -259,7 +287,8 @@ class ProxiedRequest {
       }
       const stall = body !== null && !raw.complete ? watchBodyStall(raw, res, bodyTimeout) : null;
       this.#stall = stall;
-      if (stall !== null && raw.readableLength === 0) {
+      // (A lean exchange's failed attempt holds its slot already: nothing to wait for before judging it.)
+      if (stall !== null && raw.readableLength === 0 && first === null) {
         const outcome = await firstBodyBytes(raw, res, stall.signal);
         // An HTTP/2 stream that was reset ends its body too: the client is gone, not sending.
         if (outcome === 'client-left' || responseGone(res)) return this.#clientLeft();

@@ -11,6 +11,7 @@
 // responses made for the gateway's port proves which way each pass went; requests the lean
 // exchange leaves alone (refused by the policy or the rate limit, gRPC, Expect, HTTP/1.0 naming
 // TE) go the same way twice.
+import { createHash } from 'node:crypto';
 import dc from 'node:diagnostics_channel';
 import { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -28,7 +29,7 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
   const s = await startStack({
     routes: DEFAULT_ROUTES_YAML.replace('methods: [GET, POST, PUT]', 'methods: [GET, HEAD, POST, PUT]').replace(
       'routes:\n',
-      'routes:\n  - name: limited\n    match: { pathPrefix: /orders/limited }\n    upstream: orders\n    rateLimit: { key: spiffe, rate: 1/h, burst: 2 }\n    allow:\n      - spiffe: spiffe://example.org/ns/*/sa/billing\n',
+      'routes:\n  - name: limited\n    match: { pathPrefix: /orders/limited }\n    upstream: orders\n    rateLimit: { key: spiffe, rate: 1/h, burst: 4 }\n    allow:\n      - spiffe: spiffe://example.org/ns/*/sa/billing\n',
     ),
     upstreamHandler: (req, res) => {
       const url = req.url ?? '';
@@ -87,6 +88,21 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
       if (url === '/orders/odd-status') return void res.writeHead(599, { 'content-length': '3' }).end('odd');
       if (url === '/orders/limited') return void res.writeHead(200, { 'content-length': '7' }).end('limited');
       if (url === '/orders/fails') return void res.writeHead(500, { 'content-length': '4' }).end('oops');
+      if (url === '/orders/echo') {
+        const hash = createHash('sha256');
+        let n = 0;
+        req.on('data', (c: Buffer) => {
+          n += c.length;
+          hash.update(c);
+        });
+        req.on('end', () => {
+          const text = `${req.method} ${n} ${hash.digest('hex')}`;
+          res.writeHead(200, { 'content-length': String(text.length), 'x-request-length': req.headers['content-length'] ?? 'none' }).end(text);
+        });
+        return;
+      }
+      // Answers without reading the body (node:http then reads it to its end and drops it).
+      if (url === '/orders/early') return void res.writeHead(200, { 'content-length': '5' }).end('early');
       if (url === '/orders/big') return void res.writeHead(200, { 'content-length': String(200_000) }).end(Buffer.alloc(200_000, 0x61));
       res.writeHead(404, { 'content-length': '0' }).end();
     },
@@ -145,15 +161,27 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
     { name: 'HTTP/1.0 keep-alive, an empty answer without Content-Length', payload: request10('GET', '/orders/empty-chunked-now', 'Connection: keep-alive\r\n'), methods: ['GET'], close: true },
     { name: 'HTTP/1.0 keep-alive, trailers (dropped)', payload: request10('GET', '/orders/trailers', 'Connection: keep-alive\r\n'), methods: ['GET'], close: true },
     { name: 'HTTP/1.0 naming TE (left to node:http\'s objects)', payload: request10('GET', '/orders/chunked-now', 'TE: chunked\r\n'), methods: ['GET'], close: true, lean: false },
-    // burst 2: the lean pass takes the first token, node:http's objects the second; then both refuse (429).
+    // burst 4: each lean pass takes one token, each pass through node:http's objects one; then both refuse (429).
     { name: 'a rate-limited route, within its limit', payload: request('GET', '/orders/limited'), methods: ['GET'] },
+    { name: 'a rate-limited route, a body within its limit', payload: request('POST', '/orders/limited', 'Content-Length: 4\r\n') + 'rate', methods: ['POST'] },
     { name: 'a rate-limited route, over its limit (429, answered by node:http\'s objects both times)', payload: request('GET', '/orders/limited'), methods: ['GET'], lean: false },
+    { name: 'a rate-limited route, a body over its limit (429 and close, by node:http\'s objects both times)', payload: request('POST', '/orders/limited', 'Content-Length: 4\r\n') + 'rate', methods: ['POST'], lean: false, close: true },
     { name: 'no Date from the upstream', payload: request('GET', '/orders/no-date'), methods: ['GET'] },
     { name: 'a 500', payload: request('GET', '/orders/fails'), methods: ['GET'] },
     { name: 'a body larger than the relay buffer', payload: request('GET', '/orders/big'), methods: ['GET'] },
     { name: 'Connection: close', payload: request('GET', '/orders/plain', 'Connection: close\r\n'), methods: ['GET'], close: true },
     { name: 'a request the policy refuses (answered by node:http\'s objects both times)', payload: request('GET', '/nowhere'), methods: ['GET'], lean: false },
     { name: 'three pipelined requests', payload: request('GET', '/orders/plain') + request('HEAD', '/orders/plain') + request('GET', '/orders/chunked-now'), methods: ['GET', 'HEAD', 'GET'] },
+    // Request bodies (Content-Length): the exchange streams them to the upstream client.
+    { name: 'POST, a small body', payload: request('POST', '/orders/echo', 'Content-Length: 5\r\n') + 'hello', methods: ['POST'] },
+    { name: 'PUT, a body over several TLS records and the held-write size', payload: request('PUT', '/orders/echo', 'Content-Length: 100000\r\n') + 'b'.repeat(100_000), methods: ['PUT'] },
+    { name: 'POST, Content-Length: 0', payload: request('POST', '/orders/echo', 'Content-Length: 0\r\n'), methods: ['POST'] },
+    { name: 'POST without a body or its length', payload: request('POST', '/orders/echo'), methods: ['POST'] },
+    { name: 'HTTP/1.0 POST with a body', payload: request10('POST', '/orders/echo', 'Content-Length: 4\r\n') + 'ping', methods: ['POST'], close: true },
+    { name: 'an answer before the body was read, then a pipelined request', payload: request('POST', '/orders/early', 'Content-Length: 70000\r\n') + 'e'.repeat(70_000) + request('GET', '/orders/plain'), methods: ['POST', 'GET'] },
+    { name: 'a body, then pipelined requests', payload: request('POST', '/orders/echo', 'Content-Length: 3\r\n') + 'abc' + request('GET', '/orders/plain') + request('PUT', '/orders/echo', 'Content-Length: 2\r\n') + 'de', methods: ['POST', 'GET', 'PUT'] },
+    { name: 'a chunked body (left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '5\r\nhello\r\n0\r\n\r\n', methods: ['POST'], lean: false },
+    { name: 'a body with Expect (left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'Content-Length: 5\r\nExpect: 100-continue\r\n') + 'hello', methods: ['POST'], lean: false },
   ];
 
   const traced = () => undefined;
