@@ -1,6 +1,6 @@
 /**
- * The lean exchange (`server.engine: lean`): a bodiless GET or HEAD that admit() forwards to an
- * HTTP/1 upstream is served from the parser's head to the upstream client and back onto the
+ * The lean exchange (`server.engine: lean`): a request that admit() forwards to an HTTP/1
+ * upstream is served from the parser's head (and body) to the upstream client and back onto the
  * client's socket, without node:http's IncomingMessage and ServerResponse, the proxy's promise per
  * request or its dispatch handler. The decision, the header lists, the upstream slot and budget,
  * the outlier bookkeeping, the access record and the metrics are the proxy's own (admit.ts,
@@ -8,13 +8,16 @@
  *
  * Why: together those layers are about a sixth of the gateway's CPU per keep-alive request
  * (bench/README.md, "Which layers the distance is in"), and none of them does anything for a
- * request that has no body and an answer relayed as it came.
+ * request relayed as it came; with a body they are more (a Readable and its ticks per request).
+ * Request bodies follow the proxy's rules (LeanExchange says which).
  *
  * What it takes, decided before anything is done (else it returns null and node:http's objects
- * serve the request, as they serve every other): HTTP/1.1 or 1.0 (not naming TE), GET or HEAD,
- * no Content-Length, Transfer-Encoding or Expect, no gRPC; the gateway neither closing nor waiting on an OCSP answer
- * for the connection; admitted to a route whose upstream speaks HTTP/1 and retries no status; an
- * upstream slot free now, a token of the route's rate limit (if it has one), and a target.
+ * serve the request, as they serve every other): HTTP/1.1 or 1.0 (not naming TE), any method but
+ * CONNECT, no body or one with a single Content-Length or (HTTP/1.1) `Transfer-Encoding: chunked`,
+ * no Expect, no gRPC; the gateway neither closing nor waiting on an OCSP answer for the
+ * connection; admitted to a route whose upstream speaks HTTP/1 and retries no status; a token of
+ * the route's rate limit (if it has one); an upstream slot free and a target, at once for a
+ * bodiless request, at the body's first bytes for one with a body (else the proxy has it then).
  *
  * What it hands over: an attempt that fails before a byte of the answer was written (connect
  * failure, reset, timeout, a client that left) becomes node:http's objects for the request and
@@ -87,9 +90,12 @@ interface LeanHeadFacts {
   readonly hostCount: number;
   readonly requestId: string | undefined;
   readonly te: boolean;
-  /** The body's length from its one Content-Length line (0: none). */
+  /** The body's length from its one Content-Length line; CHUNKED for `Transfer-Encoding: chunked`; 0: no body. */
   readonly bodyLength: number;
 }
+
+/** LeanPlan.bodyLength of a chunked request body. */
+const CHUNKED = -1;
 
 /** The head's facts, or null when a line keeps the request off the lean exchange. */
 function leanHeadFacts(headers: readonly string[]): LeanHeadFacts | null {
@@ -98,6 +104,7 @@ function leanHeadFacts(headers: readonly string[]): LeanHeadFacts | null {
   let requestId: string | undefined;
   let te = false;
   let contentLength: string | undefined;
+  let transferEncoding: string | undefined;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     switch (name.length) {
@@ -128,12 +135,20 @@ function leanHeadFacts(headers: readonly string[]): LeanHeadFacts | null {
         }
         break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') return null;
+        if (name.toLowerCase() === 'transfer-encoding') {
+          if (transferEncoding !== undefined) return null;
+          transferEncoding = headers[i + 1]!;
+        }
         break;
     }
   }
   let bodyLength = 0;
-  if (contentLength !== undefined) {
+  if (transferEncoding !== undefined) {
+    // `chunked` alone, on one line: any other coding, list or a Content-Length beside it is left to
+    // node:http's objects (and mostly refused by the parser before it gets here).
+    if (contentLength !== undefined || transferEncoding.trim().toLowerCase() !== 'chunked') return null;
+    bodyLength = CHUNKED;
+  } else if (contentLength !== undefined) {
     // The parser has checked the value (digits, no overflow); anything else is not this module's.
     if (!/^\d{1,15}$/.test(contentLength)) return null;
     bodyLength = Number(contentLength);
@@ -200,7 +215,8 @@ export class LeanExchanges implements LeanExchangeServer {
     if (this.#gate.closing) return null;
     const facts = leanHeadFacts(head.headers);
     // An HTTP/1.0 client that names TE may read a chunked answer (node:http then sends one).
-    if (facts === null || (head.versionMinor === 0 && facts.te)) return null;
+    // (A chunked body on HTTP/1.0 is left to node:http's objects too.)
+    if (facts === null || (head.versionMinor === 0 && (facts.te || facts.bodyLength === CHUNKED))) return null;
     const snapshot = this.#runtime.current;
     const started = process.hrtime.bigint();
     const socket = conn.socket;
@@ -235,7 +251,7 @@ export class LeanExchanges implements LeanExchangeServer {
   #begin(conn: LeanExchangeConnection, plan: LeanPlan): LeanExchangeInProgress | null {
     const keepAlive = conn.keepAlive && !this.#gate.draining;
     const keepAliveTimeout = plan.snapshot.config.server.keepAliveTimeout;
-    if (plan.bodyLength > 0) {
+    if (plan.bodyLength !== 0) {
       // The route's rate limit, as the proxy asks it: before the body is waited for (a limited
       // client costs nothing upstream). Over the limit, the proxy has the request and answers 429.
       const rate = plan.a.forwarding.rateLimit;
@@ -281,7 +297,7 @@ export class LeanExchanges implements LeanExchangeServer {
       const target = upstream.pick(null);
       // A body is streamed to the gateway's own upstream client (http1-upstream-client.ts reads the
       // exchange's LeanBody); with server.engine lean every HTTP/1 target has one.
-      if (target === undefined || (plan.bodyLength > 0 && !(target.pool instanceof Http1UpstreamClient))) {
+      if (target === undefined || (plan.bodyLength !== 0 && !(target.pool instanceof Http1UpstreamClient))) {
         release();
         return null;
       }
@@ -303,13 +319,13 @@ interface LeanPlan {
   readonly headers: string[];
   /** An HTTP/1.0 request: no chunked answer, so an answer without Content-Length ends with the connection. */
   readonly http10: boolean;
-  /** The request body's Content-Length (0: no body). */
+  /** The request body's Content-Length, CHUNKED, or 0: no body. */
   readonly bodyLength: number;
 }
 
 /**
  * One request and its relayed answer; the undici dispatch handler the upstream client drives. A
- * request body (Content-Length only) is read by the connection's parser and handed to the
+ * request body (with a Content-Length, or chunked) is read by the connection's parser and handed to the
  * upstream client through a LeanBody, with the proxy's rules: nothing upstream is taken before its
  * first bytes, a body that stalls for server.bodyTimeout ends the request (408 before the answer
  * started, the connection cut after), the client is paused while the upstream is the slow side,
@@ -374,7 +390,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     this.#keepAliveTimeout = keepAliveTimeout;
     this.#head = plan.a.method === 'HEAD';
     this.#http10 = plan.http10;
-    this.#upload = plan.bodyLength > 0 ? new LeanBody(this) : null;
+    this.#upload = plan.bodyLength !== 0 ? new LeanBody(this) : null;
     this.#bodyTimeout = plan.snapshot.requests.bodyTimeout;
   }
 
@@ -421,21 +437,8 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   body(chunk: Buffer): void {
     const upload = this.#upload;
     if (this.#done || upload === null) return;
-    if (!this.#begun) {
-      // The body's first bytes: now an upstream slot and target are taken, or the proxy, which
-      // waits for a slot or refuses, has the request (and this chunk, from the connection).
-      let slot: { release: Release; target: UpstreamTarget } | null;
-      try {
-        // (The rate limit's token was taken with the head.)
-        slot = this.#owner.acquire(this.#plan, false);
-      } catch (err) {
-        return this.#internalFailure(err);
-      }
-      if (slot === null) return this.#toProxy();
-      this.start(slot.release, slot.target);
-      // A failure within the start hands the request (and so this chunk) over.
-      if (this.#done) return;
-    }
+    // (A failure within the start hands the request, and so this chunk, over.)
+    if (!this.#begun && !this.#takeSlot()) return;
     upload.push(chunk);
   }
 
@@ -443,7 +446,31 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     const upload = this.#upload;
     if (upload === null || this.#done) return;
     if (this.#bodyTimeout > 0) this.#socket.setTimeout(0);
+    // An empty chunked body: its end is what the proxy waits for before it takes a slot.
+    if (!this.#begun && !this.#takeSlot()) return;
     upload.end();
+  }
+
+  /**
+   * The body's first bytes (or its end): now an upstream slot and a target are taken and the
+   * attempt starts, or the proxy, which waits for a slot or refuses, has the request (and what the
+   * connection reads of it from here on). False when the exchange no longer has the request.
+   */
+  #takeSlot(): boolean {
+    let slot: { release: Release; target: UpstreamTarget } | null;
+    try {
+      // (The rate limit's token was taken with the head.)
+      slot = this.#owner.acquire(this.#plan, false);
+    } catch (err) {
+      this.#internalFailure(err);
+      return false;
+    }
+    if (slot === null) {
+      this.#toProxy();
+      return false;
+    }
+    this.start(slot.release, slot.target);
+    return !this.#done;
   }
 
   /**

@@ -1,6 +1,9 @@
 // The lean exchange (src/dataplane/lean-exchange.ts) writes a relayed answer itself instead of
-// through node:http's ServerResponse: whatever a client or a cache in front of the gateway reads
-// must not change with it. Every answer shape an upstream can send to a bodiless GET or HEAD
+// through node:http's ServerResponse, and streams request bodies itself instead of through
+// IncomingMessage: whatever a client, a cache in front of the gateway or the upstream reads must
+// not change with it. Request bodies (Content-Length of several sizes, chunked with extensions and
+// trailers, empty, answered before they were read, pipelined, rate-limited) are echoed by the
+// upstream with their length and hash. Every answer shape an upstream can send to a bodiless GET or HEAD
 // (a body with Content-Length, chunked now or later, empty, 204, 304, HEAD, repeated and
 // interleaved headers, trailers, a repeated trailer, a status Node has no reason phrase for, no
 // Date, a 500, a body larger than the relay buffer, Connection: close, pipelined requests, two
@@ -10,7 +13,7 @@
 // would). The bytes on the wire must be the same, apart from the Date value. The count of node:http
 // responses made for the gateway's port proves which way each pass went; requests the lean
 // exchange leaves alone (refused by the policy or the rate limit, gRPC, Expect, HTTP/1.0 naming
-// TE) go the same way twice.
+// TE, a transfer coding other than chunked alone) go the same way twice.
 import { createHash } from 'node:crypto';
 import dc from 'node:diagnostics_channel';
 import { ServerResponse } from 'node:http';
@@ -180,7 +183,13 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
     { name: 'HTTP/1.0 POST with a body', payload: request10('POST', '/orders/echo', 'Content-Length: 4\r\n') + 'ping', methods: ['POST'], close: true },
     { name: 'an answer before the body was read, then a pipelined request', payload: request('POST', '/orders/early', 'Content-Length: 70000\r\n') + 'e'.repeat(70_000) + request('GET', '/orders/plain'), methods: ['POST', 'GET'] },
     { name: 'a body, then pipelined requests', payload: request('POST', '/orders/echo', 'Content-Length: 3\r\n') + 'abc' + request('GET', '/orders/plain') + request('PUT', '/orders/echo', 'Content-Length: 2\r\n') + 'de', methods: ['POST', 'GET', 'PUT'] },
-    { name: 'a chunked body (left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '5\r\nhello\r\n0\r\n\r\n', methods: ['POST'], lean: false },
+    { name: 'a chunked body', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '5\r\nhello\r\n0\r\n\r\n', methods: ['POST'] },
+    { name: 'an empty chunked body', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '0\r\n\r\n', methods: ['POST'] },
+    { name: 'a chunked body with extensions and trailers', payload: request('PUT', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '3;name=value\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 5\r\n\r\n', methods: ['PUT'] },
+    { name: 'a large chunked body', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + `${(90_000).toString(16)}\r\n${'c'.repeat(90_000)}\r\n${(30_000).toString(16)}\r\n${'d'.repeat(30_000)}\r\n0\r\n\r\n`, methods: ['POST'] },
+    { name: 'a chunked body, then a pipelined request', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '2\r\nhi\r\n0\r\n\r\n' + request('GET', '/orders/plain'), methods: ['POST', 'GET'] },
+    { name: 'a gRPC body (left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'content-type: application/grpc\r\nTransfer-Encoding: chunked\r\n') + '2\r\nhi\r\n0\r\n\r\n', methods: ['POST'], lean: false },
+    { name: 'Transfer-Encoding other than chunked alone (left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'Transfer-Encoding: gzip, chunked\r\n') + '2\r\nhi\r\n0\r\n\r\n', methods: ['POST'], lean: false },
     { name: 'a body with Expect (left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'Content-Length: 5\r\nExpect: 100-continue\r\n') + 'hello', methods: ['POST'], lean: false },
   ];
 

@@ -6,7 +6,7 @@
 // - A client that leaves in the middle of its body: the upstream request is cut (never completed
 //   with a short body), the record says 499, and the gateway serves the next client.
 // - A body that stalls after its first bytes: 408, the connection closed, the upstream request cut.
-// - Hostile Content-Length values and framings: the same answers from `server.engine: lean` and
+// - Hostile Content-Length and Transfer-Encoding values and framings: the same answers from `server.engine: lean` and
 //   `server.engine: node`, byte for byte apart from dates and fresh ids (bytes past the announced
 //   length: both refuse them; only the lean engine answers the valid request before).
 import { createHash } from 'node:crypto';
@@ -83,12 +83,13 @@ t.test('a body that stalls after its first bytes: 408, the connection closed, th
   t.teardown(() => s.close());
   const billing = s.pki.clients['billing']!;
   const creds = { ca: s.pki.root.certPem, cert: billing.chainPem, key: billing.keyPem };
-  for (const [path, first] of [
-    ['/orders/stall-small', 'abc'],
-    ['/orders/stall-large', 'x'.repeat(100_000)],
+  for (const [path, framing, first] of [
+    ['/orders/stall-small', 'Content-Length: 500000', 'abc'],
+    ['/orders/stall-large', 'Content-Length: 500000', 'x'.repeat(100_000)],
+    ['/orders/stall-chunked', 'Transfer-Encoding: chunked', `3\r\nabc\r\n${(100_000).toString(16)}\r\n${'y'.repeat(50_000)}`],
   ] as const) {
     const started = Date.now();
-    const o = await rawExchange(s.gw.port, creds, `POST ${path} HTTP/1.1\r\nHost: orders.internal\r\nContent-Length: 500000\r\n\r\n${first}`, { endAfterWrite: false, timeoutMs: 5_000 });
+    const o = await rawExchange(s.gw.port, creds, `POST ${path} HTTP/1.1\r\nHost: orders.internal\r\n${framing}\r\n\r\n${first}`, { endAfterWrite: false, timeoutMs: 5_000 });
     t.same(o.statuses, [408], `${path}: 408`);
     t.ok(o.closedByServer, `${path}: the gateway closed the connection`);
     t.ok(Date.now() - started < 4_000, `${path}: within the body timeout's reach (${Date.now() - started} ms)`);
@@ -99,7 +100,7 @@ t.test('a body that stalls after its first bytes: 408, the connection closed, th
   t.equal((await s.send(billing, { path: '/orders/after' })).status, 200, 'the gateway serves on');
 });
 
-t.test('hostile Content-Length values and framings get the same answers from both engines', async (t) => {
+t.test('hostile Content-Length and Transfer-Encoding framings get the same answers from both engines', async (t) => {
   if (enginesUnderTest().length < 2) {
     t.pass('GW_TEST_ENGINE runs every gateway on one engine: nothing to compare');
     return;
@@ -128,6 +129,21 @@ t.test('hostile Content-Length values and framings get the same answers from bot
     ['fewer bytes than announced, then silence', head('Content-Length: 9\r\n') + 'hello'],
     ['a body on GET', `GET /orders/cl HTTP/1.1\r\nHost: orders.internal\r\nx-request-id: hostile-1\r\nContent-Length: 5\r\n\r\nhello`],
     ['obs-fold in the value', head('Content-Length: 5\r\n 5\r\n') + 'hello'],
+    ['chunked, capitalised', head('Transfer-Encoding: Chunked\r\n') + '5\r\nhello\r\n0\r\n\r\n'],
+    ['chunked, padded', head('Transfer-Encoding:  chunked \r\n') + '5\r\nhello\r\n0\r\n\r\n'],
+    ['chunked twice in a list', head('Transfer-Encoding: chunked, chunked\r\n') + '5\r\nhello\r\n0\r\n\r\n'],
+    ['chunked on two lines', head('Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n') + '5\r\nhello\r\n0\r\n\r\n'],
+    ['a coding before chunked', head('Transfer-Encoding: gzip, chunked\r\n') + '5\r\nhello\r\n0\r\n\r\n'],
+    ['chunked before a coding', head('Transfer-Encoding: chunked, gzip\r\n') + '5\r\nhello\r\n0\r\n\r\n'],
+    ['an unknown coding', head('Transfer-Encoding: xchunked\r\n') + '5\r\nhello\r\n0\r\n\r\n'],
+    ['a chunk size that is not hex', head('Transfer-Encoding: chunked\r\n') + 'zz\r\nhello\r\n0\r\n\r\n'],
+    ['a chunk size past 64 bits', head('Transfer-Encoding: chunked\r\n') + 'fffffffffffffffff\r\nhello\r\n0\r\n\r\n'],
+    ['a chunk longer than its size', head('Transfer-Encoding: chunked\r\n') + '3\r\nhello\r\n0\r\n\r\n'],
+    ['a bare LF after the chunk size', head('Transfer-Encoding: chunked\r\n') + '5\nhello\r\n0\r\n\r\n'],
+    ['a chunk extension of 20 KiB', head('Transfer-Encoding: chunked\r\n') + `5;${'e'.repeat(20_000)}\r\nhello\r\n0\r\n\r\n`],
+    ['a chunked body that stops in a chunk, then silence', head('Transfer-Encoding: chunked\r\n') + '5\r\nhel'],
+    ['a chunked body without its last chunk, then silence', head('Transfer-Encoding: chunked\r\n') + '5\r\nhello\r\n'],
+    ['chunked on HTTP/1.0', 'POST /orders/cl HTTP/1.0\r\nHost: orders.internal\r\nx-request-id: hostile-1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
   ];
   const normalized = (text: string) =>
     text
