@@ -14,7 +14,7 @@
  * What it takes, decided before anything is done (else it returns null and node:http's objects
  * serve the request, as they serve every other): HTTP/1.1 or 1.0 (not naming TE), any method but
  * CONNECT, no body or one with a single Content-Length or (HTTP/1.1) `Transfer-Encoding: chunked`,
- * no Expect, no gRPC; the gateway neither closing nor waiting on an OCSP answer for the
+ * no Expect but one `100-continue` on HTTP/1.1 (`100 Continue` is written once it is taken), no gRPC; the gateway neither closing nor waiting on an OCSP answer for the
  * connection; admitted to a route whose upstream speaks HTTP/1 and retries no status; a token of
  * the route's rate limit (if it has one); an upstream slot free and a target, at once for a
  * bodiless request, at the body's first bytes for one with a body (else the proxy has it then).
@@ -90,6 +90,8 @@ interface LeanHeadFacts {
   readonly hostCount: number;
   readonly requestId: string | undefined;
   readonly te: boolean;
+  /** One `Expect: 100-continue` line (any other expectation, or more lines, keeps the request off). */
+  readonly expectContinue: boolean;
   /** The body's length from its one Content-Length line; CHUNKED for `Transfer-Encoding: chunked`; 0: no body. */
   readonly bodyLength: number;
 }
@@ -105,6 +107,7 @@ function leanHeadFacts(headers: readonly string[]): LeanHeadFacts | null {
   let te = false;
   let contentLength: string | undefined;
   let transferEncoding: string | undefined;
+  let expectContinue = false;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
     switch (name.length) {
@@ -119,7 +122,10 @@ function leanHeadFacts(headers: readonly string[]): LeanHeadFacts | null {
         }
         break;
       case 6:
-        if (name.toLowerCase() === 'expect') return null;
+        if (name.toLowerCase() === 'expect') {
+          if (expectContinue || headers[i + 1]!.toLowerCase() !== '100-continue') return null;
+          expectContinue = true;
+        }
         break;
       case 12:
         if (name.toLowerCase() === 'x-request-id') {
@@ -153,7 +159,7 @@ function leanHeadFacts(headers: readonly string[]): LeanHeadFacts | null {
     if (!/^\d{1,15}$/.test(contentLength)) return null;
     bodyLength = Number(contentLength);
   }
-  return { host, hostCount, requestId, te, bodyLength };
+  return { host, hostCount, requestId, te, bodyLength, expectContinue };
 }
 
 /** The lean exchange each client connection is busy with, for the drain. */
@@ -215,8 +221,8 @@ export class LeanExchanges implements LeanExchangeServer {
     if (this.#gate.closing) return null;
     const facts = leanHeadFacts(head.headers);
     // An HTTP/1.0 client that names TE may read a chunked answer (node:http then sends one).
-    // (A chunked body on HTTP/1.0 is left to node:http's objects too.)
-    if (facts === null || (head.versionMinor === 0 && (facts.te || facts.bodyLength === CHUNKED))) return null;
+    // (A chunked body or an expectation on HTTP/1.0 is left to node:http's objects too.)
+    if (facts === null || (head.versionMinor === 0 && (facts.te || facts.bodyLength === CHUNKED || facts.expectContinue))) return null;
     const snapshot = this.#runtime.current;
     const started = process.hrtime.bigint();
     const socket = conn.socket;
@@ -230,7 +236,7 @@ export class LeanExchanges implements LeanExchangeServer {
       httpVersionMinor: head.versionMinor,
       host: facts.host,
       hostCount: facts.hostCount,
-      expect: undefined,
+      expect: facts.expectContinue ? '100-continue' : undefined,
       headerLines: head.headers.length >> 1,
     };
     const a = admit(snapshot, connection, requestHead);
@@ -240,7 +246,7 @@ export class LeanExchanges implements LeanExchangeServer {
     const requestId = requestIdFor(facts.requestId);
     const upstreamPath = a.forwarding.rewrite === null ? a.path : a.forwarding.rewrite(a.path);
     const headers = upstreamRequestHeaders(snapshot, a, head.headers, socket.remoteAddress ?? '', facts.host ?? null, requestId);
-    return { snapshot, a, started, requestId, upstreamPath, headers, http10: head.versionMinor === 0, bodyLength: facts.bodyLength };
+    return { snapshot, a, started, requestId, upstreamPath, headers, http10: head.versionMinor === 0, bodyLength: facts.bodyLength, expectContinue: facts.expectContinue };
   }
 
   /**
@@ -257,6 +263,7 @@ export class LeanExchanges implements LeanExchangeServer {
       const rate = plan.a.forwarding.rateLimit;
       if (rate !== null && rate.limiter.take(rateLimitKeyOf(plan.a.context.identity, rate.key), Date.now()) > 0) return null;
       const x = new LeanExchange(this, conn, plan, keepAlive, keepAliveTimeout);
+      if (plan.expectContinue) writeContinue(conn.socket);
       x.awaitBody();
       return x;
     }
@@ -270,6 +277,7 @@ export class LeanExchanges implements LeanExchangeServer {
       slot.release();
       throw err;
     }
+    if (plan.expectContinue) writeContinue(conn.socket);
     x.start(slot.release, slot.target);
     return x;
   }
@@ -321,6 +329,8 @@ interface LeanPlan {
   readonly http10: boolean;
   /** The request body's Content-Length, CHUNKED, or 0: no body. */
   readonly bodyLength: number;
+  /** The client waits for `100 Continue`: written once the request is admitted and taken, as the HTTP/1 handler writes it. */
+  readonly expectContinue: boolean;
 }
 
 /**
@@ -963,6 +973,11 @@ class LeanBody {
     this.#paused();
     return this;
   }
+}
+
+/** node:http's ServerResponse#writeContinue(). */
+function writeContinue(socket: TLSSocket): void {
+  socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 }
 
 const RESOLVED = Promise.resolve();

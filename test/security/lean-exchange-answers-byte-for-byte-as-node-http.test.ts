@@ -12,8 +12,9 @@
 // (a diagnostics-channel subscriber keeps requests off the lean exchange, as a tracing tool
 // would). The bytes on the wire must be the same, apart from the Date value. The count of node:http
 // responses made for the gateway's port proves which way each pass went; requests the lean
-// exchange leaves alone (refused by the policy or the rate limit, gRPC, Expect, HTTP/1.0 naming
-// TE, a transfer coding other than chunked alone) go the same way twice.
+// exchange leaves alone (refused by the policy or the rate limit, gRPC, an expectation other than
+// one 100-continue, HTTP/1.0 naming TE or Expect, a transfer coding other than chunked alone) go
+// the same way twice. `Expect: 100-continue` it answers with node:http's `100 Continue` first.
 import { createHash } from 'node:crypto';
 import dc from 'node:diagnostics_channel';
 import { ServerResponse } from 'node:http';
@@ -155,7 +156,9 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
       freshIds: true,
     },
     { name: 'a gRPC content type (left to node:http\'s objects)', payload: request('GET', '/orders/plain', 'content-type: application/grpc\r\n'), methods: ['GET'], lean: false },
-    { name: 'Expect (left to node:http\'s objects)', payload: request('GET', '/orders/plain', 'Expect: 100-continue\r\n'), methods: ['GET'], lean: false },
+    { name: 'Expect: 100-continue without a body', payload: request('GET', '/orders/plain', 'Expect: 100-continue\r\n'), methods: ['GET'] },
+    { name: 'an expectation other than 100-continue (417, left to node:http\'s objects)', payload: request('GET', '/orders/plain', 'Expect: 200-ok\r\n'), methods: ['GET'], lean: false, close: true },
+    { name: 'HTTP/1.0 with Expect: 100-continue (left to node:http\'s objects)', payload: request10('POST', '/orders/echo', 'Content-Length: 5\r\nExpect: 100-continue\r\n') + 'hello', methods: ['POST'], lean: false, close: true },
     { name: 'HTTP/1.0', payload: request10('GET', '/orders/plain'), methods: ['GET'], close: true },
     { name: 'HTTP/1.0 without Host', payload: 'GET /orders/plain HTTP/1.0\r\nx-request-id: lean-diff-1\r\n\r\n', methods: ['GET'], close: true },
     { name: 'HTTP/1.0 keep-alive, a body with Content-Length', payload: request10('GET', '/orders/plain', 'Connection: keep-alive\r\n'), methods: ['GET'] },
@@ -190,7 +193,10 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
     { name: 'a chunked body, then a pipelined request', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '2\r\nhi\r\n0\r\n\r\n' + request('GET', '/orders/plain'), methods: ['POST', 'GET'] },
     { name: 'a gRPC body (left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'content-type: application/grpc\r\nTransfer-Encoding: chunked\r\n') + '2\r\nhi\r\n0\r\n\r\n', methods: ['POST'], lean: false },
     { name: 'Transfer-Encoding other than chunked alone (left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'Transfer-Encoding: gzip, chunked\r\n') + '2\r\nhi\r\n0\r\n\r\n', methods: ['POST'], lean: false },
-    { name: 'a body with Expect (left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'Content-Length: 5\r\nExpect: 100-continue\r\n') + 'hello', methods: ['POST'], lean: false },
+    { name: 'a body with Expect: 100-continue', payload: request('POST', '/orders/echo', 'Content-Length: 5\r\nExpect: 100-continue\r\n') + 'hello', methods: ['POST'] },
+    { name: 'a chunked body with Expect: 100-Continue', payload: request('PUT', '/orders/echo', 'Transfer-Encoding: chunked\r\nExpect: 100-Continue\r\n') + '5\r\nhello\r\n0\r\n\r\n', methods: ['PUT'] },
+    { name: 'a body with Expect: 100-continue, refused by the policy (no 100, left to node:http\'s objects)', payload: request('POST', '/nowhere', 'Content-Length: 5\r\nExpect: 100-continue\r\n') + 'hello', methods: ['POST'], lean: false, close: true },
+    { name: 'a body with two Expect lines (417, left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'Content-Length: 5\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n') + 'hello', methods: ['POST'], lean: false, close: true },
   ];
 
   const traced = () => undefined;

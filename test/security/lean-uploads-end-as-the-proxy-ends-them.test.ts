@@ -6,7 +6,7 @@
 // - A client that leaves in the middle of its body: the upstream request is cut (never completed
 //   with a short body), the record says 499, and the gateway serves the next client.
 // - A body that stalls after its first bytes: 408, the connection closed, the upstream request cut.
-// - Hostile Content-Length and Transfer-Encoding values and framings: the same answers from `server.engine: lean` and
+// - Hostile Content-Length, Transfer-Encoding and Expect values and framings: the same answers from `server.engine: lean` and
 //   `server.engine: node`, byte for byte apart from dates and fresh ids (bytes past the announced
 //   length: both refuse them; only the lean engine answers the valid request before).
 import { createHash } from 'node:crypto';
@@ -100,7 +100,7 @@ t.test('a body that stalls after its first bytes: 408, the connection closed, th
   t.equal((await s.send(billing, { path: '/orders/after' })).status, 200, 'the gateway serves on');
 });
 
-t.test('hostile Content-Length and Transfer-Encoding framings get the same answers from both engines', async (t) => {
+t.test('hostile Content-Length, Transfer-Encoding and Expect framings get the same answers from both engines', async (t) => {
   if (enginesUnderTest().length < 2) {
     t.pass('GW_TEST_ENGINE runs every gateway on one engine: nothing to compare');
     return;
@@ -143,6 +143,12 @@ t.test('hostile Content-Length and Transfer-Encoding framings get the same answe
     ['a chunk extension of 20 KiB', head('Transfer-Encoding: chunked\r\n') + `5;${'e'.repeat(20_000)}\r\nhello\r\n0\r\n\r\n`],
     ['a chunked body that stops in a chunk, then silence', head('Transfer-Encoding: chunked\r\n') + '5\r\nhel'],
     ['a chunked body without its last chunk, then silence', head('Transfer-Encoding: chunked\r\n') + '5\r\nhello\r\n'],
+    ['Expect capitalised', head('Content-Length: 5\r\nExpect: 100-Continue\r\n') + 'hello'],
+    ['Expect padded', head('Content-Length: 5\r\nExpect:   100-continue  \r\n') + 'hello'],
+    ['Expect in a list', head('Content-Length: 5\r\nExpect: 100-continue, 100-continue\r\n') + 'hello'],
+    ['Expect empty', head('Content-Length: 5\r\nExpect: \r\n') + 'hello'],
+    ['Expect: 100-continue and no body, then silence', head('Content-Length: 5\r\nExpect: 100-continue\r\n')],
+    ['Expect: 100-continue, a body on a route the policy refuses', 'POST /nowhere HTTP/1.1\r\nHost: orders.internal\r\nx-request-id: hostile-1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello'],
     ['chunked on HTTP/1.0', 'POST /orders/cl HTTP/1.0\r\nHost: orders.internal\r\nx-request-id: hostile-1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
   ];
   const normalized = (text: string) =>
