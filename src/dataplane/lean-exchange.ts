@@ -448,13 +448,12 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     const upload = this.#upload;
     if (upload === null || this.#done) return;
     if (this.#bodyTimeout > 0) this.#socket.setTimeout(0);
-    // (Begun at the first chunk; a body announced empty is no body.)
-    if (!this.#begun && !this.#takeSlot()) return;
+    // (Begun by then: a Content-Length body has a chunk before its end.)
     upload.end();
   }
 
   /**
-   * The body's first bytes (or its end): now an upstream slot and a target are taken and the
+   * The body's first bytes: now an upstream slot and a target are taken and the
    * attempt starts, or the proxy, which waits for a slot or refuses, has the request (and what the
    * connection reads of it from here on). False when the exchange no longer has the request.
    */
