@@ -13,7 +13,7 @@
  *
  * What it takes, decided before anything is done (else it returns null and node:http's objects
  * serve the request, as they serve every other): HTTP/1.1 or 1.0 (not naming TE), any method but
- * CONNECT, no body or one with a single Content-Length (no Transfer-Encoding),
+ * CONNECT, no body or one with a single Content-Length or (HTTP/1.1) `Transfer-Encoding: chunked`,
  * no Expect but one `100-continue` on HTTP/1.1 (`100 Continue` is written once it is taken), no gRPC; the gateway neither closing nor waiting on an OCSP answer for the
  * connection; admitted to a route whose upstream speaks HTTP/1 and retries no status; a token of
  * the route's rate limit (if it has one); an upstream slot free and a target, at once for a
@@ -92,10 +92,12 @@ interface LeanHeadFacts {
   readonly te: boolean;
   /** One `Expect: 100-continue` line (any other expectation, or more lines, keeps the request off). */
   readonly expectContinue: boolean;
-  /** The body's length from its one Content-Length line (0: none). */
+  /** The body's length from its one Content-Length line; CHUNKED for `Transfer-Encoding: chunked`; 0: no body. */
   readonly bodyLength: number;
 }
 
+/** LeanPlan.bodyLength of a chunked request body. */
+const CHUNKED = -1;
 
 /** The head's facts, or null when a line keeps the request off the lean exchange. */
 function leanHeadFacts(headers: readonly string[]): LeanHeadFacts | null {
@@ -104,6 +106,7 @@ function leanHeadFacts(headers: readonly string[]): LeanHeadFacts | null {
   let requestId: string | undefined;
   let te = false;
   let contentLength: string | undefined;
+  let transferEncoding: string | undefined;
   let expectContinue = false;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
@@ -138,15 +141,20 @@ function leanHeadFacts(headers: readonly string[]): LeanHeadFacts | null {
         }
         break;
       case 17:
-        // Chunked request bodies stay on node:http's objects for now: through the lean exchange,
-        // large-bodies-stream-in-bounded-memory saw 20.9 and 24.3 MB leave a client while the
-        // upstream read nothing (bound 16 MB; node:http's objects 10-14 MB), under load only.
-        if (name.toLowerCase() === 'transfer-encoding') return null;
+        if (name.toLowerCase() === 'transfer-encoding') {
+          if (transferEncoding !== undefined) return null;
+          transferEncoding = headers[i + 1]!;
+        }
         break;
     }
   }
   let bodyLength = 0;
-  if (contentLength !== undefined) {
+  if (transferEncoding !== undefined) {
+    // `chunked` alone, on one line: any other coding, list or a Content-Length beside it is left to
+    // node:http's objects (and mostly refused by the parser before it gets here).
+    if (contentLength !== undefined || transferEncoding.trim().toLowerCase() !== 'chunked') return null;
+    bodyLength = CHUNKED;
+  } else if (contentLength !== undefined) {
     // The parser has checked the value (digits, no overflow); anything else is not this module's.
     if (!/^\d{1,15}$/.test(contentLength)) return null;
     bodyLength = Number(contentLength);
@@ -213,8 +221,8 @@ export class LeanExchanges implements LeanExchangeServer {
     if (this.#gate.closing) return null;
     const facts = leanHeadFacts(head.headers);
     // An HTTP/1.0 client that names TE may read a chunked answer (node:http then sends one).
-    // (An expectation on HTTP/1.0 is left to node:http's objects too.)
-    if (facts === null || (head.versionMinor === 0 && (facts.te || facts.expectContinue))) return null;
+    // (A chunked body or an expectation on HTTP/1.0 is left to node:http's objects too.)
+    if (facts === null || (head.versionMinor === 0 && (facts.te || facts.bodyLength === CHUNKED || facts.expectContinue))) return null;
     const snapshot = this.#runtime.current;
     const started = process.hrtime.bigint();
     const socket = conn.socket;
@@ -319,7 +327,7 @@ interface LeanPlan {
   readonly headers: string[];
   /** An HTTP/1.0 request: no chunked answer, so an answer without Content-Length ends with the connection. */
   readonly http10: boolean;
-  /** The request body's Content-Length (0: no body). */
+  /** The request body's Content-Length, CHUNKED, or 0: no body. */
   readonly bodyLength: number;
   /** The client waits for `100 Continue`: written once the request is admitted and taken, as the HTTP/1 handler writes it. */
   readonly expectContinue: boolean;
@@ -327,7 +335,7 @@ interface LeanPlan {
 
 /**
  * One request and its relayed answer; the undici dispatch handler the upstream client drives. A
- * request body (with a Content-Length) is read by the connection's parser and handed to the
+ * request body (with a Content-Length, or chunked) is read by the connection's parser and handed to the
  * upstream client through a LeanBody, with the proxy's rules: nothing upstream is taken before its
  * first bytes, a body that stalls for server.bodyTimeout ends the request (408 before the answer
  * started, the connection cut after), the client is paused while the upstream is the slow side,
@@ -448,12 +456,13 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     const upload = this.#upload;
     if (upload === null || this.#done) return;
     if (this.#bodyTimeout > 0) this.#socket.setTimeout(0);
-    // (Begun by then: a Content-Length body has a chunk before its end.)
+    // An empty chunked body: its end is what the proxy waits for before it takes a slot.
+    if (!this.#begun && !this.#takeSlot()) return;
     upload.end();
   }
 
   /**
-   * The body's first bytes: now an upstream slot and a target are taken and the
+   * The body's first bytes (or its end): now an upstream slot and a target are taken and the
    * attempt starts, or the proxy, which waits for a slot or refuses, has the request (and what the
    * connection reads of it from here on). False when the exchange no longer has the request.
    */

@@ -1,8 +1,8 @@
 // The lean exchange (src/dataplane/lean-exchange.ts) writes a relayed answer itself instead of
 // through node:http's ServerResponse, and streams request bodies itself instead of through
 // IncomingMessage: whatever a client, a cache in front of the gateway or the upstream reads must
-// not change with it. Request bodies (Content-Length of several sizes, answered before they were
-// read, pipelined, rate-limited; chunked ones, still left to node:http's objects) are echoed by the
+// not change with it. Request bodies (Content-Length of several sizes, chunked with extensions and
+// trailers, empty, answered before they were read, pipelined, rate-limited) are echoed by the
 // upstream with their length and hash. Every answer shape an upstream can send to a bodiless GET or HEAD
 // (a body with Content-Length, chunked now or later, empty, 204, 304, HEAD, repeated and
 // interleaved headers, trailers, a repeated trailer, a status Node has no reason phrase for, no
@@ -186,14 +186,15 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
     { name: 'HTTP/1.0 POST with a body', payload: request10('POST', '/orders/echo', 'Content-Length: 4\r\n') + 'ping', methods: ['POST'], close: true },
     { name: 'an answer before the body was read, then a pipelined request', payload: request('POST', '/orders/early', 'Content-Length: 70000\r\n') + 'e'.repeat(70_000) + request('GET', '/orders/plain'), methods: ['POST', 'GET'] },
     { name: 'a body, then pipelined requests', payload: request('POST', '/orders/echo', 'Content-Length: 3\r\n') + 'abc' + request('GET', '/orders/plain') + request('PUT', '/orders/echo', 'Content-Length: 2\r\n') + 'de', methods: ['POST', 'GET', 'PUT'] },
-    { name: 'a chunked body (left to node:http\'s objects for now)', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '5\r\nhello\r\n0\r\n\r\n', methods: ['POST'] , lean: false },
-    { name: 'an empty chunked body (left to node:http\'s objects for now)', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '0\r\n\r\n', methods: ['POST'] , lean: false },
-    { name: 'a chunked body with extensions and trailers (left to node:http\'s objects for now)', payload: request('PUT', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '3;name=value\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 5\r\n\r\n', methods: ['PUT'] , lean: false },
-    { name: 'a large chunked body (left to node:http\'s objects for now)', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + `${(90_000).toString(16)}\r\n${'c'.repeat(90_000)}\r\n${(30_000).toString(16)}\r\n${'d'.repeat(30_000)}\r\n0\r\n\r\n`, methods: ['POST'] , lean: false },
+    { name: 'a chunked body', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '5\r\nhello\r\n0\r\n\r\n', methods: ['POST'] },
+    { name: 'an empty chunked body', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '0\r\n\r\n', methods: ['POST'] },
+    { name: 'a chunked body with extensions and trailers', payload: request('PUT', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '3;name=value\r\nabc\r\n2\r\nde\r\n0\r\nx-sum: 5\r\n\r\n', methods: ['PUT'] },
+    { name: 'a large chunked body', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + `${(90_000).toString(16)}\r\n${'c'.repeat(90_000)}\r\n${(30_000).toString(16)}\r\n${'d'.repeat(30_000)}\r\n0\r\n\r\n`, methods: ['POST'] },
+    { name: 'a chunked body, then a pipelined request', payload: request('POST', '/orders/echo', 'Transfer-Encoding: chunked\r\n') + '2\r\nhi\r\n0\r\n\r\n' + request('GET', '/orders/plain'), methods: ['POST', 'GET'] },
     { name: 'a gRPC body (left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'content-type: application/grpc\r\nTransfer-Encoding: chunked\r\n') + '2\r\nhi\r\n0\r\n\r\n', methods: ['POST'], lean: false },
     { name: 'Transfer-Encoding other than chunked alone (left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'Transfer-Encoding: gzip, chunked\r\n') + '2\r\nhi\r\n0\r\n\r\n', methods: ['POST'], lean: false },
     { name: 'a body with Expect: 100-continue', payload: request('POST', '/orders/echo', 'Content-Length: 5\r\nExpect: 100-continue\r\n') + 'hello', methods: ['POST'] },
-    { name: 'a chunked body with Expect: 100-Continue (left to node:http\'s objects for now)', payload: request('PUT', '/orders/echo', 'Transfer-Encoding: chunked\r\nExpect: 100-Continue\r\n') + '5\r\nhello\r\n0\r\n\r\n', methods: ['PUT'] , lean: false },
+    { name: 'a chunked body with Expect: 100-Continue', payload: request('PUT', '/orders/echo', 'Transfer-Encoding: chunked\r\nExpect: 100-Continue\r\n') + '5\r\nhello\r\n0\r\n\r\n', methods: ['PUT'] },
     { name: 'a body with Expect: 100-continue, refused by the policy (no 100, left to node:http\'s objects)', payload: request('POST', '/nowhere', 'Content-Length: 5\r\nExpect: 100-continue\r\n') + 'hello', methods: ['POST'], lean: false, close: true },
     { name: 'a body with two Expect lines (417, left to node:http\'s objects)', payload: request('POST', '/orders/echo', 'Content-Length: 5\r\nExpect: 100-continue\r\nExpect: 100-continue\r\n') + 'hello', methods: ['POST'], lean: false, close: true },
   ];
