@@ -15,12 +15,13 @@
  * serve the request, as they serve every other): HTTP/1.1 or 1.0 (not naming TE), any method but
  * CONNECT, no body or one with a single Content-Length or (HTTP/1.1) `Transfer-Encoding: chunked`,
  * no Expect but one `100-continue` on HTTP/1.1 (`100 Continue` is written once it is taken), no gRPC; the gateway neither closing nor waiting on an OCSP answer for the
- * connection; admitted to a route whose upstream speaks HTTP/1 and retries no status; a token of
+ * connection; admitted to a route whose upstream speaks HTTP/1; a token of
  * the route's rate limit (if it has one); an upstream slot free and a target, at once for a
  * bodiless request, at the body's first bytes for one with a body (else the proxy has it then).
  *
  * What it hands over: an attempt that fails before a byte of the answer was written (connect
- * failure, reset, timeout, a client that left) becomes node:http's objects for the request and
+ * failure, reset, timeout, a client that left, or a status the upstream's retry policy retries,
+ * granted as the proxy grants it and its body dropped) becomes node:http's objects for the request and
  * goes on in the proxy (continueProxyHttp), which judges that failure as its own: retried on
  * another target, or answered with the gateway's error. So every refusal and retry is written by
  * the one proxy.
@@ -40,9 +41,10 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
+import type { RetryReason } from '../config/schema.js';
 import { buildClientResponseHeaders, canonicalHeaderName } from '../proxy/forward-headers.js';
 import { Http1UpstreamClient } from '../proxy/http1-upstream-client.js';
-import { ForwardError, relayableTrailers, type UpstreamTrailers } from '../proxy/forward-request.js';
+import { ForwardError, MAX_DISCARD, RetryableStatus, relayableTrailers, type UpstreamTrailers } from '../proxy/forward-request.js';
 import { RELAY_BUFFER_BYTES } from '../proxy/relay-buffer.js';
 import { rateLimitKeyOf } from '../proxy/route-forwarding.js';
 import type { Release } from '../proxy/upstream-gate.js';
@@ -55,7 +57,7 @@ import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { admit, type Forward, type RequestHead } from './admit.js';
 import { connectionFacts, revocationPending } from './connection-context.js';
 import type { LeanExchangeConnection, LeanExchangeInProgress, LeanExchangeServer } from './lean-http1-connection.js';
-import { continueProxyHttp, endUnsentRequest, proxyHttp, recordServed, upstreamRequestHeaders, type ProxyFailureHandler } from './proxy-http.js';
+import { continueProxyHttp, endUnsentRequest, proxyHttp, recordServed, replayableRequest, upstreamRequestHeaders, type ProxyFailureHandler } from './proxy-http.js';
 import { BodyStalledError } from './request-body-watch.js';
 
 /** What the exchange needs to know of the HTTP/1 handler's state. */
@@ -242,11 +244,13 @@ export class LeanExchanges implements LeanExchangeServer {
     const a = admit(snapshot, connection, requestHead);
     if (a.kind !== 'forward') return null;
     const upstream = a.upstream;
-    if (upstream.protocol !== 'http1' || upstream.retries.onStatus) return null;
+    if (upstream.protocol !== 'http1') return null;
     const requestId = requestIdFor(facts.requestId);
     const upstreamPath = a.forwarding.rewrite === null ? a.path : a.forwarding.rewrite(a.path);
     const headers = upstreamRequestHeaders(snapshot, a, head.headers, socket.remoteAddress ?? '', facts.host ?? null, requestId);
-    return { snapshot, a, started, requestId, upstreamPath, headers, http10: head.versionMinor === 0, bodyLength: facts.bodyLength, expectContinue: facts.expectContinue };
+    // As the proxy's RetryState: only a request that may be sent again as it is has a status retried.
+    const statusRetry = upstream.retries.onStatus && upstream.retries.attempts > 0 && replayableRequest(head.method, facts.bodyLength === 0);
+    return { snapshot, a, started, requestId, upstreamPath, headers, http10: head.versionMinor === 0, bodyLength: facts.bodyLength, expectContinue: facts.expectContinue, statusRetry };
   }
 
   /**
@@ -331,6 +335,8 @@ interface LeanPlan {
   readonly bodyLength: number;
   /** The client waits for `100 Continue`: written once the request is admitted and taken, as the HTTP/1 handler writes it. */
   readonly expectContinue: boolean;
+  /** The upstream retries statuses (retries.on 502/503/504) and this request may be sent again. */
+  readonly statusRetry: boolean;
 }
 
 /**
@@ -384,6 +390,11 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   #headWritten = false;
   #corked = false;
   #bytesOut = 0;
+  /** The answer's status is retried: its body is read and dropped, then the proxy retries. */
+  #discard: RetryableStatus | null = null;
+  #discarded = 0;
+  /** The retry of #discard holds a slot of the upstream's retry budget (the proxy's to end). */
+  #retryGranted = false;
 
   constructor(owner: LeanExchanges, conn: LeanExchangeConnection, plan: LeanPlan, keepAlive: boolean, keepAliveTimeout: number) {
     this.#owner = owner;
@@ -552,6 +563,10 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
 
   onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void): boolean {
     if (statusCode < 200 || this.#done) return true;
+    if (this.#plan.statusRetry && this.#retries(statusCode)) {
+      this.#discard = new RetryableStatus(statusCode);
+      return true;
+    }
     this.#status = statusCode;
     this.#resumeUpstream = resume;
     this.#pending = buildClientResponseHeaders(rawHeaders, this.#requestId);
@@ -569,6 +584,11 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   onData(chunk: Buffer): boolean {
     // An empty chunk would end a chunked answer (node:http writes nothing for one either).
     if (this.#done || chunk.length === 0) return true;
+    if (this.#discard !== null) {
+      this.#discarded += chunk.length;
+      if (this.#discarded > MAX_DISCARD) this.#abort?.(this.#discard);
+      return true;
+    }
     this.#bytesOut += chunk.length;
     const socket = this.#socket;
     this.#corkForThisTick();
@@ -592,6 +612,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
 
   onComplete(trailers: string[] | null): void {
     if (this.#done) return;
+    if (this.#discard !== null) return this.#handOver(this.#discard);
     const socket = this.#socket;
     const relayed = trailers == null ? null : relayableTrailers(trailers as unknown as UpstreamTrailers);
     if (this.#pending !== null) {
@@ -612,8 +633,24 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     if (this.#done) return;
     // As forward-request.ts: once the answer's head arrived, the answer has started (whether or
     // not its head was written yet), and a failure cuts it.
-    if (this.#status === 0) return this.#handOver(err);
+    if (this.#status === 0) return this.#handOver(this.#discard ?? err);
     this.#cut(err);
+  }
+
+  /**
+   * Whether `status` is retried, decided as the proxy's statusRetryFor decides it when the status
+   * arrives: a status the policy names, another target eligible, and a slot of the retry budget
+   * (taken now; a refusal is counted).
+   */
+  #retries(status: number): boolean {
+    const upstream = this.#a.upstream;
+    if (!upstream.retries.on.has(String(status) as RetryReason) || upstream.eligibleCount(new Set([this.#target!])) === 0) return false;
+    if (!upstream.budget.tryStartRetry()) {
+      this.#owner.metrics.upstreamRetryRefused(upstream.name, 'budget');
+      return false;
+    }
+    this.#retryGranted = true;
+    return true;
   }
 
   // ---- the answer ------------------------------------------------------------------------------
@@ -824,6 +861,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
       if (this.#stalled) {
         released = true;
         this.#release();
+        if (this.#retryGranted) this.#a.upstream.budget.retryEnded();
         this.#a.upstream.budget.requestEnded();
         endUnsentRequest(this.#snapshot, req, res, this.#a, this.#requestId, this.#started, this.#owner.metrics, this.#owner.onFailure, 'body-stalled');
         return;
@@ -834,12 +872,14 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
         error: new ForwardError(err, this.#clientGone, this.#connected),
         headers: this.#headers,
         release: this.#release,
+        retryGranted: this.#retryGranted,
       });
     } catch (thrown) {
       // A bug (continueProxyHttp never throws; its own failures are answered by onFailure): the
       // connection goes, the slot is given back.
       if (!released) {
         this.#release();
+        if (this.#retryGranted) this.#a.upstream.budget.retryEnded();
         this.#a.upstream.budget.requestEnded();
       }
       this.#socket.destroy();

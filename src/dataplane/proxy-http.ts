@@ -50,6 +50,11 @@ export interface FailedFirstAttempt {
   readonly headers: string[];
   /** The upstream's slot (gate), held since before the attempt. */
   readonly release: Release;
+  /**
+   * The attempt ended in a status the retry policy retries (error's cause is a RetryableStatus),
+   * and the retry was granted its budget slot when the status arrived, as statusRetryFor grants it.
+   */
+  readonly retryGranted?: boolean;
 }
 
 /**
@@ -135,6 +140,11 @@ export type ProxyFailureHandler = (res: ServerResponse, requestId: string, err: 
 
 /** Methods whose repetition the client must already expect (RFC 9110 9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** A request that may be sent again as it is after it was sent: idempotent and without a body. */
+export function replayableRequest(method: string, bodiless: boolean): boolean {
+  return bodiless && IDEMPOTENT.has(method);
+}
 
 /** What one failed attempt counts as for the retry policy, or null when it is never retried. */
 function retryReasonOf(cause: unknown, sent: boolean): RetryReason | null {
@@ -298,6 +308,8 @@ class ProxiedRequest {
       if (first === null && gate.active + gate.waiting >= upstream.limits.maxRequests) return this.#overloaded('max-requests');
       const budget = upstream.budget;
       const retry = new RetryState(upstream, this.#a.method, body === null);
+      // A lean exchange's attempt that ended in a retried status holds the retry's budget slot.
+      if (first?.retryGranted === true) retry.nextSlot = true;
       let release: Release | null = first?.release ?? null;
       // Envoy's budget counts the requests waiting for a connection as active too (a lean first
       // attempt counted itself).
@@ -465,7 +477,7 @@ class RetryState {
 
   constructor(upstream: Upstream, method: string, bodiless: boolean) {
     this.#upstream = upstream;
-    this.replayable = IDEMPOTENT.has(method) && bodiless;
+    this.replayable = replayableRequest(method, bodiless);
   }
 
   /**

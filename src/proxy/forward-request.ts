@@ -66,7 +66,7 @@ export class ForwardError extends Error {
 const RESOLVED = Promise.resolve();
 
 /** A retried status's body is read and dropped up to this size; beyond it the connection is given up. */
-const MAX_DISCARD = 64 * 1024;
+export const MAX_DISCARD = 64 * 1024;
 
 /**
  * One forwarded exchange, as undici's dispatch handler. It implements the raw-header callbacks of

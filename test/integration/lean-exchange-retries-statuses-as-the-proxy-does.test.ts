@@ -1,0 +1,137 @@
+// An upstream that retries statuses (retries.on: [503]) is served by the lean exchange like any
+// other: an answer that is not retried is relayed without node:http's objects, and a retried one
+// (a GET answered 503 by one target while another is eligible) is dropped, its body read and
+// discarded (or the connection given up past 64 KiB), and the request handed to the proxy, which
+// retries it elsewhere and writes the record with both attempts. A POST's 503 is relayed, never
+// retried. The retry budget's slots come back whatever happens, a client that leaves while the
+// 503's body is being dropped included.
+import { ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import t from 'tap';
+import { makeTestPki, type LogRecord } from '../helpers/harness.js';
+import { hits, sleep, startFleet, statusHandler } from '../helpers/fleet.js';
+
+const pki = await makeTestPki();
+
+function served(logs: readonly LogRecord[]): LogRecord[] {
+  return logs.filter((l) => l.msg === 'request');
+}
+
+t.test('a retried status goes from the lean exchange to the proxy, and only then', async (t) => {
+  if (process.env['GW_TEST_ENGINE'] === 'node') {
+    t.pass('server.engine: node has no lean exchange');
+    return;
+  }
+  const f = await startFleet({ pki, count: 2, upstream: (ts) => `targets: [${ts[0]!.origin}, ${ts[1]!.origin}]\nretries: { attempts: 1, on: [503], backoff: 1ms }\noutlierDetection: { enabled: false }` });
+  t.teardown(() => f.close());
+  const upstream = f.gw.gateway.runtime.current.upstreams.get('orders')!;
+
+  // node:http responses made for the gateway's own port: requests the lean exchange did not keep.
+  let nodeResponses = 0;
+  const assignSocket = ServerResponse.prototype.assignSocket;
+  ServerResponse.prototype.assignSocket = function (this: ServerResponse, socket: Socket) {
+    if (socket.localPort === f.gw.port) nodeResponses++;
+    return assignSocket.call(this, socket);
+  };
+  t.teardown(() => {
+    ServerResponse.prototype.assignSocket = assignSocket;
+  });
+
+  // Both targets answer: every GET is the lean exchange's.
+  for (let i = 0; i < 6; i++) t.equal((await f.send(f.billing, { path: `/orders/ok-${i}` })).status, 200);
+  t.equal(nodeResponses, 0, 'no request needed node:http objects while nothing was retried');
+
+  // Target 0 answers 503 (small body): its GETs are retried on target 1.
+  f.targets[0]!.handler = statusHandler(503);
+  let before = hits(f.targets);
+  for (let i = 0; i < 6; i++) t.equal((await f.send(f.billing, { path: `/orders/r-${i}` })).status, 200, 'GET: the 503 was retried');
+  let first = hits(f.targets)[0]! - before[0]!;
+  t.ok(first > 0, `target 0 was tried first for ${first} of 6`);
+  t.equal(nodeResponses, first, 'exactly the retried requests went on as node:http objects');
+  const retried = served(f.gw.logs).filter((l) => Array.isArray(l['attempts']));
+  t.equal(retried.length, first, 'each retried request has its attempts in the record');
+  t.ok(
+    retried.every((l) => {
+      const attempts = l['attempts'] as { target: string; outcome: unknown }[];
+      return attempts.length === 2 && attempts[0]!.outcome === 503 && attempts[0]!.target === f.targets[0]!.origin && attempts[1]!.outcome === 200 && l['status'] === 200;
+    }),
+    'attempts: the 503 on target 0, then 200',
+  );
+  t.match(await f.gw.gateway.metrics.text(), new RegExp(`mtls_gateway_upstream_retries_total\\{upstream="orders",reason="503"\\} ${first}\\b`), 'the retries are counted');
+
+  // A 503 with a body larger than what is dropped (64 KiB): the connection is given up, the retry still made.
+  f.targets[0]!.handler = (req, res) => {
+    req.resume();
+    res.writeHead(503, { 'content-type': 'application/octet-stream' }).end(Buffer.alloc(300_000, 0x35));
+  };
+  before = hits(f.targets);
+  nodeResponses = 0;
+  for (let i = 0; i < 4; i++) {
+    const r = await f.send(f.billing, { path: `/orders/big-${i}` });
+    t.equal(r.status, 200, 'GET after a large 503: retried');
+    t.notMatch(r.body, /5{100}/, "none of the 503's body reached the client");
+  }
+  first = hits(f.targets)[0]! - before[0]!;
+  t.equal(nodeResponses, first, 'the retried ones, and only they, went on as node:http objects');
+
+  // A POST is never retried: its 503 is relayed, by the lean exchange.
+  f.targets[0]!.handler = statusHandler(503);
+  before = hits(f.targets);
+  nodeResponses = 0;
+  let relayed = 0;
+  for (let i = 0; i < 4; i++) {
+    const r = await f.send(f.billing, { method: 'POST', path: '/orders/new', body: 'order', headers: { 'content-type': 'text/plain' } });
+    if (r.status === 503) {
+      relayed++;
+      t.equal(r.body, 'status 503', "the upstream's own 503, relayed");
+    } else t.equal(r.status, 200);
+  }
+  const after = hits(f.targets);
+  t.equal(after[0]! - before[0]! + after[1]! - before[1]!, 4, 'no POST was sent twice');
+  t.equal(relayed, after[0]! - before[0]!, 'every POST the failing target took got its 503');
+  t.equal(nodeResponses, 0, 'POSTs stayed on the lean exchange');
+
+  // Both targets answer 503: the retry's 503 is the last answer and is relayed.
+  f.targets[1]!.handler = statusHandler(503);
+  const both = await f.send(f.billing, { path: '/orders/both' });
+  t.equal(both.status, 503, 'the last attempt\'s 503 is relayed');
+  t.equal(both.body, 'status 503');
+
+  // A client that leaves while the 503's body is being dropped: a 499, and the budget's slot back.
+  f.targets[0]!.handler = (req, res) => {
+    req.resume();
+    res.writeHead(503, { 'content-type': 'text/plain' });
+    res.write('slow 503 ');
+    const tick = setInterval(() => res.write('.'), 50);
+    res.on('close', () => clearInterval(tick));
+    setTimeout(() => res.end(), 3000).unref();
+  };
+  f.targets[1]!.handler = statusHandler(200);
+  const leftBefore = served(f.gw.logs).filter((l) => l['status'] === 499).length;
+  // Round robin: until one lands on target 0 first (those on target 1 are answered at once).
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const t0 = hits(f.targets)[0]!;
+    await new Promise<void>((resolve) => {
+      const req = https.request({ host: '127.0.0.1', port: f.gw.port, servername: 'localhost', ca: pki.root.certPem, cert: f.billing.chainPem, key: f.billing.keyPem, agent: false, path: '/orders/leave' }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+        res.on('error', () => resolve());
+      });
+      req.on('error', () => resolve());
+      req.end();
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 300);
+    });
+    if (hits(f.targets)[0]! > t0) break;
+  }
+  await sleep(200);
+  t.ok(served(f.gw.logs).filter((l) => l['status'] === 499).length > leftBefore, 'the client that left while the 503 was dropped has its 499 record');
+
+  // Whatever happened above, nothing is held: no request counted active, no retry slot taken.
+  await sleep(50);
+  t.equal(upstream.budget.active, 0, 'no request left counted in the retry budget');
+  t.equal(upstream.budget.retriesActive, 0, 'no retry slot left taken');
+});
