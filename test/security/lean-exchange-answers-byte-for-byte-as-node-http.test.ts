@@ -17,10 +17,9 @@
 // the same way twice. `Expect: 100-continue` it answers with node:http's `100 Continue` first.
 import { createHash } from 'node:crypto';
 import dc from 'node:diagnostics_channel';
-import { ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import t from 'tap';
 import { DEFAULT_ROUTES_YAML, startStack } from '../helpers/harness.js';
+import { countNodeResponses } from '../helpers/node-responses.js';
 import { rawTlsExchange, show } from '../helpers/raw-tls-request.js';
 
 const INTERLEAVED = ['set-cookie', 'a=1', 'x-kind', 'one', 'Set-Cookie', 'b=2', 'x-other', 'two'];
@@ -115,15 +114,8 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
   const billing = s.pki.clients['billing']!;
 
   // node:http responses made for the gateway's own port (the upstream is node:https in this process too).
-  let nodeResponses = 0;
-  const assignSocket = ServerResponse.prototype.assignSocket;
-  ServerResponse.prototype.assignSocket = function (this: ServerResponse, socket: Socket) {
-    if (socket.localPort === s.gw.port) nodeResponses++;
-    return assignSocket.call(this, socket);
-  };
-  t.teardown(() => {
-    ServerResponse.prototype.assignSocket = assignSocket;
-  });
+  const made = countNodeResponses(() => s.gw.port);
+  t.teardown(() => made.restore());
 
   const request = (method: string, path: string, extra = '') => `${method} ${path} HTTP/1.1\r\nHost: orders.internal\r\nx-request-id: lean-diff-1\r\n${extra}\r\n`;
   const request10 = (method: string, path: string, extra = '') => `${method} ${path} HTTP/1.0\r\nHost: orders.internal\r\nx-request-id: lean-diff-1\r\n${extra}\r\n`;
@@ -201,9 +193,9 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
 
   const traced = () => undefined;
   for (const c of cases) {
-    const before = nodeResponses;
+    const before = made.count;
     const lean = await exchange(c.payload, c.methods, c.close === true);
-    const leanResponses = nodeResponses - before;
+    const leanResponses = made.count - before;
     dc.subscribe('http.server.request.start', traced);
     let node;
     try {
@@ -211,7 +203,7 @@ t.test('the lean exchange answers byte for byte as node:http does', async (t) =>
     } finally {
       dc.unsubscribe('http.server.request.start', traced);
     }
-    const nodeMade = nodeResponses - before - leanResponses;
+    const nodeMade = made.count - before - leanResponses;
     t.equal(lean.responses.filter((r) => !r.interim).length, c.methods.length, `${c.name}: every response came (${show(lean.raw, 400)})`);
     if (c.lean === false) t.equal(leanResponses, c.methods.length, `${c.name}: not taken by the lean exchange`);
     else t.equal(leanResponses, 0, `${c.name}: served by the lean exchange`);
