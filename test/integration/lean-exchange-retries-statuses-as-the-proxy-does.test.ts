@@ -2,7 +2,8 @@
 // other: an answer that is not retried is relayed without node:http's objects, and a retried one
 // (a GET answered 503 by one target while another is eligible) is dropped, its body read and
 // discarded (or the connection given up past 64 KiB), and the request handed to the proxy, which
-// retries it elsewhere and writes the record with both attempts. A POST's 503 is relayed, never
+// retries it elsewhere and writes the record with both attempts (a 503 cut mid-body, after 1xx
+// answers or closing its connection included). A POST's 503 is relayed, never
 // retried. The retry budget's slots come back whatever happens, a client that leaves while the
 // 503's body is being dropped included.
 import https from 'node:https';
@@ -66,6 +67,35 @@ t.test('a retried status goes from the lean exchange to the proxy, and only then
   }
   first = hits(f.targets)[0]! - before[0]!;
   t.equal(node.count, first, 'the retried ones, and only they, went on as node:http objects');
+
+  // Hostile 503s: one cut mid-body (the connection reset), one with 1xx answers before it, one
+  // whose head says Connection: close. Each is still a retried 503: the GET gets target 1's 200.
+  const hostile: Array<[string, (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void]> = [
+    ['cut mid-body', (req, res) => {
+      req.resume();
+      res.writeHead(503, { 'content-length': '1000' });
+      res.write('x'.repeat(100));
+      setTimeout(() => res.socket?.destroy(), 20);
+    }],
+    ['after 1xx answers', (req, res) => {
+      req.resume();
+      res.writeProcessing();
+      res.writeEarlyHints({ link: '</a.css>; rel=preload' });
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('late 503');
+    }],
+    ['with Connection: close', (req, res) => {
+      req.resume();
+      res.writeHead(503, { connection: 'close', 'content-type': 'text/plain' }).end('closing 503');
+    }],
+  ];
+  for (const [what, handler] of hostile) {
+    f.targets[0]!.handler = handler;
+    const b0 = hits(f.targets)[0]!;
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await f.send(f.billing, { path: `/orders/hostile-${i}` }));
+    t.ok(hits(f.targets)[0]! > b0, `${what}: target 0 was tried`);
+    t.ok(answers.every((r) => r.status === 200 && !/503/.test(r.body)), `${what}: every GET got target 1's answer, nothing of the 503`);
+  }
 
   // A POST is never retried (upstream-retries-are-safe-and-budgeted checks what it gets): its 503
   // is relayed by the lean exchange itself.
