@@ -15,7 +15,8 @@
  * serve the request, as they serve every other): HTTP/1.1 or 1.0 (not naming TE), any method but
  * CONNECT, no body or one with a single Content-Length or (HTTP/1.1) `Transfer-Encoding: chunked`,
  * no Expect but one `100-continue` on HTTP/1.1 (`100 Continue` is written once it is taken), no gRPC; the gateway neither closing nor waiting on an OCSP answer for the
- * connection; admitted to a route whose upstream speaks HTTP/1; a token of
+ * connection; admitted to a route whose upstream speaks HTTP/1 (or HTTP/2, for a request without a
+ * body or TE); a token of
  * the route's rate limit (if it has one); an upstream slot free and a target, at once for a
  * bodiless request, at the body's first bytes for one with a body (else the proxy has it then).
  *
@@ -244,7 +245,10 @@ export class LeanExchanges implements LeanExchangeServer {
     const a = admit(snapshot, connection, requestHead);
     if (a.kind !== 'forward') return null;
     const upstream = a.upstream;
-    if (upstream.protocol !== 'http1') return null;
+    // An HTTP/2 upstream (node:http2 through http2-upstream-client.ts, the same dispatch handler
+    // interface) takes bodiless requests only: a body is streamed to the HTTP/1 client's LeanBody.
+    // A client naming TE is left to the proxy, which asks an HTTP/2 upstream for trailers then.
+    if (upstream.protocol !== 'http1' && (upstream.protocol !== 'http2' || facts.bodyLength !== 0 || facts.te)) return null;
     const requestId = requestIdFor(facts.requestId);
     const upstreamPath = a.forwarding.rewrite === null ? a.path : a.forwarding.rewrite(a.path);
     const headers = upstreamRequestHeaders(snapshot, a, head.headers, socket.remoteAddress ?? '', facts.host ?? null, requestId);

@@ -3,10 +3,10 @@
 // method, as long as it has no body, within the attempts and the budget. A request with a body is
 // not repeated; with refused-stream off, or no other target, the answer is 502 GW_ERR_UPSTREAM_RESET.
 import { writeFile } from 'node:fs/promises';
-import http2, { type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import http2 from 'node:http2';
 import t from 'tap';
 import { fleetYaml } from '../helpers/fleet.js';
+import { startH2Origin } from '../helpers/h2-origin.js';
 import { makeTestPki, request, startGateway, tempDir, writePkiFiles, type TestPki } from '../helpers/harness.js';
 
 interface H2Target {
@@ -19,18 +19,8 @@ interface H2Target {
 /** An mTLS HTTP/2 target with the upstream certificate; `refuse` targets refuse every stream. */
 async function startH2Target(pki: TestPki, refuse: boolean): Promise<H2Target> {
   const seen: { path: string; refused: boolean }[] = [];
-  const server = pki.upstreams['orders']!;
-  const srv = http2.createSecureServer({ key: server.keyPem, cert: server.chainPem, ca: pki.caBundlePem, requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'] });
-  const sessions = new Set<ServerHttp2Session>();
-  srv.on('session', (s) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-  });
-  srv.on('stream', (stream: ServerHttp2Stream, headers) => {
+  const origin = await startH2Origin(pki, (stream, headers) => {
     const path = String(headers[':path']);
-    stream.on('error', () => undefined);
-    // Health checks are not counted.
-    if (path === '/healthz') return stream.respond({ ':status': 200 }, { endStream: true });
     seen.push({ path, refused: refuse });
     if (refuse) return stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     stream.resume();
@@ -39,16 +29,7 @@ async function startH2Target(pki: TestPki, refuse: boolean): Promise<H2Target> {
       stream.end(`served ${headers[':method']} ${path}`);
     });
   });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  return {
-    origin: `https://127.0.0.1:${(srv.address() as AddressInfo).port}`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
-        srv.close(() => resolve());
-      }),
-  };
+  return { origin: origin.origin, seen, close: () => origin.close() };
 }
 
 t.test('refused streams go to another target', async (t) => {
