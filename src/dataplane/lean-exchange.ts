@@ -58,7 +58,7 @@ import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { admit, type Forward, type RequestHead } from './admit.js';
 import { connectionFacts, revocationPending } from './connection-context.js';
 import type { LeanExchangeConnection, LeanExchangeInProgress, LeanExchangeServer } from './lean-http1-connection.js';
-import { continueProxyHttp, endUnsentRequest, proxyHttp, recordServed, replayableRequest, upstreamRequestHeaders, type ProxyFailureHandler } from './proxy-http.js';
+import { continueProxyHttp, endUnsentRequest, grantRetry, proxyHttp, recordServed, replayableRequest, upstreamRequestHeaders, type ProxyFailureHandler } from './proxy-http.js';
 import { BodyStalledError } from './request-body-watch.js';
 
 /** What the exchange needs to know of the HTTP/1 handler's state. */
@@ -642,17 +642,11 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   }
 
   /**
-   * Whether `status` is retried, decided as the proxy's statusRetryFor decides it when the status
-   * arrives: a status the policy names, another target eligible, and a slot of the retry budget
-   * (taken now; a refusal is counted).
+   * Whether `status` is retried, by the proxy's own rule (grantRetry: a status the policy names,
+   * another target eligible, and a slot of the retry budget, taken now).
    */
   #retries(status: number): boolean {
-    const upstream = this.#a.upstream;
-    if (!upstream.retries.on.has(String(status) as RetryReason) || upstream.eligibleCount(new Set([this.#target!])) === 0) return false;
-    if (!upstream.budget.tryStartRetry()) {
-      this.#owner.metrics.upstreamRetryRefused(upstream.name, 'budget');
-      return false;
-    }
+    if (!grantRetry(this.#a.upstream, String(status) as RetryReason, this.#target!, null, this.#owner.metrics)) return false;
     this.#retryGranted = true;
     return true;
   }

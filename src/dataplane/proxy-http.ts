@@ -407,11 +407,7 @@ class ProxiedRequest {
             // A connection that was never made cost the target nothing: it fails over to every
             // untried target at once, without counting as a retry or spending the budget.
             if (reason !== 'connect-failure') {
-              if (retry.retries >= policy.attempts || !this.otherTarget(target)) return this.#failWith(cause);
-              if (!budget.tryStartRetry()) {
-                this.#metrics.upstreamRetryRefused(upstream.name, 'budget');
-                return this.#failWith(cause);
-              }
+              if (retry.retries >= policy.attempts || !this.grantRetry(reason, target)) return this.#failWith(cause);
               retry.retrySlot = true;
               retry.retries++;
               await sleep(backoff(policy.backoffMs, retry.retries));
@@ -436,16 +432,9 @@ class ProxiedRequest {
     }
   }
 
-  /** Another target than `current` and those tried is eligible now. */
-  otherTarget(current: UpstreamTarget): boolean {
-    const except = new Set(this.#tried);
-    except.add(current);
-    return this.#upstream.eligibleCount(except) > 0;
-  }
-
-  /** A retry budget refusal is counted where the retry was asked for. */
-  retryRefused(): void {
-    this.#metrics.upstreamRetryRefused(this.#upstream.name, 'budget');
+  /** grantRetry() for a retry after an attempt on `current`, with the targets tried so far excluded. */
+  grantRetry(reason: RetryReason, current: UpstreamTarget): boolean {
+    return grantRetry(this.#upstream, reason, current, this.#tried, this.#metrics);
   }
 
   #failWith(err: unknown): void {
@@ -458,6 +447,25 @@ class ProxiedRequest {
     const cause = gwErr.cause as { code?: unknown; message?: unknown } | undefined;
     this.#refuse(gwErr.code, { target: lastTarget?.origin, upstreamError: cause?.code, upstreamMessage: cause?.message });
   }
+}
+
+/**
+ * The one rule that grants a retry, after a failed attempt or for a status as it arrives, in the
+ * proxy and in the lean exchange alike: the upstream's policy names `reason`, a target other than
+ * `current` and those `tried` is eligible now, and a slot of the upstream's retry budget is free
+ * (taken now: the caller ends it with budget.retryEnded(); a refusal is counted in
+ * upstream_retries_refused_total{reason="budget"}). The attempts left are the caller's to check.
+ */
+export function grantRetry(upstream: Upstream, reason: RetryReason, current: UpstreamTarget, tried: ReadonlySet<UpstreamTarget> | null, metrics: GatewayMetrics): boolean {
+  if (!upstream.retries.on.has(reason)) return false;
+  const except = new Set(tried);
+  except.add(current);
+  if (upstream.eligibleCount(except) === 0) return false;
+  if (!upstream.budget.tryStartRetry()) {
+    metrics.upstreamRetryRefused(upstream.name, 'budget');
+    return false;
+  }
+  return true;
 }
 
 /** The retry loop's bookkeeping for one request: attempts made and the budget slots held. */
@@ -488,12 +496,7 @@ class RetryState {
     const policy = this.#upstream.retries;
     if (!(policy.onStatus && this.replayable && this.retries < policy.attempts)) return undefined;
     return (status: number) => {
-      const reason = String(status) as RetryReason;
-      if (!policy.on.has(reason) || !request.otherTarget(target)) return false;
-      if (!this.#upstream.budget.tryStartRetry()) {
-        request.retryRefused();
-        return false;
-      }
+      if (!request.grantRetry(String(status) as RetryReason, target)) return false;
       this.nextSlot = true;
       return true;
     };
