@@ -10,14 +10,13 @@
 // Content-Length and chunked.
 import { createHash } from 'node:crypto';
 import https from 'node:https';
-import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { startStack } from '../helpers/harness.js';
 import { kernelQueuedBytes } from '../helpers/kernel-queues.js';
+import { PULLED_CHUNK, pulledSource, type PulledSource } from '../helpers/pulled-source.js';
 
 const SIZE = 50 * 1024 * 1024;
-const CHUNK = Buffer.alloc(64 * 1024, 'x');
 // What the client, the gateway and the upstream hold in their own memory while the receiver reads
 // nothing: stream high-water marks on three hops and the gateway's 128 KiB relay bound stay far
 // below this (0.3-0.5 MB measured).
@@ -52,36 +51,20 @@ function assertBounded(t: Test, what: string, sent: number, ports: readonly numb
   t.ok(sent - kernel < HELD_BOUND, `${what}: ${MB(sent)} MB left the sender, ${MB(kernel)} MB of it in the kernel's socket queues, ${MB(sent - kernel)} MB in the processes`);
 }
 
-/** A pull-based source: `pulled` counts what the consumer has asked for so far. */
-function source(bytes: number): Readable & { pulled: number } {
-  let left = bytes;
-  const r = new Readable({
-    read() {
-      if (left <= 0) return void this.push(null);
-      const n = Math.min(left, CHUNK.length);
-      left -= n;
-      (r as Readable & { pulled: number }).pulled += n;
-      this.push(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
-    },
-  }) as Readable & { pulled: number };
-  r.pulled = 0;
-  return r;
-}
-
 function sha256Of(bytes: number): string {
   const h = createHash('sha256');
-  for (let left = bytes; left > 0; left -= CHUNK.length) h.update(left >= CHUNK.length ? CHUNK : CHUNK.subarray(0, left));
+  for (let left = bytes; left > 0; left -= PULLED_CHUNK.length) h.update(left >= PULLED_CHUNK.length ? PULLED_CHUNK : PULLED_CHUNK.subarray(0, left));
   return h.digest('hex');
 }
 
 t.test('50 MB up and down through the gateway, with backpressure', async (t) => {
-  let downloadSource: (Readable & { pulled: number }) | null = null;
+  let downloadSource: PulledSource | null = null;
   let releaseUpload: (() => void) | null = null;
   const s = await startStack({
     upstreamHandler: (req, res) => {
       if (req.url?.startsWith('/orders/download')) {
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
-        downloadSource = source(SIZE);
+        downloadSource = pulledSource(SIZE);
         downloadSource.pipe(res);
         return;
       }
@@ -107,7 +90,7 @@ t.test('50 MB up and down through the gateway, with backpressure', async (t) => 
   for (const framing of ['content-length', 'chunked'] as const) {
     // Upload while the upstream reads nothing.
     releaseUpload = null;
-    const upSource = source(SIZE);
+    const upSource = pulledSource(SIZE);
     const headers = { 'content-type': 'application/octet-stream', ...(framing === 'content-length' ? { 'content-length': String(SIZE) } : {}) };
     const upDone = new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = https.request({ ...base, method: 'PUT', path: '/orders/upload', headers }, (res) => {

@@ -9,32 +9,16 @@
 // upstream side carries nothing but a ClientHello.
 import net from 'node:net';
 import https from 'node:https';
-import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { gatewayYaml, makeTestPki, startGateway, tempDir, writePkiFiles } from '../helpers/harness.js';
 import { kernelQueuedBytes } from '../helpers/kernel-queues.js';
+import { pulledSource } from '../helpers/pulled-source.js';
 
 const SIZE = 50 * 1024 * 1024;
-const CHUNK = Buffer.alloc(64 * 1024, 'u');
 const HELD_BOUND = 2 * 1024 * 1024;
 const IN_FLIGHT_BOUND = 16 * 1024 * 1024;
 const MB = (n: number): string => (n / 1048576).toFixed(2);
-
-function source(bytes: number): Readable & { pulled: number } {
-  let left = bytes;
-  const r = new Readable({
-    read() {
-      if (left <= 0) return void this.push(null);
-      const n = Math.min(left, CHUNK.length);
-      left -= n;
-      (r as Readable & { pulled: number }).pulled += n;
-      this.push(n === CHUNK.length ? CHUNK : CHUNK.subarray(0, n));
-    },
-  }) as Readable & { pulled: number };
-  r.pulled = 0;
-  return r;
-}
 
 t.test('an upload waiting for an upstream connection is held to the relay bound', async (t) => {
   // The upstream: accepts, reads the ClientHello, never answers.
@@ -61,7 +45,7 @@ t.test('an upload waiting for an upstream connection is held to the relay bound'
 
   for (const framing of ['content-length', 'chunked'] as const) {
     const accepted = held.size;
-    const up = source(SIZE);
+    const up = pulledSource(SIZE);
     const headers = { 'content-type': 'application/octet-stream', ...(framing === 'content-length' ? { 'content-length': String(SIZE) } : {}) };
     const answered = new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = https.request({ ...base, method: 'PUT', path: '/orders/upload', headers }, (res) => {
