@@ -45,8 +45,11 @@
 // (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
 // POSTs a body of BYTES to /post instead (the body64k scenario's upload). --handshakes makes each
 // request a new connection with a full mTLS handshake (the hs scenario's load, ab), interleaved
-// rounds only: CPU per handshake, for changes to what a connection costs. After npm run
-// build; uses nginx as the origin and wrk when installed.
+// rounds only: CPU per handshake, for changes to what a connection costs. --origin h2 puts every
+// variant in front of an HTTP/2 origin instead (lib/grpc-origin.mjs, whose `GET /` answers 100 B;
+// the upstream `bench` gets `protocol: http2`): HTTP/1.1 clients through the gateway's HTTP/2
+// upstream client (keep-alive GET of / only, no floors). After npm run build; uses nginx as the
+// origin and wrk when installed.
 import { parseArgs } from 'node:util';
 import { join, dirname } from 'node:path';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -66,7 +69,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const checkout = join(BENCH, '..');
 const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
-const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-work] [--path P | --post BYTES | --handshakes] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
+const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-work] [--path P | --post BYTES | --handshakes] [--origin h1 | h2] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
 let parsed;
 try {
   parsed = parseArgs({
@@ -87,6 +90,7 @@ try {
       path: { type: 'string', default: '/' },
       post: { type: 'string' },
       handshakes: { type: 'boolean', default: false },
+      origin: { type: 'string', default: 'h1' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -103,7 +107,10 @@ const rounds = Number(values.rounds);
 const durationS = Number(values.duration);
 const rate = Number(values.rate);
 const spins = values['spin-floor'].map(Number);
-if (positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work'])) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
+// The HTTP/2 origin serves `GET /` only, and the floors forward to the HTTP/1.1 origin.
+const h2Origin = values.origin === 'h2';
+const h2Conflict = h2Origin && (values.floor || values['floor-headers'] || values.lean || values['lean-work'] || spins.length > 0 || values.post !== undefined || values.path !== '/' || values.handshakes);
+if (h2Conflict || (values.origin !== 'h1' && !h2Origin) || positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work'])) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
   process.stderr.write(USAGE);
   process.exit(2);
 }
@@ -151,6 +158,7 @@ const gens = new Generators({ workDir, pki, opts, log });
 const targets = new Targets({ checkout, workDir, pki, opts, log });
 const ctx = { opts, checkout, workDir, pki, gens, targets, log, mainTargets: [], rows: [], extra: {}, notes: [], checks: [] };
 await targets.startUpstream(which('nginx') ? 'nginx' : 'node');
+const h2 = h2Origin ? await targets.startGrpcOrigin('h2-origin') : null;
 const SPIN_FLOOR = join(BENCH, 'lib/spin-floor.mjs');
 const HEAP_SAMPLE = join(BENCH, 'lib/heap-sample.mjs');
 const heapFile = (name) => join(workDir, `heap-${name}.json`);
@@ -166,6 +174,10 @@ async function startAll() {
   for (const v of variants) {
     const configTransform = (text) => {
       const doc = YAML.parse(text);
+      if (h2 !== null) {
+        setIn(doc, ['upstreams', 'bench', 'url'], `https://127.0.0.1:${h2.port}`);
+        setIn(doc, ['upstreams', 'bench', 'protocol'], 'http2');
+      }
       for (const [path, value] of v.sets) setIn(doc, path, value);
       return YAML.stringify(doc);
     };
@@ -275,7 +287,7 @@ if (values.alloc) {
     lines.push(`| ${label(n)} | ${median(us[n]).toFixed(0)} | ${median(ratios[n]).toFixed(2)} | ${median(rps[n]).toFixed(0)} | ${us[n].map((x) => x.toFixed(0)).join(', ')} |`);
   }
 } else {
-  const what = values.handshakes ? 'full handshake per request' : postBytes > 0 ? `keep-alive POST ${postBytes} B` : values.path === '/' ? 'keep-alive GET 100 B' : `keep-alive GET ${values.path}`;
+  const what = (values.handshakes ? 'full handshake per request' : postBytes > 0 ? `keep-alive POST ${postBytes} B` : values.path === '/' ? 'keep-alive GET 100 B' : `keep-alive GET ${values.path}`) + (h2 !== null ? ', HTTP/2 origin' : '');
   const label0 = rate > 0 ? `${what} at ${rate} req/s` : what;
   // 2 s of unrecorded warm-up per target, then A B C ... A B C ...; measure() logs every round.
   const rows = await interleaved(ctx, { scenario: 'variants', label: label0, targets: names, spec, rounds, durationS, warmupS: 2 });
