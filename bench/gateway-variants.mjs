@@ -41,7 +41,9 @@
 // --concurrent, the measure issue 14's two-thirds rule is about. --lean-work adds `lean-work`: the
 // wasm lean floor that also sends the gateway's header bytes and writes its access record with the
 // gateway's own logging code (LEAN_GATEWAY_WORK=1 in lib/lean-floor.mjs; not with --alloc): the
-// least a gateway doing that work costs on the lean stack. --path P requests P instead of /
+// least a gateway doing that work costs on the lean stack. --fastify adds `fastify`: Fastify with
+// @fastify/http-proxy over mTLS (lib/fastify-proxy.mjs), the Node proxy a user would otherwise
+// write, which issue 14 wants the gateway visibly ahead of. --path P requests P instead of /
 // (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
 // POSTs a body of BYTES to /post instead (the body64k scenario's upload). --handshakes makes each
 // request a new connection with a full mTLS handshake (the hs scenario's load, ab), interleaved
@@ -69,7 +71,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const checkout = join(BENCH, '..');
 const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
-const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-work] [--path P | --post BYTES | --handshakes] [--origin h1 | h2] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
+const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-work] [--fastify] [--path P | --post BYTES | --handshakes] [--origin h1 | h2] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
 let parsed;
 try {
   parsed = parseArgs({
@@ -87,6 +89,7 @@ try {
       'floor-headers': { type: 'boolean', default: false },
       lean: { type: 'boolean', default: false },
       'lean-work': { type: 'boolean', default: false },
+      fastify: { type: 'boolean', default: false },
       path: { type: 'string', default: '/' },
       post: { type: 'string' },
       handshakes: { type: 'boolean', default: false },
@@ -109,8 +112,8 @@ const rate = Number(values.rate);
 const spins = values['spin-floor'].map(Number);
 // The HTTP/2 origin serves `GET /` only, and the floors forward to the HTTP/1.1 origin.
 const h2Origin = values.origin === 'h2';
-const h2Conflict = h2Origin && (values.floor || values['floor-headers'] || values.lean || values['lean-work'] || spins.length > 0 || values.post !== undefined || values.path !== '/' || values.handshakes);
-if (h2Conflict || (values.origin !== 'h1' && !h2Origin) || positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work'])) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
+const h2Conflict = h2Origin && (values.floor || values['floor-headers'] || values.lean || values['lean-work'] || values.fastify || spins.length > 0 || values.post !== undefined || values.path !== '/' || values.handshakes);
+if (h2Conflict || (values.origin !== 'h1' && !h2Origin) || positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work'] || values.fastify)) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
   process.stderr.write(USAGE);
   process.exit(2);
 }
@@ -223,6 +226,10 @@ async function startAll() {
     await targets.startLean('lean-work', 'wasm', 'raw', { gatewayWork: true });
     names.push('lean-work');
   }
+  if (values.fastify) {
+    await targets.startFastify('fastify');
+    names.push('fastify');
+  }
   delete process.env.HEAP_SAMPLE_OUT;
   delete process.env.HEAP_SAMPLE_MS;
   return names;
@@ -231,7 +238,7 @@ const names = await startAll();
 const postBytes = values.post === undefined ? 0 : Number(values.post);
 const spec = values.handshakes ? { kind: 'hs', path: values.path, method: 'GET', conns: opts.conns, servername: 'localhost' } : { kind: 'ka', path: postBytes > 0 ? '/post' : values.path, method: postBytes > 0 ? 'POST' : 'GET', ...(postBytes > 0 ? { bodyBytes: postBytes } : {}), conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate, preconnect: true } : {}) };
 const ref = values.floor ? 'floor' : names[0];
-const label = (n) => (n === 'floor' || n.startsWith('floor-') || n.startsWith('lean') ? n : variants.find((v) => v.name === n).label);
+const label = (n) => (n === 'floor' || n === 'fastify' || n.startsWith('floor-') || n.startsWith('lean') ? n : variants.find((v) => v.name === n).label);
 const lines = [];
 if (values.alloc) {
   // One target at a time: SIGUSR2 starts its sampler 1 s into the load, for --duration seconds.
