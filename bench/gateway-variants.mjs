@@ -43,8 +43,10 @@
 // gateway's own logging code (LEAN_GATEWAY_WORK=1 in lib/lean-floor.mjs; not with --alloc): the
 // least a gateway doing that work costs on the lean stack. --fastify adds `fastify`: Fastify with
 // @fastify/http-proxy over mTLS (lib/fastify-proxy.mjs), the Node proxy a user would otherwise
-// write, which issue 14 wants the gateway visibly ahead of. --path P requests P instead of /
-// (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
+// write, which issue 14 wants the gateway visibly ahead of. --node-arg ARG (repeatable) starts
+// every variant's gateway with that Node or V8 flag (`--node-arg=--trace-gc`,
+// `--node-arg=--perf-basic-prof`); not with --alloc, whose sampler is the preload. --path P
+// requests P instead of / (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
 // POSTs a body of BYTES to /post instead (the body64k scenario's upload). --handshakes makes each
 // request a new connection with a full mTLS handshake (the hs scenario's load, ab), interleaved
 // rounds only: CPU per handshake, for changes to what a connection costs. --origin h2 puts every
@@ -71,7 +73,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const checkout = join(BENCH, '..');
 const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
-const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-work] [--fastify] [--path P | --post BYTES | --handshakes] [--origin h1 | h2] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
+const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-work] [--fastify] [--node-arg=ARG ...] [--path P | --post BYTES | --handshakes] [--origin h1 | h2] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
 let parsed;
 try {
   parsed = parseArgs({
@@ -90,6 +92,7 @@ try {
       lean: { type: 'boolean', default: false },
       'lean-work': { type: 'boolean', default: false },
       fastify: { type: 'boolean', default: false },
+      'node-arg': { type: 'string', multiple: true, default: [] },
       path: { type: 'string', default: '/' },
       post: { type: 'string' },
       handshakes: { type: 'boolean', default: false },
@@ -113,7 +116,7 @@ const spins = values['spin-floor'].map(Number);
 // The HTTP/2 origin serves `GET /` only, and the floors forward to the HTTP/1.1 origin.
 const h2Origin = values.origin === 'h2';
 const h2Conflict = h2Origin && (values.floor || values['floor-headers'] || values.lean || values['lean-work'] || values.fastify || spins.length > 0 || values.post !== undefined || values.path !== '/' || values.handshakes);
-if (h2Conflict || (values.origin !== 'h1' && !h2Origin) || positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work'] || values.fastify)) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
+if (h2Conflict || (values.origin !== 'h1' && !h2Origin) || positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work'] || values.fastify || values['node-arg'].length > 0)) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
   process.stderr.write(USAGE);
   process.exit(2);
 }
@@ -186,7 +189,7 @@ async function startAll() {
     };
     // Another checkout's gateway: its own dist/, the same PKI, origin and generated config.
     const t = v.dir === null ? targets : Object.assign(new Targets({ checkout: v.dir, workDir, pki, opts, log }), { upstream: targets.upstream });
-    await t.startGateway(v.name, { configTransform, nodeArgs: preload(v.name) });
+    await t.startGateway(v.name, { configTransform, nodeArgs: [...values['node-arg'], ...preload(v.name)] });
     if (t !== targets) targets.procs.set(v.name, t.procs.get(v.name));
     names.push(v.name);
   }
