@@ -45,7 +45,7 @@
 // @fastify/http-proxy over mTLS (lib/fastify-proxy.mjs), the Node proxy a user would otherwise
 // write, which issue 14 wants the gateway visibly ahead of. --node-arg ARG (repeatable) starts
 // every variant's gateway with that Node or V8 flag (`--node-arg=--trace-gc`,
-// `--node-arg=--perf-basic-prof`); not with --alloc, whose sampler is the preload. --path P
+// `--node-arg=--perf-basic-prof`). --path P
 // requests P instead of / (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
 // POSTs a body of BYTES to /post instead (the body64k scenario's upload). --handshakes makes each
 // request a new connection with a full mTLS handshake (the hs scenario's load, ab), interleaved
@@ -116,7 +116,7 @@ const spins = values['spin-floor'].map(Number);
 // The HTTP/2 origin serves `GET /` only, and the floors forward to the HTTP/1.1 origin.
 const h2Origin = values.origin === 'h2';
 const h2Conflict = h2Origin && (values.floor || values['floor-headers'] || values.lean || values['lean-work'] || values.fastify || spins.length > 0 || values.post !== undefined || values.path !== '/' || values.handshakes);
-if (h2Conflict || (values.origin !== 'h1' && !h2Origin) || positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work'] || values.fastify || values['node-arg'].length > 0)) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
+if (h2Conflict || (values.origin !== 'h1' && !h2Origin) || positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work'] || values.fastify)) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
   process.stderr.write(USAGE);
   process.exit(2);
 }
