@@ -31,7 +31,7 @@ import { describeReloadError, RestartNeeded, restartNeededFor } from '../runtime
 import type { LastReload } from '../runtime/state-view.js';
 import { GatewayMetrics } from '../telemetry/metrics.js';
 import { checkConfigFiles } from './check-files.js';
-import { answerPrimary, askWorker, awaitInit, type ToWorker } from './worker-channel.js';
+import { answerPrimary, askWorker, awaitInit, serveInit } from './worker-channel.js';
 import { superviseWorkers, type SupervisorView } from './worker-supervisor.js';
 
 /** How long the primary waits for a worker's answer (a reload loads CRLs, so it gets longer). */
@@ -100,7 +100,14 @@ async function startAdmin(config: GatewayConfig, backend: AdminBackend, logger: 
 
 async function runWorker(config: GatewayConfig, file: string, logger: Logger): Promise<number> {
   // A worker runs with the primary's ticket keys (resumption works on any worker).
+  const initStarted = Date.now();
   const ticketKeys = cluster.isWorker ? await awaitInit(10_000) : null;
+  if (cluster.isWorker) {
+    // Without the primary's key a client's session resumes only on the worker that issued it.
+    const record = { event: 'worker-init', ticketKeys: ticketKeys !== null ? 'shared' : 'own', waitedMs: Date.now() - initStarted };
+    if (ticketKeys !== null) logger.info(record, "worker has the primary's session ticket key");
+    else logger.warn(record, 'no answer from the primary; this worker uses a session ticket key of its own');
+  }
   const metrics = new GatewayMetrics({ defaultMetrics: true });
   let gateway: Gateway;
   let admin: AdminServer | null = null;
@@ -293,7 +300,7 @@ async function runPrimary(opts: PrimaryOptions): Promise<number> {
   const code = await superviseWorkers({
     workers: opts.workers,
     logger,
-    onFork: (worker) => worker.send({ mtlsGateway: 1, kind: 'init', ticketKeys: ticketKeys.toString('base64') } satisfies ToWorker),
+    onFork: (worker) => serveInit(worker, ticketKeys),
     onSighup: () => {
       logger.info({ event: 'reload-requested', via: 'SIGHUP' }, 'SIGHUP: validating, then reloading every worker');
       void reload('SIGHUP');

@@ -1,6 +1,6 @@
 /**
  * The IPC between the `start --workers N` primary and its workers (node:cluster's channel): the
- * primary hands each new worker the shared session ticket keys, asks workers to reload after it
+ * primary hands each new worker the shared session ticket keys when it asks for them, asks workers to reload after it
  * validated a configuration, and asks them for readiness, status and metrics for its one admin
  * listener. Every message carries `mtlsGateway: 1` so prom-client's and cluster's own messages on
  * the same channel are left alone. Answers that do not come within the timeout count as failures.
@@ -13,7 +13,9 @@ export type ToWorker =
   | { readonly mtlsGateway: 1; readonly kind: 'init'; readonly ticketKeys: string }
   | { readonly mtlsGateway: 1; readonly kind: 'ask'; readonly id: number; readonly question: WorkerQuestion; readonly trigger?: string };
 
-export type FromWorker = { readonly mtlsGateway: 1; readonly kind: 'answer'; readonly id: number; readonly ok: boolean; readonly value: unknown };
+export type FromWorker =
+  | { readonly mtlsGateway: 1; readonly kind: 'answer'; readonly id: number; readonly ok: boolean; readonly value: unknown }
+  | { readonly mtlsGateway: 1; readonly kind: 'hello' };
 
 export function isGatewayMessage<T extends { mtlsGateway: 1 }>(m: unknown): m is T {
   return typeof m === 'object' && m !== null && (m as { mtlsGateway?: unknown }).mtlsGateway === 1;
@@ -66,7 +68,22 @@ export function answerPrimary(answer: (question: WorkerQuestion, trigger: string
   });
 }
 
-/** Worker side: waits for the primary's init message (the shared ticket keys). */
+/**
+ * Primary side: answers each `hello` of `worker` with the init message (the shared ticket keys).
+ *
+ * The worker asks, rather than the primary sending at fork: a message that reaches a worker before
+ * it listens for it is emitted to no one and lost (Node's channel reads from the start, and the
+ * worker loads its config first). Sent at fork, that is what happened: each worker waited out its
+ * 10 s and started with a ticket key of its own.
+ */
+export function serveInit(worker: Worker, ticketKeys: Buffer): void {
+  worker.on('message', (m: unknown) => {
+    if (!isGatewayMessage<FromWorker>(m) || m.kind !== 'hello') return;
+    worker.send({ mtlsGateway: 1, kind: 'init', ticketKeys: ticketKeys.toString('base64') } satisfies ToWorker);
+  });
+}
+
+/** Worker side: asks the primary for its init message (the shared ticket keys) and waits for it. */
 export function awaitInit(timeoutMs: number): Promise<Buffer | null> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -80,5 +97,6 @@ export function awaitInit(timeoutMs: number): Promise<Buffer | null> {
       resolve(Buffer.from(m.ticketKeys, 'base64'));
     };
     process.on('message', onMessage);
+    process.send?.({ mtlsGateway: 1, kind: 'hello' } satisfies FromWorker);
   });
 }

@@ -158,6 +158,13 @@ t.test('--workers 2: one ticket key, one admin listener, reloads decided once in
   });
 
   await t.test('a. a TLS session resumes on either worker (one shared ticket key)', async (t) => {
+    // Each worker asked for the primary's key and got it. The primary used to send it at fork, and a
+    // worker still loading its config lost the message: it waited 10 s and made a key of its own.
+    t.same(
+      pids.map((pid) => byPid(pid, 'worker-init').map((r) => r['ticketKeys'])),
+      pids.map(() => ['shared']),
+      "each worker logged worker-init with the primary's key (ticketKeys: shared)",
+    );
     const first = await exchange(port, pki, null);
     t.equal(first.status, 200, 'first connection: 200');
     t.equal(first.reused, false, 'first connection: a full handshake');
