@@ -31,6 +31,7 @@ import { describeReloadError, RestartNeeded, restartNeededFor } from '../runtime
 import type { LastReload } from '../runtime/state-view.js';
 import { GatewayMetrics } from '../telemetry/metrics.js';
 import { checkConfigFiles } from './check-files.js';
+import { armStopDeadline, STOP_GRACE_MS, stopBoundMs, type StopDeadline } from './stop-deadline-timer.js';
 import { answerPrimary, askWorker, awaitInit, serveInit } from './worker-channel.js';
 import { superviseWorkers, type SupervisorView } from './worker-supervisor.js';
 
@@ -156,6 +157,12 @@ async function runWorker(config: GatewayConfig, file: string, logger: Logger): P
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
+      // Read now: a reload may have changed drainDelay or drainTimeout since the start.
+      const deadline = armStopDeadline({ boundMs: stopBoundMs(gateway.runtime.current.config.server), logger });
+      const done = (code: number) => {
+        deadline.finished(code);
+        resolve(code);
+      };
       gateway.drain(signal).then(
         async () => {
           await admin?.close();
@@ -163,12 +170,12 @@ async function runWorker(config: GatewayConfig, file: string, logger: Logger): P
           logger.flush();
           // A cluster worker's IPC channel would keep it alive after the server closed.
           if (cluster.isWorker) process.disconnect();
-          resolve(0);
+          done(0);
         },
         (err: unknown) => {
           logger.error({ err }, 'error while stopping');
           logger.flush();
-          resolve(1);
+          done(1);
         },
       );
     };
@@ -297,6 +304,8 @@ async function runPrimary(opts: PrimaryOptions): Promise<number> {
   });
   await watch.start([file, ...filesNamedBy(config)]);
 
+  // The primary's own bound, armed by the stop: one grace after it kills the workers still there.
+  let deadline: StopDeadline | null = null;
   const code = await superviseWorkers({
     workers: opts.workers,
     logger,
@@ -307,10 +316,16 @@ async function runPrimary(opts: PrimaryOptions): Promise<number> {
     },
     onStopping: () => {
       draining = true;
+      deadline = armStopDeadline({ boundMs: stopBoundMs(config.server) + 2 * STOP_GRACE_MS, logger });
     },
+    // A worker ends its own stop by stopBoundMs (stop-deadline-timer.ts); one whose event loop is
+    // stuck cannot, and is killed STOP_GRACE_MS after that.
+    stopTimeoutMs: () => stopBoundMs(config.server) + STOP_GRACE_MS,
     expose: (v) => (view = v),
   });
   watch.stop();
   await admin?.close();
+  // Assigned by onStopping, which TypeScript cannot see from here.
+  (deadline as StopDeadline | null)?.finished(code);
   return code;
 }

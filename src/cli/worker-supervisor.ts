@@ -49,6 +49,12 @@ export interface SuperviseOptions {
   onSighup?: () => void;
   /** SIGTERM or SIGINT arrived; the workers are being stopped. */
   onStopping?: (signal: NodeJS.Signals) => void;
+  /**
+   * How long the workers may take to stop once they were sent SIGTERM; then those still there are
+   * SIGKILLed (`worker-stop-timeout`) and the primary exits 1. Read when the stop begins (a reload
+   * may have changed the drain settings). Without it, the primary waits as long as they take.
+   */
+  stopTimeoutMs?: () => number;
   /** Receives the supervisor's view of its workers once they are being started. */
   expose?: (view: SupervisorView) => void;
 }
@@ -70,10 +76,12 @@ export function superviseWorkers(opts: SuperviseOptions): Promise<number> {
   let startupFailures = 0;
   let stopping = false;
   let exitCode = 0;
+  let stopTimer: NodeJS.Timeout | null = null;
 
   return new Promise<number>((resolve) => {
     const finishIfEmpty = () => {
       if (live.size > 0) return;
+      if (stopTimer) clearTimeout(stopTimer);
       logger.flush();
       resolve(exitCode);
     };
@@ -85,6 +93,20 @@ export function superviseWorkers(opts: SuperviseOptions): Promise<number> {
         slot.restartTimer = null;
       }
       for (const w of live) w.process.kill('SIGTERM');
+      const boundMs = opts.stopTimeoutMs?.();
+      if (boundMs !== undefined && live.size > 0) {
+        // Unref'd: the workers' exits keep the primary alive until then, and only they matter.
+        stopTimer = setTimeout(() => {
+          for (const w of live) {
+            const slot = slots.find((s) => s.worker === w);
+            logger.error({ event: 'worker-stop-timeout', worker: w.process.pid, slot: slot?.index ?? null, afterMs: boundMs }, 'worker did not exit after SIGTERM within the stop bound; killing it');
+            w.process.kill('SIGKILL');
+          }
+          exitCode = 1;
+          logger.flush();
+        }, boundMs);
+        stopTimer.unref();
+      }
       finishIfEmpty();
     };
 

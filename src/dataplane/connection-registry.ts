@@ -8,6 +8,7 @@
  * connection is closed with GOAWAY (src/dataplane/http2-sessions.ts), an HTTP/1.1 one destroyed.
  */
 import type { ServerHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { RuntimeSnapshot } from '../runtime/snapshot.js';
@@ -17,6 +18,12 @@ import { revocationCode, revocationLog } from './log-records.js';
 
 export class ConnectionRegistry {
   readonly #live = new Set<TLSSocket>();
+  /**
+   * Every accepted TCP connection until it closes, its TLS handshake done or not: what a drain
+   * that timed out cuts. A connection still in its handshake is not in `#live`, and Node's
+   * server.close() waits for it (up to tls.handshakeTimeout) like for any other.
+   */
+  readonly #transports = new Set<Socket>();
   readonly #sessions = new WeakMap<TLSSocket, ServerHttp2Session>();
   readonly #logger: Logger;
   readonly #metrics: GatewayMetrics | null;
@@ -33,6 +40,17 @@ export class ConnectionRegistry {
   /** The live connections (a copy). */
   sockets(): TLSSocket[] {
     return [...this.#live];
+  }
+
+  /** An accepted TCP connection (the server's 'connection' event), before its TLS handshake. */
+  addTransport(socket: Socket): void {
+    this.#transports.add(socket);
+    socket.once('close', () => this.#transports.delete(socket));
+  }
+
+  /** Every accepted TCP connection still open, handshaking or not (a copy). */
+  transports(): Socket[] {
+    return [...this.#transports];
   }
 
   add(socket: TLSSocket): void {

@@ -5,7 +5,7 @@
  * its response (`Connection: close`); requests still arriving on an open connection are served the
  * same way. An HTTP/2 connection gets GOAWAY: no new streams, the ones in flight finish, then it
  * closes. As soon as no connection is left the drain is over; after server.drainTimeout whatever
- * is left is cut. The delay and the timeout are this module's timers.
+ * is left is cut, connections still in their TLS handshake included. The delay and the timeout are this module's timers.
  */
 import type { ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -65,6 +65,8 @@ export async function drainListener(opts: DrainOptions): Promise<void> {
     // node:http2's server has no closeAllConnections; the registry holds every connection.
     server.closeAllConnections?.();
     for (const socket of registry.sockets()) socket.destroy();
+    // Connections still in their TLS handshake (a client that connected and sent nothing yet).
+    for (const socket of registry.transports()) socket.destroy();
   }, opts.timeoutMs);
   force.unref();
   try {

@@ -12,6 +12,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -208,6 +209,8 @@ export function createListener(deps: ListenerDeps): GatewayApp {
     clientErrorHandler: handler.onClientError,
   });
 
+  // Every TCP connection, from before its handshake: a drain that times out cuts these too.
+  app.server.on('connection', (socket: Socket) => registry.addTransport(socket));
   // Before node:http2's own listener creates the session: requests and sessions find the socket.
   app.server.prependListener('secureConnection', markClientSocket);
   app.server.on('session', (session: ServerHttp2Session) => {

@@ -5,9 +5,11 @@
  * a fixed free port for cluster tests and a bounded wait.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { gatewayYaml, makeTestPki, startUpstream, tempDir, writePkiFiles, type TestPki } from './harness.js';
 
 export const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 
@@ -78,4 +80,39 @@ export async function freePortBelowEphemeral(): Promise<number> {
     if (free) return port;
   }
   throw new Error('no free port below the ephemeral range');
+}
+
+/** What `cliGatewayFiles` prepared: the PKI, its directory, the upstream, the port and the config file. */
+export interface CliGatewayFiles {
+  readonly pki: TestPki;
+  readonly dir: string;
+  readonly upstreamPort: number;
+  /** The gateway's fixed listening port (freePortBelowEphemeral). */
+  readonly port: number;
+  readonly file: string;
+}
+
+/**
+ * The files a CLI test starts the gateway from: a test PKI written to a temporary directory, an
+ * upstream answering `ok`, and `gateway.yaml` (gatewayYaml with `yaml` applied: listening on a
+ * fixed port below the ephemeral range, logging at `log` unless `edit` says otherwise). Torn down
+ * with `t`.
+ */
+export async function cliGatewayFiles(
+  t: { teardown(fn: () => unknown): void },
+  opts: { extra?: string; log?: string; edit?: (yaml: string) => string } = {},
+): Promise<CliGatewayFiles> {
+  const pki = await makeTestPki();
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  await writePkiFiles(pki, dir);
+  const up = await startUpstream({ server: pki.upstreams['orders']!, ca: pki.caBundlePem, handler: (_req, res) => res.end('ok') });
+  t.teardown(() => up.close());
+  const port = await freePortBelowEphemeral();
+  const file = path.join(dir, 'gateway.yaml');
+  const yaml = gatewayYaml({ upstreamPort: up.port, ...(opts.extra !== undefined ? { extra: opts.extra } : {}) })
+    .replace('listen: { host: 127.0.0.1, port: 0 }', `listen: { host: 127.0.0.1, port: ${port} }`)
+    .replace('log: { level: debug }', `log: ${opts.log ?? '{ level: info }'}`);
+  await writeFile(file, (opts.edit ?? ((y) => y))(yaml));
+  return { pki, dir, upstreamPort: up.port, port, file };
 }

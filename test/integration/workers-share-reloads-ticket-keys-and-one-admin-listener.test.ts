@@ -2,13 +2,13 @@
 // ticket key (a client resumes its TLS session on whichever worker the cluster gives it), runs the
 // one admin listener (readiness, /status and /metrics over both workers), and decides reloads once:
 // a configuration it refuses never reaches a worker, one it accepts reaches both. SIGTERM exits 0.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { adminRequest, type AdminResponse } from '../helpers/admin-client.js';
-import { freePortBelowEphemeral, startCli, waitFor } from '../helpers/cli-process.js';
-import { gatewayYaml, makeTestPki, startUpstream, tempDir, writePkiFiles, type TestPki } from '../helpers/harness.js';
+import { cliGatewayFiles, startCli, waitFor } from '../helpers/cli-process.js';
+import type { TestPki } from '../helpers/harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -85,21 +85,11 @@ function sample(metricsText: string, name: string, labels: Record<string, string
 t.setTimeout(120_000);
 
 t.test('--workers 2: one ticket key, one admin listener, reloads decided once in the primary', async (t) => {
-  const pki = await makeTestPki();
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  await writePkiFiles(pki, dir);
-  const up = await startUpstream({ server: pki.upstreams['orders']!, ca: pki.caBundlePem, handler: (_req, res) => res.end('ok') });
-  t.teardown(() => up.close());
-  const port = await freePortBelowEphemeral();
-  const file = path.join(dir, 'gateway.yaml');
-  const goodYaml = gatewayYaml({ upstreamPort: up.port })
-    .replace('listen: { host: 127.0.0.1, port: 0 }', `listen: { host: 127.0.0.1, port: ${port} }`)
-    // Every line at once: the test reads the log while the processes run.
-    .replace('log: { level: debug }', 'log: { level: debug, bufferBytes: 0 }');
+  // Every line at once: the test reads the log while the processes run.
+  const { pki, dir, port, file } = await cliGatewayFiles(t, { log: '{ level: debug, bufferBytes: 0 }' });
+  const goodYaml = await readFile(file, 'utf8');
   t.match(goodYaml, new RegExp(`listen: \\{ host: 127\\.0\\.0\\.1, port: ${port} \\}`));
   t.match(goodYaml, /log: \{ level: debug, bufferBytes: 0 \}/);
-  await writeFile(file, goodYaml);
 
   const gw = startCli(file, { args: ['--workers', '2'] });
   const workerPids = () => [...new Set(gw.records.filter((r) => r['event'] === 'listening').map((r) => r['pid'] as number))];

@@ -9,8 +9,8 @@ import { writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import path from 'node:path';
 import t from 'tap';
-import { freePortBelowEphemeral, startCli, waitFor } from '../helpers/cli-process.js';
-import { gatewayYaml, makeTestPki, startUpstream, tempDir, writePkiFiles, type TestPki } from '../helpers/harness.js';
+import { cliGatewayFiles, startCli, waitFor } from '../helpers/cli-process.js';
+import { gatewayYaml, makeTestPki, tempDir, writePkiFiles, type TestPki } from '../helpers/harness.js';
 
 /**
  * A module preloaded into the gateway's processes (test only): on SIGUSR2 the process throws from
@@ -41,20 +41,7 @@ function get(port: number, pki: TestPki): Promise<string> {
 t.setTimeout(300_000);
 
 t.test('serving workers that crash or are killed under traffic are replaced; the port keeps serving', async (t) => {
-  const pki = await makeTestPki();
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  await writePkiFiles(pki, dir);
-  const up = await startUpstream({ server: pki.upstreams['orders']!, ca: pki.caBundlePem, handler: (_req, res) => res.end('ok') });
-  t.teardown(() => up.close());
-  const port = await freePortBelowEphemeral();
-  const file = path.join(dir, 'gateway.yaml');
-  await writeFile(
-    file,
-    gatewayYaml({ upstreamPort: up.port })
-      .replace('listen: { host: 127.0.0.1, port: 0 }', `listen: { host: 127.0.0.1, port: ${port} }`)
-      .replace('log: { level: debug }', 'log: { level: info }'),
-  );
+  const { pki, dir, port, file } = await cliGatewayFiles(t);
   const hook = path.join(dir, 'crash-hook.mjs');
   await writeFile(hook, CRASH_HOOK);
   const gw = startCli(file, { args: ['--workers', '2'], preload: hook });
@@ -169,7 +156,13 @@ t.test('serving workers that crash or are killed under traffic are replaced; the
   stopping = true;
   gw.child.kill('SIGTERM');
   const { code } = await gw.exited;
-  t.equal(code, 0, 'SIGTERM still drains the workers (one of them perhaps still starting) and exits 0');
+  // On a failure, what the stop logged: a stop that overran its bound names what held it.
+  const stopRecords = gw.records.filter((r) => ['draining', 'drained', 'stopped', 'worker-exited', 'stop-timeout', 'exit-held', 'worker-stop-timeout'].includes(r['event'] as string));
+  t.equal(code, 0, 'SIGTERM still drains the workers (one of them perhaps still starting) and exits 0', code === 0 ? {} : { stopRecords });
+  t.equal(event('stop-timeout').length + event('worker-stop-timeout').length, 0, 'every process finished its stop within its bound', { stopRecords });
+  // A process held after a finished stop exits at its bound with code 0 (stop-deadline-timer.ts): no
+  // request is lost, so it does not fail this test, but what held it is worth reading.
+  for (const r of event('exit-held')) t.comment(`exit-held: ${JSON.stringify(r)}`);
   t.equal(event('worker-restart').length, restarts.length, 'no replacement while stopping');
 });
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { STOP_GRACE_MS, stopBoundMs } from '../../src/cli/stop-deadline-timer.js';
 import { parseConfigText } from '../../src/config/load-config.js';
 import { REPO } from '../helpers/demo-cli.js';
 
@@ -113,12 +114,14 @@ t.test('kubernetes base', async (t) => {
   for (const rule of ingress.filter((i) => !i['from'])) t.notOk((rule['ports'] as Obj[]).some((p) => isAdmin(p['port'])), 'the admin port is not open to everyone');
 
   // Shutdown: drainDelay keeps serving while the pod leaves the endpoints (instead of a preStop
-  // sleep), then drainTimeout; the grace period covers both.
+  // sleep), then drainTimeout; the grace period covers both and the stop's own bound.
   const { drainDelay, drainTimeout } = config.server;
   t.ok(drainDelay >= 1000, `server.drainDelay is set (${drainDelay} ms)`);
   t.ok(drainTimeout > 0, `server.drainTimeout (${drainTimeout} ms)`);
   t.notOk(container['lifecycle']?.['preStop'], 'no preStop hook: drainDelay does its job');
-  t.ok(pod['spec']['terminationGracePeriodSeconds'] * 1000 > drainDelay + drainTimeout, `grace period ${pod['spec']['terminationGracePeriodSeconds']} s > drainDelay + drainTimeout`);
+  // The process is gone by its stop bound, the primary of --workers one grace after killing a worker.
+  const bound = stopBoundMs(config.server) + 2 * STOP_GRACE_MS;
+  t.ok(pod['spec']['terminationGracePeriodSeconds'] * 1000 > bound, `grace period ${pod['spec']['terminationGracePeriodSeconds']} s > the stop bound with workers, ${bound} ms`);
   const egressPorts = (netpol['spec']['egress'] as Obj[]).flatMap((e) => ((e['ports'] as Obj[] | undefined) ?? []).map((p) => p['port']));
   for (const [name, u] of Object.entries(config.upstreams)) t.ok(egressPorts.includes(Number(new URL(u.url!).port || 443)), `egress allowed to upstream ${name}`);
 

@@ -1,0 +1,127 @@
+// After SIGTERM a gateway process is gone by server.drainDelay + server.drainTimeout + a grace
+// (src/cli/stop-deadline-timer.ts), whatever holds it. Found in CI: once, the primary of
+// `--workers 2` did not exit within 300 s of SIGTERM, with nothing in its log to say why. Here a
+// module preloaded into the gateway's processes (test only) makes them misbehave on SIGTERM, the
+// way a leaked handle or a stuck event loop would:
+//  - a handle that outlives the drain (a ref'd interval): the process logs `exit-held`, naming the
+//    handle, and exits with the drain's code 0, in one process and in every worker;
+//  - a worker whose event loop is blocked for good (Atomics.wait): it cannot run its own timer, so
+//    the primary logs `worker-stop-timeout` for it, SIGKILLs it and exits 1.
+import { writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import pino from 'pino';
+import t, { type Test } from 'tap';
+import { armStopDeadline, STOP_GRACE_MS, stopBoundMs } from '../../src/cli/stop-deadline-timer.js';
+import { cliGatewayFiles, startCli, waitFor, type RunningCli } from '../helpers/cli-process.js';
+import { enginesUnderTest } from '../helpers/harness.js';
+
+const DRAIN_TIMEOUT_MS = 1_000;
+/** A worker's bound, then the primary's kill, then the primary's own bound. */
+const WORKER_BOUND_MS = stopBoundMs({ drainDelay: 0, drainTimeout: DRAIN_TIMEOUT_MS });
+
+/** On SIGTERM, in the processes `who` selects: keep a ref'd interval (a leaked handle). */
+const leakHook = (who: 'all' | 'workers') =>
+  `import cluster from 'node:cluster';\nprocess.on('SIGTERM', () => { if (${who === 'workers' ? 'cluster.isWorker' : 'true'}) setInterval(() => {}, 60_000); });\n`;
+/** On SIGTERM, in a cluster worker: block the event loop for good, without spinning a core. */
+const BLOCK_HOOK = `import cluster from 'node:cluster';\nprocess.on('SIGTERM', () => { if (cluster.isWorker) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); });\n`;
+
+t.setTimeout(180_000);
+
+async function setUp(t: Test, hookSource: string, workers: number, engine?: 'node' | 'lean'): Promise<{ gw: RunningCli; port: number; sentAt: () => number; stop: () => void }> {
+  const { dir, port, file } = await cliGatewayFiles(t, {
+    extra: `server: { drainTimeout: ${DRAIN_TIMEOUT_MS}ms${engine ? `, engine: ${engine}` : ''} }`,
+    // Long, so that only the drain can cut a handshake that does not finish.
+    edit: (yaml: string) => yaml.replace('tls:\n  cert:', 'tls:\n  handshakeTimeout: 60s\n  cert:'),
+  });
+  const hook = path.join(dir, 'stop-hook.mjs');
+  await writeFile(hook, hookSource);
+  const gw = startCli(file, { args: workers > 1 ? ['--workers', String(workers)] : [], ...(hookSource === '' ? {} : { preload: hook }) });
+  t.teardown(() => {
+    if (gw.child.exitCode === null && gw.child.signalCode === null) gw.child.kill('SIGKILL');
+  });
+  await waitFor(`${workers} listening process(es)`, () => gw.records.filter((r) => r['event'] === 'listening').length >= workers, 60_000);
+  let sent = 0;
+  return {
+    gw,
+    port,
+    sentAt: () => sent,
+    stop: () => {
+      sent = Date.now();
+      gw.child.kill('SIGTERM');
+    },
+  };
+}
+
+const events = (gw: RunningCli, name: string) => gw.records.filter((r) => r['event'] === name);
+
+t.test('one process: a handle left after the drain is named, and the process exits 0 anyway', async (t) => {
+  const { gw, sentAt, stop } = await setUp(t, leakHook('all'), 1);
+  stop();
+  const { code, at } = await gw.exited;
+  t.equal(code, 0, 'exit code 0: the drain itself completed');
+  t.equal(events(gw, 'stopped').length, 1, 'the drain completed (`stopped`)');
+  const held = events(gw, 'exit-held');
+  t.equal(held.length, 1, 'exit-held is logged once');
+  t.match(held[0], { level: 'error', code: 0, boundMs: WORKER_BOUND_MS, resources: { Timeout: Number } }, 'at error level, naming the timer that held the process');
+  t.equal(events(gw, 'stop-timeout').length, 0, 'the stop itself did not time out');
+  t.ok(at - sentAt() < WORKER_BOUND_MS + 5_000, `gone ${at - sentAt()} ms after SIGTERM (bound ${WORKER_BOUND_MS} ms)`);
+});
+
+for (const engine of enginesUnderTest()) {
+  t.test(`${engine} engine: a connection still in its TLS handshake is cut at drainTimeout, not left to hold the stop`, async (t) => {
+    // Before: the drain's cut missed it (it is no connection of node:http's yet), and the stop
+    // waited for tls.handshakeTimeout (10 s by default, 60 s here; the bound ended it at 4 s, exit 1).
+    const { gw, port, sentAt, stop } = await setUp(t, '', 1, engine);
+    // One that sent nothing, one that sent half a ClientHello.
+    const silent = net.connect(port, '127.0.0.1');
+    const partial = net.connect(port, '127.0.0.1', () => partial.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])));
+    for (const s of [silent, partial]) {
+      s.on('error', () => {});
+      t.teardown(() => s.destroy());
+    }
+    await Promise.all([silent, partial].map((s) => new Promise((r) => s.once('connect', r))));
+    const closed = Promise.all([silent, partial].map((s) => new Promise((r) => s.once('close', r))));
+    stop();
+    const { code, at } = await gw.exited;
+    await closed;
+    t.equal(code, 0, 'exit code 0');
+    t.equal(events(gw, 'drain-timeout').length, 1, 'the drain timed out on them and cut them');
+    t.equal(events(gw, 'stop-timeout').length + events(gw, 'exit-held').length, 0, 'the stop finished by itself');
+    t.ok(at - sentAt() < DRAIN_TIMEOUT_MS + STOP_GRACE_MS, `gone ${at - sentAt()} ms after SIGTERM (drainTimeout ${DRAIN_TIMEOUT_MS} ms)`);
+  });
+}
+
+t.test('workers: a worker whose event loop is stuck is killed by the primary, which exits 1', async (t) => {
+  const { gw, sentAt, stop } = await setUp(t, BLOCK_HOOK, 2);
+  const pids = events(gw, 'listening').map((r) => r['pid']);
+  stop();
+  const { code, at } = await gw.exited;
+  t.equal(code, 1, 'exit code 1: requests may have been lost');
+  const killed = events(gw, 'worker-stop-timeout');
+  t.same(killed.map((r) => r['worker']).sort(), [...pids].sort(), 'worker-stop-timeout names each stuck worker');
+  t.match(killed[0], { level: 'error', afterMs: WORKER_BOUND_MS + STOP_GRACE_MS }, 'after the workers\' bound and one grace');
+  t.match(events(gw, 'worker-exited'), [{ signal: 'SIGKILL' }, { signal: 'SIGKILL' }], 'they were SIGKILLed');
+  t.equal(events(gw, 'exit-held').length + events(gw, 'stop-timeout').length, 0, 'the primary itself was not held');
+  const took = at - sentAt();
+  t.ok(took >= WORKER_BOUND_MS + STOP_GRACE_MS - 100 && took < WORKER_BOUND_MS + STOP_GRACE_MS + 5_000, `gone ${took} ms after SIGTERM`);
+});
+
+t.test('the bound itself: a stop that never finishes ends the process with stop-timeout, exit 1', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+  const exits: number[] = [];
+  armStopDeadline({ boundMs: 50, logger, exit: (c) => exits.push(c) });
+  await waitFor('the bound', () => exits.length > 0, 5_000);
+  t.same(exits, [1], 'exit 1');
+  t.match(lines, [{ event: 'stop-timeout', level: 50, boundMs: 50, resources: Object }], 'stop-timeout, with what held the loop');
+
+  const finishedExits: number[] = [];
+  const d = armStopDeadline({ boundMs: 60_000, logger, exit: (c) => finishedExits.push(c) });
+  d.finished(0);
+  const held = setInterval(() => {}, 60_000);
+  t.teardown(() => clearInterval(held));
+  await waitFor('exit-held', () => finishedExits.length > 0, STOP_GRACE_MS + 5_000);
+  t.same(finishedExits, [0], 'a finished stop that is held exits with its own code, a grace later (not at the 60 s bound)');
+  t.match(lines.at(-1), { event: 'exit-held', code: 0 });
+});
