@@ -5,7 +5,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { adminRequest, type AdminResponse } from '../helpers/admin-client.js';
 import { cliGatewayFiles, startCli, waitFor } from '../helpers/cli-process.js';
 import type { TestPki } from '../helpers/harness.js';
@@ -128,33 +128,8 @@ t.test('--workers 2: one ticket key, one admin listener, reloads decided once in
   const servedBy = (localPort: number) =>
     gw.records.find((r) => r['event'] === 'client-connected' && (r['peer'] as { port?: number } | undefined)?.port === localPort);
 
-  await t.test('b. one admin listener speaks for both workers', async (t) => {
-    // The primary counts a worker as serving once cluster reported its listener.
-    let status: AdminAnswer = await admin(adminPort, 'GET', '/status');
-    const deadline = Date.now() + 10_000;
-    while ((status.json?.workers?.serving?.length ?? 0) < 2 && Date.now() < deadline) {
-      await sleep(100);
-      status = await admin(adminPort, 'GET', '/status');
-    }
-    t.equal(status.status, 200);
-    t.same([...status.json.workers.serving].sort(), [...pids].sort(), '/status: workers.serving names both worker pids');
-    t.equal(status.json.workers.configured, 2);
-    t.equal(status.json.generation, 1, '/status: generation 1');
-    const healthz = await admin(adminPort, 'GET', '/healthz');
-    t.equal(healthz.status, 200, '/healthz 200');
-    const readyz = await admin(adminPort, 'GET', '/readyz');
-    t.equal(readyz.status, 200, `/readyz 200 (${readyz.body.trim()})`);
-    t.same(readyz.json, { ready: true, reasons: [] });
-  });
-
-  await t.test('a. a TLS session resumes on either worker (one shared ticket key)', async (t) => {
-    // Each worker asked for the primary's key and got it. The primary used to send it at fork, and a
-    // worker still loading its config lost the message: it waited 10 s and made a key of its own.
-    t.same(
-      pids.map((pid) => byPid(pid, 'worker-init').map((r) => r['ticketKeys'])),
-      pids.map(() => ['shared']),
-      "each worker logged worker-init with the primary's key (ticketKeys: shared)",
-    );
+  /** A full handshake, then 12 connections each resuming the last session: all resume, on both workers. */
+  const resumesOnEitherWorker = async (t: Test) => {
     const first = await exchange(port, pki, null);
     t.equal(first.status, 200, 'first connection: 200');
     t.equal(first.reused, false, 'first connection: a full handshake');
@@ -185,6 +160,36 @@ t.test('--workers 2: one ticket key, one admin listener, reloads decided once in
     const resumedOn = new Set(served.map((r) => r['pid'] as number));
     t.same([...resumedOn].sort(), [...pids].sort(), `resumed connections were served by both workers (${served.map((r) => r['pid']).join(', ')})`);
     t.equal(servedBy(first.localPort)!['resumed'], false, 'the first connection was logged as a full handshake');
+    };
+
+  await t.test('b. one admin listener speaks for both workers', async (t) => {
+    // The primary counts a worker as serving once cluster reported its listener.
+    let status: AdminAnswer = await admin(adminPort, 'GET', '/status');
+    const deadline = Date.now() + 10_000;
+    while ((status.json?.workers?.serving?.length ?? 0) < 2 && Date.now() < deadline) {
+      await sleep(100);
+      status = await admin(adminPort, 'GET', '/status');
+    }
+    t.equal(status.status, 200);
+    t.same([...status.json.workers.serving].sort(), [...pids].sort(), '/status: workers.serving names both worker pids');
+    t.equal(status.json.workers.configured, 2);
+    t.equal(status.json.generation, 1, '/status: generation 1');
+    const healthz = await admin(adminPort, 'GET', '/healthz');
+    t.equal(healthz.status, 200, '/healthz 200');
+    const readyz = await admin(adminPort, 'GET', '/readyz');
+    t.equal(readyz.status, 200, `/readyz 200 (${readyz.body.trim()})`);
+    t.same(readyz.json, { ready: true, reasons: [] });
+  });
+
+  await t.test('a. a TLS session resumes on either worker (one shared ticket key)', async (t) => {
+    // Each worker asked for the primary's key and got it. The primary used to send it at fork, and a
+    // worker still loading its config lost the message: it waited 10 s and made a key of its own.
+    t.same(
+      pids.map((pid) => byPid(pid, 'worker-init').map((r) => r['ticketKeys'])),
+      pids.map(() => ['shared']),
+      "each worker logged worker-init with the primary's key (ticketKeys: shared)",
+    );
+    await resumesOnEitherWorker(t);
   });
 
   let generation = 1;
@@ -310,6 +315,20 @@ t.test('--workers 2: one ticket key, one admin listener, reloads decided once in
     t.equal(sample(after.body, 'mtls_gateway_ready', {}), 1, 'mtls_gateway_ready is 1, not a sum');
     t.match(after.body, /^# TYPE mtls_gateway_requests_total counter$/m, 'one TYPE line for the aggregated counter');
     t.equal(after.body.match(/^# TYPE mtls_gateway_requests_total /gm)?.length, 1, 'the metric appears once, not once per worker');
+  });
+
+  await t.test('e2. a reload that rebuilds the TLS context keeps the shared key: sessions resume on either worker', async (t) => {
+    // tls.minVersion is part of the listener's context, so each worker calls setSecureContext with
+    // the ticket key of its snapshot. node:cluster also hands the first worker's key to the others
+    // as they listen; a worker with a key of its own lost that at its first such reload.
+    const yaml = goodYaml.replace('tls:\n  cert:', 'tls:\n  minVersion: TLSv1.3\n  cert:');
+    t.match(yaml, /minVersion: TLSv1\.3/);
+    await writeFile(file, yaml);
+    const r = await admin(adminPort, 'POST', '/reload');
+    t.equal(r.status, 200, `POST /reload → 200 (${r.body.trim()})`);
+    generation = (r.json as { generation: number }).generation;
+    await until(`both workers log reload generation ${generation}`, () => pids.every((pid) => byPid(pid, 'reload').some((x) => x['generation'] === generation)), 10_000);
+    await resumesOnEitherWorker(t);
   });
 
   await t.test('f. SIGTERM: exit code 0', async (t) => {
