@@ -155,7 +155,10 @@ async function runWorker(config: GatewayConfig, file: string, logger: Logger): P
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) return;
+      if (stopping) {
+        logger.info({ event: 'signal-while-stopping', signal }, 'already stopping; the drain goes on');
+        return;
+      }
       stopping = true;
       // Read now: a reload may have changed drainDelay or drainTimeout since the start.
       const deadline = armStopDeadline({ boundMs: stopBoundMs(gateway.runtime.current.config.server), logger });
@@ -179,8 +182,11 @@ async function runWorker(config: GatewayConfig, file: string, logger: Logger): P
         },
       );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    // Kept for the whole stop, not once: a second signal would otherwise kill the process by
+    // default and cut its drain. systemd (KillMode=control-group) and \`pkill\` signal a worker
+    // directly as well as through its primary; the stop's own bound ends a stop that hangs.
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       logger.info({ event: 'reload-requested', via: 'SIGHUP' }, 'SIGHUP: reloading the configuration and every file it names');
       void gateway.reload('SIGHUP');

@@ -165,7 +165,10 @@ export function superviseWorkers(opts: SuperviseOptions): Promise<number> {
     };
 
     const stop = (signal: NodeJS.Signals) => {
-      if (stopping) return;
+      if (stopping) {
+        logger.info({ event: 'signal-while-stopping', signal }, 'already stopping workers');
+        return;
+      }
       logger.info({ event: 'draining', signal }, 'stopping workers');
       opts.onStopping?.(signal);
       stopAll();
@@ -180,8 +183,10 @@ export function superviseWorkers(opts: SuperviseOptions): Promise<number> {
       serving: () => slots.filter((s) => s.worker !== null && s.servingSince !== null && !stopping).map((s) => s.worker!),
       slots: workers,
     });
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    // Kept for the whole stop (see start-command.ts): a repeated signal must not kill the primary
+    // while its workers drain.
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', onSighup);
 
     for (const slot of slots) start(slot);

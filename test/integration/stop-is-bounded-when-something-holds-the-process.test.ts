@@ -8,13 +8,14 @@
 //  - a worker whose event loop is blocked for good (Atomics.wait): it cannot run its own timer, so
 //    the primary logs `worker-stop-timeout` for it, SIGKILLs it and exits 1.
 import { writeFile } from 'node:fs/promises';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
 import t, { type Test } from 'tap';
 import { armStopDeadline, STOP_GRACE_MS, stopBoundMs } from '../../src/cli/stop-deadline-timer.js';
 import { cliGatewayFiles, startCli, waitFor, type RunningCli } from '../helpers/cli-process.js';
-import { enginesUnderTest } from '../helpers/harness.js';
+import { enginesUnderTest, type TestPki } from '../helpers/harness.js';
 
 const DRAIN_TIMEOUT_MS = 1_000;
 /** A worker's bound, then the primary's kill, then the primary's own bound. */
@@ -28,9 +29,15 @@ const BLOCK_HOOK = `import cluster from 'node:cluster';\nprocess.on('SIGTERM', (
 
 t.setTimeout(180_000);
 
-async function setUp(t: Test, hookSource: string, workers: number, engine?: 'node' | 'lean'): Promise<{ gw: RunningCli; port: number; sentAt: () => number; stop: () => void }> {
-  const { dir, port, file } = await cliGatewayFiles(t, {
-    extra: `server: { drainTimeout: ${DRAIN_TIMEOUT_MS}ms${engine ? `, engine: ${engine}` : ''} }`,
+async function setUp(
+  t: Test,
+  hookSource: string,
+  workers: number,
+  engine?: 'node' | 'lean',
+  server = '',
+): Promise<{ gw: RunningCli; pki: TestPki; port: number; sentAt: () => number; stop: () => void }> {
+  const { pki, dir, port, file } = await cliGatewayFiles(t, {
+    extra: `server: { drainTimeout: ${DRAIN_TIMEOUT_MS}ms${engine ? `, engine: ${engine}` : ''}${server} }`,
     // Long, so that only the drain can cut a handshake that does not finish.
     edit: (yaml: string) => yaml.replace('tls:\n  cert:', 'tls:\n  handshakeTimeout: 60s\n  cert:'),
   });
@@ -44,6 +51,7 @@ async function setUp(t: Test, hookSource: string, workers: number, engine?: 'nod
   let sent = 0;
   return {
     gw,
+    pki,
     port,
     sentAt: () => sent,
     stop: () => {
@@ -91,6 +99,52 @@ for (const engine of enginesUnderTest()) {
     t.ok(at - sentAt() < DRAIN_TIMEOUT_MS + STOP_GRACE_MS, `gone ${at - sentAt()} ms after SIGTERM (drainTimeout ${DRAIN_TIMEOUT_MS} ms)`);
   });
 }
+
+/** One GET on a new mTLS connection: its status, or the error code. */
+function get(port: number, pki: TestPki): Promise<number | string> {
+  const client = pki.clients['billing']!;
+  return new Promise((resolve) => {
+    const req = https.get({ host: '127.0.0.1', port, servername: 'localhost', path: '/orders/1', agent: false, ca: pki.root.certPem, cert: client.chainPem, key: client.keyPem, timeout: 5_000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('client timeout'), { code: 'TIMEOUT' })));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('one process: repeated SIGTERM and SIGINT during the drain neither kill it nor cut the drain', async (t) => {
+  // drainDelay keeps the listener serving, so a request shows the drain is still going on.
+  const { gw, pki, port, stop } = await setUp(t, '', 1, undefined, ', drainDelay: 1500ms');
+  t.equal(await get(port, pki), 200, 'serving before the stop');
+  stop();
+  await sleep(200);
+  gw.child.kill('SIGTERM');
+  gw.child.kill('SIGINT');
+  await sleep(200);
+  t.equal(await get(port, pki), 200, 'still serving during drainDelay, after the repeated signals');
+  const { code, signal } = await gw.exited;
+  t.same({ code, signal }, { code: 0, signal: null }, 'exit code 0, not killed by the second signal');
+  t.same(events(gw, 'signal-while-stopping').map((r) => r['signal']).sort(), ['SIGINT', 'SIGTERM'], 'each repeated signal is logged');
+  t.equal(events(gw, 'stopped').length, 1, 'the drain completed');
+});
+
+t.test('workers: SIGTERM to every process at once (systemd, pkill) drains each worker once', async (t) => {
+  const { gw, pki, port, stop } = await setUp(t, '', 2, undefined, ', drainDelay: 1500ms');
+  const pids = events(gw, 'listening').map((r) => r['pid'] as number);
+  stop();
+  // What KillMode=control-group does: the signal reaches the workers directly too, and then the
+  // primary forwards its own.
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  await sleep(300);
+  t.equal(await get(port, pki), 200, 'still serving during drainDelay');
+  const { code, signal } = await gw.exited;
+  t.same({ code, signal }, { code: 0, signal: null }, 'the primary exits 0');
+  t.match(events(gw, 'worker-exited'), [{ code: 0, signal: null }, { code: 0, signal: null }], 'no worker was killed by the second SIGTERM');
+  t.equal(events(gw, 'stopped').length, 2, 'both workers completed their drain');
+});
 
 t.test('workers: a worker whose event loop is stuck is killed by the primary, which exits 1', async (t) => {
   const { gw, sentAt, stop } = await setUp(t, BLOCK_HOOK, 2);
