@@ -38,6 +38,51 @@ export function activeResources(): Record<string, number> {
   return counts;
 }
 
+interface SocketAddressLike {
+  address?: string;
+  port?: number;
+}
+
+/**
+ * The sockets and servers among the handles that keep the event loop alive, as
+ * `kind local->remote`, at most 20 (the details `resources` does not give: whose port it is).
+ * From `process._getActiveHandles()`, which Node does not document: anything unexpected yields
+ * an empty list rather than an error in the middle of a stop.
+ */
+export function heldSockets(): string[] {
+  try {
+    const handles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles?.() ?? [];
+    const out: string[] = [];
+    for (const h of handles) {
+      if (out.length >= 20) break;
+      const name = (h as { constructor?: { name?: string } })?.constructor?.name ?? typeof h;
+      const addr = (get: ((out: SocketAddressLike) => unknown) | undefined, self: unknown): string => {
+        if (typeof get !== 'function') return '?';
+        const a: SocketAddressLike = {};
+        get.call(self, a);
+        return a.port === undefined ? '?' : `${a.address ?? ''}:${a.port}`;
+      };
+      const obj = h as { address?: () => unknown; remotePort?: number; remoteAddress?: string; localPort?: number; localAddress?: string; getsockname?: (o: SocketAddressLike) => unknown; getpeername?: (o: SocketAddressLike) => unknown; fd?: number };
+      if (typeof obj.getsockname === 'function') {
+        // A libuv handle no JavaScript object owns (a connection node:cluster's primary accepted).
+        out.push(`${name} ${addr(obj.getsockname, obj)}->${addr(obj.getpeername, obj)}`);
+      } else if (typeof obj.remotePort === 'number' || typeof obj.localPort === 'number') {
+        out.push(`${name} ${obj.localAddress ?? ''}:${obj.localPort ?? '?'}->${obj.remoteAddress ?? ''}:${obj.remotePort ?? '?'}`);
+      } else if (typeof obj.address === 'function') {
+        const a = obj.address() as SocketAddressLike | string | null;
+        // A pipe (stdio, node:cluster's channel) has no port: name its handle's kind instead.
+        const kind = (h as { _handle?: { constructor?: { name?: string } } })._handle?.constructor?.name ?? 'unbound';
+        out.push(`${name} ${a === null || (typeof a === 'object' && a.port === undefined) ? kind : typeof a === 'string' ? a : `${a.address ?? ''}:${a.port}`}`);
+      } else {
+        out.push(typeof obj.fd === 'number' ? `${name} fd ${obj.fd}` : name);
+      }
+    }
+    return out;
+  } catch {
+    return [];
+  }
+}
+
 export interface StopDeadline {
   /** The stop finished with this exit code: from now on, only a held event loop is reported. */
   finished(code: number): void;
@@ -53,13 +98,14 @@ export function armStopDeadline(opts: { boundMs: number; logger: Logger; exit?: 
   let finishedWith: number | null = null;
   const fire = () => {
     const resources = activeResources();
+    const sockets = heldSockets();
     if (finishedWith === null) {
-      logger.error({ event: 'stop-timeout', afterMs: Date.now() - started, boundMs, resources }, 'the stop did not finish within drainDelay + drainTimeout + grace; exiting');
+      logger.error({ event: 'stop-timeout', afterMs: Date.now() - started, boundMs, resources, sockets }, 'the stop did not finish within drainDelay + drainTimeout + grace; exiting');
       flushLogSync(logger);
       exit(1);
       return;
     }
-    logger.error({ event: 'exit-held', afterMs: Date.now() - started, boundMs, code: finishedWith, resources }, 'the stop finished but something still held the process; exiting');
+    logger.error({ event: 'exit-held', afterMs: Date.now() - started, boundMs, code: finishedWith, resources, sockets }, 'the stop finished but something still held the process; exiting');
     flushLogSync(logger);
     exit(finishedWith);
   };

@@ -175,7 +175,13 @@ t.test('the bound itself: a stop that never finishes ends the process with stop-
   d.finished(0);
   const held = setInterval(() => {}, 60_000);
   t.teardown(() => clearInterval(held));
+  // A listening server too: `sockets` names it by its address.
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  const { port } = server.address() as net.AddressInfo;
   await waitFor('exit-held', () => finishedExits.length > 0, STOP_GRACE_MS + 5_000);
   t.same(finishedExits, [0], 'a finished stop that is held exits with its own code, a grace later (not at the 60 s bound)');
-  t.match(lines.at(-1), { event: 'exit-held', code: 0 });
+  t.match(lines.at(-1), { event: 'exit-held', code: 0, resources: { Timeout: Number, TCPServerWrap: Number } });
+  t.ok((lines.at(-1)!['sockets'] as string[]).includes(`Server 127.0.0.1:${port}`), `sockets names the listening server (${JSON.stringify(lines.at(-1)!['sockets'])})`);
 });
