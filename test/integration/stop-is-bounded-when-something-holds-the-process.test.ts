@@ -1,12 +1,15 @@
 // After SIGTERM a gateway process is gone by server.drainDelay + server.drainTimeout + a grace
 // (src/cli/stop-deadline-timer.ts), whatever holds it. Found in CI: once, the primary of
-// `--workers 2` did not exit within 300 s of SIGTERM, with nothing in its log to say why. Here a
-// module preloaded into the gateway's processes (test only) makes them misbehave on SIGTERM, the
-// way a leaked handle or a stuck event loop would:
-//  - a handle that outlives the drain (a ref'd interval): the process logs `exit-held`, naming the
-//    handle, and exits with the drain's code 0, in one process and in every worker;
+// `--workers 2` did not exit within 300 s of SIGTERM, with nothing in its log to say why. Here the
+// gateway's processes are made to misbehave on SIGTERM the way a leak or a bug would (a module
+// preloaded into them, test only), and attacked where the stop used to wait:
+//  - a handle that outlives the drain (a ref'd interval): `exit-held` names it, exit 0;
+//  - connections still in their TLS handshake (silent, half a ClientHello): cut at drainTimeout;
+//  - repeated SIGTERM and SIGINT, to one process and to every process of --workers: no drain cut;
+//  - a worker killed while the primary hands it connections: the primary still exits;
 //  - a worker whose event loop is blocked for good (Atomics.wait): it cannot run its own timer, so
-//    the primary logs `worker-stop-timeout` for it, SIGKILLs it and exits 1.
+//    the primary logs `worker-stop-timeout`, SIGKILLs it and exits 1;
+//  - the timer's two paths, called directly.
 import { writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import net from 'node:net';
@@ -144,6 +147,50 @@ t.test('workers: SIGTERM to every process at once (systemd, pkill) drains each w
   t.same({ code, signal }, { code: 0, signal: null }, 'the primary exits 0');
   t.match(events(gw, 'worker-exited'), [{ code: 0, signal: null }, { code: 0, signal: null }], 'no worker was killed by the second SIGTERM');
   t.equal(events(gw, 'stopped').length, 2, 'both workers completed their drain');
+});
+
+t.test('workers: a worker killed while the primary hands it a connection does not keep the primary alive', async (t) => {
+  // node:cluster's primary hands each accepted connection to a worker and waits for its ACK; a
+  // worker killed in that window never ACKs, and its channel's 'disconnect' never fires. In a bare
+  // cluster script (Node 20 and 24) that leaves the handed-over connection open in the primary for
+  // good, 6 runs of 6; through the gateway's CLI the same steps have left nothing held so far. A
+  // suspect for the one held primary seen in CI. Either way the primary must exit 0 within its
+  // bound, and an exit-held record, if any, must name the gateway's port. A frozen (SIGSTOP)
+  // worker makes the window as wide as the test needs.
+  const { gw, port, sentAt, stop } = await setUp(t, '', 2);
+  const [frozen] = events(gw, 'listening').map((r) => r['pid'] as number);
+  process.kill(frozen!, 'SIGSTOP');
+  t.teardown(() => {
+    try {
+      process.kill(frozen!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  });
+  // Round-robin: some of these are handed to the frozen worker.
+  const clients: net.Socket[] = [];
+  t.teardown(() => clients.forEach((c) => c.destroy()));
+  for (let i = 0; i < 8; i++) {
+    clients.push(net.connect(port, '127.0.0.1').on('error', () => {}));
+    await sleep(50);
+  }
+  await sleep(300);
+  process.kill(frozen!, 'SIGKILL');
+  await waitFor('the primary sees the frozen worker exit', () => events(gw, 'worker-exited').some((r) => r['worker'] === frozen), 10_000);
+  await waitFor('a replacement listening', () => events(gw, 'listening').length >= 3, 30_000);
+  clients.forEach((c) => c.destroy());
+  stop();
+  const { code, signal, at } = await gw.exited;
+  t.same({ code, signal }, { code: 0, signal: null }, 'the primary exits 0');
+  const bound = WORKER_BOUND_MS + 2 * STOP_GRACE_MS;
+  t.ok(at - sentAt() < bound + 2_000, `gone ${at - sentAt()} ms after SIGTERM (the primary's bound: ${bound} ms)`);
+  // Node decides whether the leak happens; when it does, the record names what was held.
+  const held = events(gw, 'exit-held');
+  for (const r of held) t.comment(`exit-held: ${JSON.stringify(r)}`);
+  t.ok(
+    held.every((r) => (r['sockets'] as string[]).some((x) => x.includes(`:${port}`))),
+    held.length === 0 ? 'no exit-held this time' : `exit-held names a socket on the gateway's port ${port}`,
+  );
 });
 
 t.test('workers: a worker whose event loop is stuck is killed by the primary, which exits 1', async (t) => {
