@@ -71,10 +71,11 @@ export function answerPrimary(answer: (question: WorkerQuestion, trigger: string
 /**
  * Primary side: answers each `hello` of `worker` with the init message (the shared ticket keys).
  *
- * The worker asks, rather than the primary sending at fork: a message that reaches a worker before
- * it listens for it is emitted to no one and lost (Node's channel reads from the start, and the
- * worker loads its config first). Sent at fork, that is what happened: each worker waited out its
- * 10 s and started with a ticket key of its own.
+ * The worker asks, rather than the primary sending at fork: in a cluster worker, node:cluster's own
+ * Worker object listens for 'message' from the start, so a message that arrives before the
+ * gateway listens (it loads its config first) is emitted to that listener only, and missed. Sent
+ * at fork, that is what happened: each worker waited out its 10 s and started with a ticket key of
+ * its own.
  */
 export function serveInit(worker: Worker, ticketKeys: Buffer): void {
   worker.on('message', (m: unknown) => {
