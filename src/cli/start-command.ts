@@ -183,7 +183,7 @@ async function runWorker(config: GatewayConfig, file: string, logger: Logger): P
       );
     };
     // Kept for the whole stop, not once: a second signal would otherwise kill the process by
-    // default and cut its drain. systemd (KillMode=control-group) and \`pkill\` signal a worker
+    // default and cut its drain. systemd (KillMode=control-group) and `pkill` signal a worker
     // directly as well as through its primary; the stop's own bound ends a stop that hangs.
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
