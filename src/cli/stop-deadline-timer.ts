@@ -1,6 +1,6 @@
 /**
- * The bound on a stop: after SIGTERM or SIGINT a gateway process is gone at the latest
- * `server.drainDelay + server.drainTimeout + STOP_GRACE_MS`, whatever holds it. This module owns the
+ * The bound on a stop: after SIGTERM or SIGINT a gateway process is gone about
+ * `server.drainDelay + server.drainTimeout + STOP_GRACE_MS` later at the latest, whatever holds it. This module owns the
  * timers that enforce it.
  *
  * The drain itself is bounded by server.drainTimeout (src/dataplane/drain.ts cuts what is left).
@@ -11,8 +11,9 @@
  * would wait for ever. So each process arms one timer when its stop begins:
  *  - the stop has not finished by the bound: `stop-timeout` (error), exit 1;
  *  - the stop finished, yet something still holds the process STOP_GRACE_MS later (or at the
- *    bound, if that comes first): `exit-held` (error), exit with the stop's own code: the drain was
- *    complete and nothing was lost, but it is a leak to fix.
+ *    bound if that comes first, but at least half a second after the stop): `exit-held` (error),
+ *    exit with the stop's own code: the drain was complete and nothing was lost, but it is a leak
+ *    to fix.
  * Both records name what still held the event loop (`process.getActiveResourcesInfo()`), so the
  * next such hang names its own cause. The primary of `--workers` adds one more STOP_GRACE_MS before
  * it SIGKILLs a worker that is still there (a worker whose event loop is stuck cannot run its own
@@ -43,6 +44,14 @@ interface SocketAddressLike {
   port?: number;
 }
 
+/** `address:port` from a libuv handle's getsockname/getpeername, `?` when it has none. */
+function handleAddress(get: ((out: SocketAddressLike) => unknown) | undefined, self: unknown): string {
+  if (typeof get !== 'function') return '?';
+  const a: SocketAddressLike = {};
+  get.call(self, a);
+  return a.port === undefined ? '?' : `${a.address ?? ''}:${a.port}`;
+}
+
 /**
  * The sockets and servers among the handles that keep the event loop alive, as
  * `kind local->remote`, at most 20 (the details `resources` does not give: whose port it is).
@@ -56,16 +65,10 @@ export function heldSockets(): string[] {
     for (const h of handles) {
       if (out.length >= 20) break;
       const name = (h as { constructor?: { name?: string } })?.constructor?.name ?? typeof h;
-      const addr = (get: ((out: SocketAddressLike) => unknown) | undefined, self: unknown): string => {
-        if (typeof get !== 'function') return '?';
-        const a: SocketAddressLike = {};
-        get.call(self, a);
-        return a.port === undefined ? '?' : `${a.address ?? ''}:${a.port}`;
-      };
       const obj = h as { address?: () => unknown; remotePort?: number; remoteAddress?: string; localPort?: number; localAddress?: string; getsockname?: (o: SocketAddressLike) => unknown; getpeername?: (o: SocketAddressLike) => unknown; fd?: number };
       if (typeof obj.getsockname === 'function') {
         // A libuv handle no JavaScript object owns (a connection node:cluster's primary accepted).
-        out.push(`${name} ${addr(obj.getsockname, obj)}->${addr(obj.getpeername, obj)}`);
+        out.push(`${name} ${handleAddress(obj.getsockname, obj)}->${handleAddress(obj.getpeername, obj)}`);
       } else if (typeof obj.remotePort === 'number' || typeof obj.localPort === 'number') {
         out.push(`${name} ${obj.localAddress ?? ''}:${obj.localPort ?? '?'}->${obj.remoteAddress ?? ''}:${obj.remotePort ?? '?'}`);
       } else if (typeof obj.address === 'function') {

@@ -1,9 +1,10 @@
 /**
  * The IPC between the `start --workers N` primary and its workers (node:cluster's channel): the
- * primary hands each new worker the shared session ticket keys when it asks for them, asks workers to reload after it
- * validated a configuration, and asks them for readiness, status and metrics for its one admin
- * listener. Every message carries `mtlsGateway: 1` so prom-client's and cluster's own messages on
- * the same channel are left alone. Answers that do not come within the timeout count as failures.
+ * primary hands each new worker the shared session ticket keys when it asks for them, asks workers
+ * to reload after it validated a configuration, and asks them for readiness, status and metrics
+ * for its one admin listener. Every message carries `mtlsGateway: 1` so prom-client's and
+ * cluster's own messages on the same channel are left alone. Answers that do not come within the
+ * timeout count as failures.
  */
 import type { Worker } from 'node:cluster';
 

@@ -5,7 +5,8 @@
  * its response (`Connection: close`); requests still arriving on an open connection are served the
  * same way. An HTTP/2 connection gets GOAWAY: no new streams, the ones in flight finish, then it
  * closes. As soon as no connection is left the drain is over; after server.drainTimeout whatever
- * is left is cut, connections still in their TLS handshake included. The delay and the timeout are this module's timers.
+ * is left is cut, connections still in their TLS handshake included. The delay and the timeout are
+ * this module's timers.
  */
 import type { ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
