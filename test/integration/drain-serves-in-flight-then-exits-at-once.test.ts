@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
-import { startCli, waitFor as waitForCli } from '../helpers/cli-process.js';
+import { startCli, waitFor as waitForCli, type RunningCli } from '../helpers/cli-process.js';
 import { gatewayYaml, makeTestPki, startUpstream, tempDir, writePkiFiles, type TestPki, type UpstreamHandler } from '../helpers/harness.js';
 
 /** Polls every 10 ms: the drain's timings are checked to tens of milliseconds. */
@@ -171,6 +171,17 @@ async function setup(t: Test, server: string, handler: UpstreamHandler) {
   return { pki, up, gw, event, port: event('listening')!['port'] as number, adminPort: event('admin-listening')!['port'] as number };
 }
 
+/** When the test received the gateway's first record of `event`; null if none came. */
+function arrivalOf(gw: RunningCli, event: string): number | null {
+  const i = gw.records.findIndex((r) => r['event'] === event);
+  return i < 0 ? null : gw.arrivedAt[i]!;
+}
+
+/** For a failure's diagnostics: every record from SIGTERM on, in ms after it. */
+function stopLog(gw: RunningCli, sigterm: number): { stopLog: string[] } {
+  return { stopLog: gw.records.map((r, i) => `${gw.arrivedAt[i]! - sigterm} ${String(r['event'] ?? r['msg'])}`).filter((line) => !line.startsWith('-')) };
+}
+
 t.setTimeout(120_000);
 
 t.test('SIGTERM: not ready at once, serves through drainDelay, then finishes the in-flight request and exits at once', async (t) => {
@@ -253,10 +264,15 @@ t.test('SIGTERM: not ready at once, serves through drainDelay, then finishes the
   t.ok(busy.endedAt !== null && busy.endedAt >= slowRes.at, 'then the gateway ended that connection');
 
   const { code, signal, at } = await gw.exited;
-  t.equal(code, 0, 'exit code 0');
+  const log = stopLog(gw, sigterm);
+  t.equal(code, 0, 'exit code 0', log);
   t.equal(signal, null);
-  t.ok(at - sigterm < 6_000, `exited ${at - sigterm} ms after SIGTERM: at once, not after drainTimeout (20 s)`);
-  t.ok(at - slowRes.at < 2_000, `${at - slowRes.at} ms after the last response`);
+  // The gateway's stop is timed by its own `stopped` record. The process's exit after it is timed
+  // loosely: under coverage (npm test) it writes its coverage as it exits, over 2 s on a loaded
+  // 2-core machine (seen here: 2,288 ms after the last response, with `stopped` 10 ms after it).
+  const stoppedAt = arrivalOf(gw, 'stopped');
+  t.ok(stoppedAt !== null && stoppedAt - slowRes.at < 2_000, `stopped ${stoppedAt === null ? 'never logged' : `${stoppedAt - slowRes.at} ms`} after the last response`, log);
+  t.ok(at - sigterm < 12_000, `exited ${at - sigterm} ms after SIGTERM: not after drainTimeout (20 s)`, log);
   t.ok(event('drained'), 'drained is logged');
   t.equal(event('drain-timeout'), undefined, 'no drain-timeout');
   t.ok(event('stopped'), 'stopped is logged');
@@ -279,9 +295,14 @@ t.test('drainTimeout cuts a request whose upstream never answers; the process st
   const timer = setTimeout(() => gw.child.kill('SIGKILL'), 30_000);
   const { code, signal, at } = await gw.exited;
   clearTimeout(timer);
-  t.equal(code, 0, 'exit code 0');
+  const log = stopLog(gw, sigterm);
+  t.equal(code, 0, 'exit code 0: the stop finished within its bound (no stop-timeout)', log);
   t.equal(signal, null);
-  t.ok(at - sigterm < DELAY + 3_000, `exited ${at - sigterm} ms after SIGTERM (drainDelay 500 ms, drainTimeout 1 s)`);
+  // Timed by the gateway's own `stopped` record, right after the cut; the exit itself loosely (see
+  // above), but long before the SIGKILL at 30 s that a stop waiting for the upstream would meet.
+  const stoppedAt = arrivalOf(gw, 'stopped');
+  t.ok(stoppedAt !== null && stoppedAt - sigterm < DELAY + 1_000 + 1_500, `stopped ${stoppedAt === null ? 'never logged' : `${stoppedAt - sigterm} ms`} after SIGTERM (drainDelay 500 ms, drainTimeout 1 s)`, log);
+  t.ok(at - sigterm < 15_000, `exited ${at - sigterm} ms after SIGTERM`, log);
   t.match(event('drain-timeout'), { level: 'warn', afterMs: 1_000, connections: 1 }, 'drain-timeout is logged');
   await t.rejects(hung, 'the hung request got no response');
   await busy.closed(3_000);

@@ -99,7 +99,12 @@ for (const engine of enginesUnderTest()) {
     t.equal(code, 0, 'exit code 0');
     t.equal(events(gw, 'drain-timeout').length, 1, 'the drain timed out on them and cut them');
     t.equal(events(gw, 'stop-timeout').length + events(gw, 'exit-held').length, 0, 'the stop finished by itself');
-    t.ok(at - sentAt() < DRAIN_TIMEOUT_MS + STOP_GRACE_MS, `gone ${at - sentAt()} ms after SIGTERM (drainTimeout ${DRAIN_TIMEOUT_MS} ms)`);
+    // Timed by the gateway's own `stopped` record; the exit after it writes coverage under
+    // `npm test`, which on a loaded machine takes seconds, so it is only held to the bound's order.
+    const stopped = gw.records.findIndex((r) => r['event'] === 'stopped');
+    const stoppedAt = stopped < 0 ? null : gw.arrivedAt[stopped]! - sentAt();
+    t.ok(stoppedAt !== null && stoppedAt < DRAIN_TIMEOUT_MS + 1_500, `stopped ${String(stoppedAt)} ms after SIGTERM (drainTimeout ${DRAIN_TIMEOUT_MS} ms)`);
+    t.ok(at - sentAt() < DRAIN_TIMEOUT_MS + STOP_GRACE_MS + 5_000, `gone ${at - sentAt()} ms after SIGTERM`);
   });
 }
 

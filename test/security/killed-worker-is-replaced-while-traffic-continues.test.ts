@@ -106,7 +106,7 @@ t.test('serving workers that crash or are killed under traffic are replaced; the
     throw new Error(`${err.message}; successes ${successes}, failures ${failures} ${JSON.stringify([...failureKinds])}; log:\n${timeline()}`);
   });
 
-  await until('two serving workers', () => serving().length === 2, 20_000);
+  await until('two serving workers', () => serving().length === 2);
   await until('a first successful request', () => successes > 0, 5_000);
 
   const rounds: { name: string; how: 'crash' | 'SIGKILL'; needServing: number; victims: (s: number[]) => number[] }[] = [
