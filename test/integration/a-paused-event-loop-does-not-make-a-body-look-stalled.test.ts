@@ -18,9 +18,16 @@ function pauseEventLoop(ms: number): void {
   }
 }
 
-/** A gateway with a 200 ms body timeout and one raw mTLS connection to it; `text()` is what came back. */
+/**
+ * The body timeout here: short, so the test is quick, but long enough that this process's own
+ * scheduling on a loaded machine does not pass it between the two halves of a body (at 200 ms it
+ * did, once, with three test runs and a busy loop on two cores: a true 408).
+ */
+const BODY_TIMEOUT_MS = 500;
+
+/** A gateway with a short body timeout and one raw mTLS connection to it; `text()` is what came back. */
 async function stackWithConnection(t: Test) {
-  const s = await startStack({ extra: 'server: { bodyTimeout: 200ms }' });
+  const s = await startStack({ extra: `server: { bodyTimeout: ${BODY_TIMEOUT_MS}ms }` });
   t.teardown(() => s.close());
   const billing = s.pki.clients['billing']!;
   const sock = tls.connect({ host: '127.0.0.1', port: s.gw.port, servername: 'localhost', ca: s.pki.root.certPem, cert: billing.chainPem, key: billing.keyPem });
@@ -44,7 +51,7 @@ t.test('bytes that arrived while the event loop was paused are not a stalled bod
   await new Promise<void>((resolve) =>
     setImmediate(() => {
       sock.write('other half');
-      pauseEventLoop(600);
+      pauseEventLoop(3 * BODY_TIMEOUT_MS);
       resolve();
     }),
   );
@@ -61,6 +68,6 @@ t.test('a client that really stops sending is still cut after the body timeout',
   sock.write('POST /orders/stalls HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\nfirst half');
   await Promise.race([closed, sleep(5_000)]);
   t.same(statusesIn(text()), [408], 'the stalled body gets 408');
-  t.ok(Date.now() - started < 3_000, `within a few body timeouts (${Date.now() - started} ms)`);
+  t.ok(Date.now() - started < 6 * BODY_TIMEOUT_MS, `within a few body timeouts (${Date.now() - started} ms)`);
   t.ok(s.gw.logs.some((l) => l['code'] === 'GW_ERR_REQUEST_TIMEOUT' && l['reason'] === 'body-stalled'), 'logged as a stalled body');
 });
