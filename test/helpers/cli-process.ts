@@ -50,6 +50,16 @@ export function startCli(file: string, opts: { args?: readonly string[]; preload
   return { child, records, arrivedAt, exited };
 }
 
+/**
+ * When the test received the process's first record of `event` (Date.now()); null if none came.
+ * A stop is timed by its `stopped` record rather than by the exit: under `npm test` a process
+ * writes its coverage as it exits, which takes seconds on a loaded machine.
+ */
+export function arrivalOf(gw: RunningCli, event: string): number | null {
+  const i = gw.records.findIndex((r) => r['event'] === event);
+  return i < 0 ? null : gw.arrivedAt[i]!;
+}
+
 /** Polls `ok` every `everyMs` until it holds; throws naming `what` after `timeoutMs`. */
 export async function waitFor(what: string, ok: () => boolean, timeoutMs: number, everyMs = 25): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -17,7 +17,7 @@ import path from 'node:path';
 import pino from 'pino';
 import t, { type Test } from 'tap';
 import { armStopDeadline, STOP_GRACE_MS, stopBoundMs } from '../../src/cli/stop-deadline-timer.js';
-import { cliGatewayFiles, startCli, waitFor, type RunningCli } from '../helpers/cli-process.js';
+import { arrivalOf, cliGatewayFiles, startCli, waitFor, type RunningCli } from '../helpers/cli-process.js';
 import { enginesUnderTest, type TestPki } from '../helpers/harness.js';
 
 const DRAIN_TIMEOUT_MS = 1_000;
@@ -99,10 +99,9 @@ for (const engine of enginesUnderTest()) {
     t.equal(code, 0, 'exit code 0');
     t.equal(events(gw, 'drain-timeout').length, 1, 'the drain timed out on them and cut them');
     t.equal(events(gw, 'stop-timeout').length + events(gw, 'exit-held').length, 0, 'the stop finished by itself');
-    // Timed by the gateway's own `stopped` record; the exit after it writes coverage under
-    // `npm test`, which on a loaded machine takes seconds, so it is only held to the bound's order.
-    const stopped = gw.records.findIndex((r) => r['event'] === 'stopped');
-    const stoppedAt = stopped < 0 ? null : gw.arrivedAt[stopped]! - sentAt();
+    // Timed by the gateway's own `stopped` record (arrivalOf); the exit only to the bound's order.
+    const stopped = arrivalOf(gw, 'stopped');
+    const stoppedAt = stopped === null ? null : stopped - sentAt();
     t.ok(stoppedAt !== null && stoppedAt < DRAIN_TIMEOUT_MS + 1_500, `stopped ${String(stoppedAt)} ms after SIGTERM (drainTimeout ${DRAIN_TIMEOUT_MS} ms)`);
     t.ok(at - sentAt() < DRAIN_TIMEOUT_MS + STOP_GRACE_MS + 5_000, `gone ${at - sentAt()} ms after SIGTERM`);
   });
