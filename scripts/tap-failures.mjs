@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /**
  * Prints every failed assertion of a TAP log (what `tap` printed), each with its test file and its
- * diagnostic block (failed subtests and files by their line only), so that the end of a long CI log says what failed. The project's CI output is
- * often read from its tail only, and a failure in the middle of 12,000 assertions is otherwise out
- * of sight there. `.ci/run` calls it when a test run fails.
+ * diagnostic block (failed subtests and files by their line only), so that the end of a long CI
+ * log says what failed. The project's CI output is often read from its tail only, and a failure in
+ * the middle of 12,000 assertions is otherwise out of sight there. `.ci/run` calls it when a test
+ * run fails. (`tap replay` re-renders stored results instead, but of every file's last run, not of
+ * this log, and with a terminal's progress output.)
  *
  * Usage: node scripts/tap-failures.mjs LOG [--max-lines=40]
  */
@@ -16,6 +18,10 @@ if (!file) {
 }
 const maxArg = rest.find((a) => a.startsWith('--max-lines='));
 const maxLines = maxArg ? Number(maxArg.slice('--max-lines='.length)) : 40;
+if (!Number.isInteger(maxLines) || maxLines < 0) {
+  process.stderr.write(`tap-failures: --max-lines must be a whole number (got "${maxArg}")\n`);
+  process.exit(2);
+}
 
 const lines = readFileSync(file, 'utf8').split('\n');
 const indentOf = (line) => line.length - line.trimStart().length;

@@ -1,7 +1,7 @@
 /**
  * The bound on a stop: after SIGTERM or SIGINT a gateway process is gone about
- * `server.drainDelay + server.drainTimeout + STOP_GRACE_MS` later at the latest, whatever holds it. This module owns the
- * timers that enforce it.
+ * `server.drainDelay + server.drainTimeout + STOP_GRACE_MS` later at the latest, whatever holds
+ * it. This module owns the timers that enforce it.
  *
  * The drain itself is bounded by server.drainTimeout (src/dataplane/drain.ts cuts what is left).
  * What it does not bound is the rest of the stop: a close that waits on something other than a
