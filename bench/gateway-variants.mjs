@@ -41,12 +41,17 @@
 // --concurrent, the measure issue 14's two-thirds rule is about. --lean-work adds `lean-work`: the
 // wasm lean floor that also sends the gateway's header bytes and writes its access record with the
 // gateway's own logging code (LEAN_GATEWAY_WORK=1 in lib/lean-floor.mjs; not with --alloc): the
-// least a gateway doing that work costs on the lean stack. --fastify adds `fastify`: Fastify with
+// least a gateway doing that work costs on the lean stack. --lean-wasm adds `lean-wasm` alone (it
+// comes with --lean and --lean-work too), the floor the gateway runs on. --fastify adds `fastify`: Fastify with
 // @fastify/http-proxy over mTLS (lib/fastify-proxy.mjs), the Node proxy a user would otherwise
-// write, which issue 14 wants the gateway visibly ahead of. --node-arg ARG (repeatable) starts
-// every variant's gateway with that Node or V8 flag (`--node-arg=--trace-gc`,
-// `--node-arg=--perf-basic-prof`). --path P
-// requests P instead of / (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
+// write, which issue 14 wants the gateway visibly ahead of. --nginx adds nginx as the reference mTLS
+// proxy twice: `nginx` (access_log off) and `nginx-log` (a buffered access log, 64k, flushed every
+// second: what the gateway at its default `info` is compared with); with --concurrent this decides
+// the issue's ratios to nginx on a VM whose interleaved rounds swing too much to (nginx's CPU is
+// its master's and worker's, the process group's; not with --alloc or --origin h2). --node-arg ARG
+// (repeatable) starts every variant's gateway, and the node and lean floors, with that Node or V8
+// flag (`--node-arg=--trace-gc`, `--node-arg=--perf-basic-prof`; each writes to its own log in
+// .work/run/). --path P requests P instead of / (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
 // POSTs a body of BYTES to /post instead (the body64k scenario's upload). --handshakes makes each
 // request a new connection with a full mTLS handshake (the hs scenario's load, ab), interleaved
 // rounds only: CPU per handshake, for changes to what a connection costs. --origin h2 puts every
@@ -73,7 +78,7 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const checkout = join(BENCH, '..');
 const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
-const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-work] [--fastify] [--node-arg=ARG ...] [--path P | --post BYTES | --handshakes] [--origin h1 | h2] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
+const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-wasm] [--lean-work] [--fastify] [--nginx] [--node-arg=ARG ...] [--path P | --post BYTES | --handshakes] [--origin h1 | h2] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
 let parsed;
 try {
   parsed = parseArgs({
@@ -91,7 +96,9 @@ try {
       'floor-headers': { type: 'boolean', default: false },
       lean: { type: 'boolean', default: false },
       'lean-work': { type: 'boolean', default: false },
+      'lean-wasm': { type: 'boolean', default: false },
       fastify: { type: 'boolean', default: false },
+      nginx: { type: 'boolean', default: false },
       'node-arg': { type: 'string', multiple: true, default: [] },
       path: { type: 'string', default: '/' },
       post: { type: 'string' },
@@ -115,8 +122,8 @@ const rate = Number(values.rate);
 const spins = values['spin-floor'].map(Number);
 // The HTTP/2 origin serves `GET /` only, and the floors forward to the HTTP/1.1 origin.
 const h2Origin = values.origin === 'h2';
-const h2Conflict = h2Origin && (values.floor || values['floor-headers'] || values.lean || values['lean-work'] || values.fastify || spins.length > 0 || values.post !== undefined || values.path !== '/' || values.handshakes);
-if (h2Conflict || (values.origin !== 'h1' && !h2Origin) || positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-work'] || values.fastify)) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
+const h2Conflict = h2Origin && (values.floor || values['floor-headers'] || values.lean || values['lean-wasm'] || values['lean-work'] || values.fastify || values.nginx || spins.length > 0 || values.post !== undefined || values.path !== '/' || values.handshakes);
+if (h2Conflict || (values.origin !== 'h1' && !h2Origin) || positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-wasm'] || values['lean-work'] || values.fastify || values.nginx)) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
   process.stderr.write(USAGE);
   process.exit(2);
 }
@@ -194,44 +201,54 @@ async function startAll() {
     names.push(v.name);
   }
   if (values.floor) {
-    await targets.startFloor('floor', { nodeArgs: preload('floor') });
+    await targets.startFloor('floor', { nodeArgs: [...values['node-arg'], ...preload('floor')] });
     names.push('floor');
   }
   for (const us of spins) {
     const name = `floor-spin${us}`;
     process.env.SPIN_FLOOR_US = String(us);
     // The floor script runs inside spin-floor.mjs, which adds the busy-wait to its request listener.
-    await targets.startFloor(name, { nodeArgs: [...preload(name), SPIN_FLOOR] });
+    await targets.startFloor(name, { nodeArgs: [...values['node-arg'], ...preload(name), SPIN_FLOOR] });
     names.push(name);
   }
   delete process.env.SPIN_FLOOR_US;
   if (values['floor-headers']) {
     // The floor sending what the gateway adds to every request and response (floor-proxy.mjs).
-    await targets.startFloor('floor-headers', { nodeArgs: preload('floor-headers'), gatewayHeaders: true });
+    await targets.startFloor('floor-headers', { nodeArgs: [...values['node-arg'], ...preload('floor-headers')], gatewayHeaders: true });
     names.push('floor-headers');
   }
   if (values.lean) {
     // The lean floors (lib/lean-floor.mjs), for issue 14's two-thirds rule: both parsers.
-    await targets.startLean('lean', 'node');
-    await targets.startLean('lean-wasm', 'wasm');
+    await targets.startLean('lean', 'node', 'raw', { nodeArgs: values['node-arg'] });
+    await targets.startLean('lean-wasm', 'wasm', 'raw', { nodeArgs: values['node-arg'] });
     // Only the server side lean, undici upstream: which half the saving is in. And the gateway's
     // own upstream client under the lean server side: that client's share of the gateway's distance.
-    await targets.startLean('lean-wasm-undici', 'wasm', 'undici');
-    await targets.startLean('lean-wasm-gwclient', 'wasm', 'gateway');
+    await targets.startLean('lean-wasm-undici', 'wasm', 'undici', { nodeArgs: values['node-arg'] });
+    await targets.startLean('lean-wasm-gwclient', 'wasm', 'gateway', { nodeArgs: values['node-arg'] });
     names.push('lean', 'lean-wasm', 'lean-wasm-undici', 'lean-wasm-gwclient');
+  }
+  if (values['lean-wasm'] && !values.lean && !values['lean-work']) {
+    // The floor the gateway runs on (server.engine: lean), alone: fewer processes share the cores with --concurrent.
+    await targets.startLean('lean-wasm', 'wasm', 'raw', { nodeArgs: values['node-arg'] });
+    names.push('lean-wasm');
   }
   if (values['lean-work']) {
     // The wasm lean floor with the gateway's header bytes and access record (lib/lean-floor.mjs).
     if (!values.lean) {
-      await targets.startLean('lean-wasm', 'wasm');
+      await targets.startLean('lean-wasm', 'wasm', 'raw', { nodeArgs: values['node-arg'] });
       names.push('lean-wasm');
     }
-    await targets.startLean('lean-work', 'wasm', 'raw', { gatewayWork: true });
+    await targets.startLean('lean-work', 'wasm', 'raw', { gatewayWork: true, nodeArgs: values['node-arg'] });
     names.push('lean-work');
   }
   if (values.fastify) {
     await targets.startFastify('fastify');
     names.push('fastify');
+  }
+  if (values.nginx) {
+    await targets.startNginxProxy('nginx');
+    await targets.startNginxProxy('nginx-log', { accessLog: true });
+    names.push('nginx', 'nginx-log');
   }
   delete process.env.HEAP_SAMPLE_OUT;
   delete process.env.HEAP_SAMPLE_MS;
@@ -241,7 +258,7 @@ const names = await startAll();
 const postBytes = values.post === undefined ? 0 : Number(values.post);
 const spec = values.handshakes ? { kind: 'hs', path: values.path, method: 'GET', conns: opts.conns, servername: 'localhost' } : { kind: 'ka', path: postBytes > 0 ? '/post' : values.path, method: postBytes > 0 ? 'POST' : 'GET', ...(postBytes > 0 ? { bodyBytes: postBytes } : {}), conns: opts.conns, servername: 'localhost', ...(rate > 0 ? { tool: 'node', rate, preconnect: true } : {}) };
 const ref = values.floor ? 'floor' : names[0];
-const label = (n) => (n === 'floor' || n === 'fastify' || n.startsWith('floor-') || n.startsWith('lean') ? n : variants.find((v) => v.name === n).label);
+const label = (n) => (n === 'floor' || n === 'fastify' || n.startsWith('floor-') || n.startsWith('lean') || n.startsWith('nginx') ? n : variants.find((v) => v.name === n).label);
 const lines = [];
 if (values.alloc) {
   // One target at a time: SIGUSR2 starts its sampler 1 s into the load, for --duration seconds.
