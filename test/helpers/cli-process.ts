@@ -22,12 +22,17 @@ export interface RunningCli {
   /** Date.now() when each record arrived (same index). */
   readonly arrivedAt: number[];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  /** What the process wrote to stderr so far. */
+  stderr(): string;
 }
 
-/** `start --config FILE` plus `args`; `preload` is a module imported into every process of it. */
-export function startCli(file: string, opts: { args?: readonly string[]; preload?: string } = {}): RunningCli {
+/**
+ * `start --config FILE` plus `args`; `preload` is a module imported into every process of it;
+ * `nodeArgs` go on node's command line, before the script.
+ */
+export function startCli(file: string, opts: { args?: readonly string[]; preload?: string; nodeArgs?: readonly string[] } = {}): RunningCli {
   const env = opts.preload ? { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${pathToFileURL(opts.preload).href}`.trim() } : process.env;
-  const child = spawn(process.execPath, [CLI, 'start', '--config', file, ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, 'start', '--config', file, ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const records: LogRecord[] = [];
   const arrivedAt: number[] = [];
   let buf = '';
@@ -45,9 +50,14 @@ export function startCli(file: string, opts: { args?: readonly string[]; preload
       }
     }
   });
-  child.stderr!.resume();
+  let stderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (c: string) => {
+    // Bounded: a test reads the start of it.
+    if (stderr.length < 64 * 1024) stderr += c;
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
-  return { child, records, arrivedAt, exited };
+  return { child, records, arrivedAt, exited, stderr: () => stderr };
 }
 
 /**
