@@ -16,8 +16,10 @@
  * it, and the triggers leave them where they were (0.98 to 1.03).
  *
  * V8's `--incremental-marking-soft-trigger` and `--incremental-marking-hard-trigger` replace that
- * rule with a share of the limit: marking starts (from a task) once the old generation holds
- * SOFT_TRIGGER_PERCENT of its limit, and at once at HARD_TRIGGER_PERCENT. V8 reads both each time
+ * rule with a share of the room the last full collection left: marking starts (from a task) once
+ * SOFT_TRIGGER_PERCENT of the bytes between what survived that collection and the limit are
+ * used, and at once at HARD_TRIGGER_PERCENT (heap.cc, `PercentToLimit`: the larger of the old
+ * generation's share and the whole heap's, external memory included). V8 reads both each time
  * it decides, so they take effect when set from JavaScript after start (unlike the heap sizes,
  * which only the node command line sets). The limit itself stays V8's, so the heap grows no
  * further than V8 allows; only marking started long before it was needed is avoided.
