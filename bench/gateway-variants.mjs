@@ -42,16 +42,17 @@
 // wasm lean floor that also sends the gateway's header bytes and writes its access record with the
 // gateway's own logging code (LEAN_GATEWAY_WORK=1 in lib/lean-floor.mjs; not with --alloc): the
 // least a gateway doing that work costs on the lean stack. --lean-wasm adds `lean-wasm` alone (it
-// comes with --lean and --lean-work too), the floor the gateway runs on. --fastify adds `fastify`: Fastify with
-// @fastify/http-proxy over mTLS (lib/fastify-proxy.mjs), the Node proxy a user would otherwise
-// write, which issue 14 wants the gateway visibly ahead of. --nginx adds nginx as the reference mTLS
-// proxy twice: `nginx` (access_log off) and `nginx-log` (a buffered access log, 64k, flushed every
-// second: what the gateway at its default `info` is compared with); with --concurrent this decides
-// the issue's ratios to nginx on a VM whose interleaved rounds swing too much to (nginx's CPU is
-// its master's and worker's, the process group's; not with --alloc or --origin h2). --node-arg ARG
-// (repeatable) starts every variant's gateway, and the node and lean floors, with that Node or V8
-// flag (`--node-arg=--trace-gc`, `--node-arg=--perf-basic-prof`; each writes to its own log in
-// .work/run/). --path P requests P instead of / (the origin's 100 B answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
+// comes with --lean and --lean-work too), the floor the gateway runs on. --fastify adds
+// `fastify`: Fastify with @fastify/http-proxy over mTLS (lib/fastify-proxy.mjs), the Node proxy a user would otherwise
+// write, which issue 14 wants the gateway visibly ahead of. --nginx adds nginx as the reference
+// mTLS proxy twice: `nginx` (access_log off) and `nginx-log` (a buffered access log, 64k, flushed
+// every second: what the gateway at its default `info` is compared with). With --concurrent that
+// decides the issue's ratios to nginx, which interleaved rounds on this VM swing too much to
+// decide (nginx's CPU is its process group's, master and worker; not with --alloc or --origin h2).
+// --node-arg ARG (repeatable) starts every variant's gateway, and the node and lean floors, with
+// that Node or V8 flag (`--node-arg=--trace-gc`, `--node-arg=--perf-basic-prof`; each process
+// writes to its own log in .work/run/). --path P requests P instead of / (the origin's 100 B
+// answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
 // POSTs a body of BYTES to /post instead (the body64k scenario's upload). --handshakes makes each
 // request a new connection with a full mTLS handshake (the hs scenario's load, ab), interleaved
 // rounds only: CPU per handshake, for changes to what a connection costs. --origin h2 puts every
@@ -200,45 +201,42 @@ async function startAll() {
     if (t !== targets) targets.procs.set(v.name, t.procs.get(v.name));
     names.push(v.name);
   }
+  const nodeArgs = values['node-arg'];
   if (values.floor) {
-    await targets.startFloor('floor', { nodeArgs: [...values['node-arg'], ...preload('floor')] });
+    await targets.startFloor('floor', { nodeArgs: [...nodeArgs, ...preload('floor')] });
     names.push('floor');
   }
   for (const us of spins) {
     const name = `floor-spin${us}`;
     process.env.SPIN_FLOOR_US = String(us);
     // The floor script runs inside spin-floor.mjs, which adds the busy-wait to its request listener.
-    await targets.startFloor(name, { nodeArgs: [...values['node-arg'], ...preload(name), SPIN_FLOOR] });
+    await targets.startFloor(name, { nodeArgs: [...nodeArgs, ...preload(name), SPIN_FLOOR] });
     names.push(name);
   }
   delete process.env.SPIN_FLOOR_US;
   if (values['floor-headers']) {
     // The floor sending what the gateway adds to every request and response (floor-proxy.mjs).
-    await targets.startFloor('floor-headers', { nodeArgs: [...values['node-arg'], ...preload('floor-headers')], gatewayHeaders: true });
+    await targets.startFloor('floor-headers', { nodeArgs: [...nodeArgs, ...preload('floor-headers')], gatewayHeaders: true });
     names.push('floor-headers');
   }
   if (values.lean) {
     // The lean floors (lib/lean-floor.mjs), for issue 14's two-thirds rule: both parsers.
-    await targets.startLean('lean', 'node', 'raw', { nodeArgs: values['node-arg'] });
-    await targets.startLean('lean-wasm', 'wasm', 'raw', { nodeArgs: values['node-arg'] });
+    await targets.startLean('lean', 'node', 'raw', { nodeArgs });
+    await targets.startLean('lean-wasm', 'wasm', 'raw', { nodeArgs });
     // Only the server side lean, undici upstream: which half the saving is in. And the gateway's
     // own upstream client under the lean server side: that client's share of the gateway's distance.
-    await targets.startLean('lean-wasm-undici', 'wasm', 'undici', { nodeArgs: values['node-arg'] });
-    await targets.startLean('lean-wasm-gwclient', 'wasm', 'gateway', { nodeArgs: values['node-arg'] });
+    await targets.startLean('lean-wasm-undici', 'wasm', 'undici', { nodeArgs });
+    await targets.startLean('lean-wasm-gwclient', 'wasm', 'gateway', { nodeArgs });
     names.push('lean', 'lean-wasm', 'lean-wasm-undici', 'lean-wasm-gwclient');
-  }
-  if (values['lean-wasm'] && !values.lean && !values['lean-work']) {
-    // The floor the gateway runs on (server.engine: lean), alone: fewer processes share the cores with --concurrent.
-    await targets.startLean('lean-wasm', 'wasm', 'raw', { nodeArgs: values['node-arg'] });
+  } else if (values['lean-wasm'] || values['lean-work']) {
+    // The floor the gateway runs on (server.engine: lean), without the other lean floors: fewer
+    // processes share the cores with --concurrent.
+    await targets.startLean('lean-wasm', 'wasm', 'raw', { nodeArgs });
     names.push('lean-wasm');
   }
   if (values['lean-work']) {
     // The wasm lean floor with the gateway's header bytes and access record (lib/lean-floor.mjs).
-    if (!values.lean) {
-      await targets.startLean('lean-wasm', 'wasm', 'raw', { nodeArgs: values['node-arg'] });
-      names.push('lean-wasm');
-    }
-    await targets.startLean('lean-work', 'wasm', 'raw', { gatewayWork: true, nodeArgs: values['node-arg'] });
+    await targets.startLean('lean-work', 'wasm', 'raw', { gatewayWork: true, nodeArgs });
     names.push('lean-work');
   }
   if (values.fastify) {

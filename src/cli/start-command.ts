@@ -34,7 +34,7 @@ import { checkConfigFiles } from './check-files.js';
 import { armStopDeadline, STOP_GRACE_MS, stopBoundMs, type StopDeadline } from './stop-deadline-timer.js';
 import { answerPrimary, askWorker, awaitInit, serveInit } from './worker-channel.js';
 import { superviseWorkers, type SupervisorView } from './worker-supervisor.js';
-import { setMarkingTriggers } from './v8-marking-trigger.js';
+import { setMarkingTriggers, triggersOnCommandLine } from './v8-marking-trigger.js';
 
 /** How long the primary waits for a worker's answer (a reload loads CRLs, so it gets longer). */
 const ASK_TIMEOUT_MS = 5_000;
@@ -42,12 +42,9 @@ const RELOAD_TIMEOUT_MS = 60_000;
 
 type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
-/** Who set V8's incremental-marking triggers in this process (v8-marking-trigger.ts), for the `listening` record. */
-let markingTriggers: 'gateway' | 'command line' = 'gateway';
-
 export async function runStart(opts: { configFlag: string | undefined; workers: string | undefined }): Promise<number> {
   // First, before the load this is about: every process of the gateway (primary and workers).
-  markingTriggers = setMarkingTriggers().length > 0 ? 'gateway' : 'command line';
+  setMarkingTriggers();
   const file = resolveConfigPath(opts.configFlag, process.env, process.cwd());
   if (file === null) {
     process.stderr.write('mtls-gateway start: no config file (pass --config FILE or set MTLS_GATEWAY_CONFIG)\n');
@@ -154,7 +151,7 @@ async function runWorker(config: GatewayConfig, file: string, logger: Logger): P
       }
     });
   }
-  logger.info({ event: 'listening', address: address.address, port: address.port, config: file, routes: config.routes.length, upstreams: Object.keys(config.upstreams), v8MarkingTriggers: markingTriggers }, 'gateway listening');
+  logger.info({ event: 'listening', address: address.address, port: address.port, config: file, routes: config.routes.length, upstreams: Object.keys(config.upstreams), v8MarkingTriggers: triggersOnCommandLine() ? 'command line' : 'gateway' }, 'gateway listening');
   // Startup lines go out at once rather than with the first buffer.
   logger.flush();
 

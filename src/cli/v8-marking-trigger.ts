@@ -37,14 +37,16 @@ const FLAGS = [
   ['--incremental-marking-hard-trigger', HARD_TRIGGER_PERCENT],
 ] as const;
 
-/**
- * Sets the two triggers unless the node command line (`execArgv`) names either; returns the
- * flags it set (for the startup record).
- */
-export function setMarkingTriggers(execArgv: readonly string[] = process.execArgv): string[] {
+/** Whether node's command line (`execArgv`) names either trigger: then the gateway sets neither. */
+export function triggersOnCommandLine(execArgv: readonly string[] = process.execArgv): boolean {
   // V8 reads `_` and `-` alike in a flag's name.
   const given = new Set(execArgv.map((arg) => arg.split('=')[0]!.replaceAll('_', '-')));
-  if (FLAGS.some(([flag]) => given.has(flag))) return [];
+  return FLAGS.some(([flag]) => given.has(flag));
+}
+
+/** Sets the two triggers unless the node command line names either; returns the flags it set. */
+export function setMarkingTriggers(execArgv: readonly string[] = process.execArgv): string[] {
+  if (triggersOnCommandLine(execArgv)) return [];
   const set = FLAGS.map(([flag, percent]) => `${flag}=${percent}`);
   for (const f of set) v8.setFlagsFromString(f);
   return set;
