@@ -25,7 +25,8 @@
  * further than V8 allows; only marking started long before it was needed is avoided.
  *
  * A trigger given on the node command line (`node --incremental-marking-soft-trigger=N ...`) is
- * left as it is: the operator's choice wins.
+ * left as it is: the operator's choice wins. (Node refuses both flags in NODE_OPTIONS, so the
+ * command line is the only other place they can come from.)
  */
 import v8 from 'node:v8';
 
