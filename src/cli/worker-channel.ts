@@ -24,6 +24,13 @@ export function isGatewayMessage<T extends { mtlsGateway: 1 }>(m: unknown): m is
 
 let nextId = 1;
 
+/**
+ * The callback every send on the channel gets: with one, a channel that has closed reports its
+ * error there instead of emitting it (on the Worker in the primary, on `process` in a worker),
+ * where, unhandled, it would end the process.
+ */
+const IGNORE_SEND_ERROR = (): void => {};
+
 /** Asks one worker; rejects on timeout, on a failed answer, or when the worker exits first. */
 export function askWorker(worker: Worker, question: WorkerQuestion, timeoutMs: number, trigger?: string): Promise<unknown> {
   const id = nextId++;
@@ -49,8 +56,16 @@ export function askWorker(worker: Worker, question: WorkerQuestion, timeoutMs: n
     }, timeoutMs);
     worker.on('message', onMessage);
     worker.once('exit', onExit);
+    // With a callback, a channel that closed (the worker stopping, crashing or killed, its 'exit'
+    // still to come) fails this question; without one, node:cluster emits the error on the Worker,
+    // where nothing handles it, and the primary dies of it.
+    const sent = (err: Error | null) => {
+      if (err === null) return;
+      done();
+      reject(err);
+    };
     try {
-      worker.send({ mtlsGateway: 1, kind: 'ask', id, question, ...(trigger !== undefined ? { trigger } : {}) } satisfies ToWorker);
+      worker.send({ mtlsGateway: 1, kind: 'ask', id, question, ...(trigger !== undefined ? { trigger } : {}) } satisfies ToWorker, sent);
     } catch (err) {
       done();
       reject(err as Error);
@@ -63,8 +78,10 @@ export function answerPrimary(answer: (question: WorkerQuestion, trigger: string
   process.on('message', (m: unknown) => {
     if (!isGatewayMessage<ToWorker>(m) || m.kind !== 'ask') return;
     answer(m.question, m.trigger).then(
-      (value) => process.send?.({ mtlsGateway: 1, kind: 'answer', id: m.id, ok: true, value } satisfies FromWorker),
-      (err: unknown) => process.send?.({ mtlsGateway: 1, kind: 'answer', id: m.id, ok: false, value: (err as Error)?.message ?? String(err) } satisfies FromWorker),
+      // A primary that disconnected meanwhile (this worker is stopping) gets no answer; without the
+      // callback the closed channel's error would be emitted on the process and kill the worker.
+      (value) => process.send?.({ mtlsGateway: 1, kind: 'answer', id: m.id, ok: true, value } satisfies FromWorker, IGNORE_SEND_ERROR),
+      (err: unknown) => process.send?.({ mtlsGateway: 1, kind: 'answer', id: m.id, ok: false, value: (err as Error)?.message ?? String(err) } satisfies FromWorker, IGNORE_SEND_ERROR),
     );
   });
 }
@@ -81,7 +98,8 @@ export function answerPrimary(answer: (question: WorkerQuestion, trigger: string
 export function serveInit(worker: Worker, ticketKeys: Buffer): void {
   worker.on('message', (m: unknown) => {
     if (!isGatewayMessage<FromWorker>(m) || m.kind !== 'hello') return;
-    worker.send({ mtlsGateway: 1, kind: 'init', ticketKeys: ticketKeys.toString('base64') } satisfies ToWorker);
+    // A worker whose channel closed meanwhile gets nothing; its exit is the supervisor's to report.
+    worker.send({ mtlsGateway: 1, kind: 'init', ticketKeys: ticketKeys.toString('base64') } satisfies ToWorker, IGNORE_SEND_ERROR);
   });
 }
 
@@ -99,6 +117,7 @@ export function awaitInit(timeoutMs: number): Promise<Buffer | null> {
       resolve(Buffer.from(m.ticketKeys, 'base64'));
     };
     process.on('message', onMessage);
-    process.send?.({ mtlsGateway: 1, kind: 'hello' } satisfies FromWorker);
+    // No primary to hear it: the wait times out and the worker keeps a key of its own.
+    process.send?.({ mtlsGateway: 1, kind: 'hello' } satisfies FromWorker, IGNORE_SEND_ERROR);
   });
 }

@@ -124,6 +124,11 @@ export function superviseWorkers(opts: SuperviseOptions): Promise<number> {
         startupFailures = 0;
       });
       worker.once('exit', (code: number | null, signal: NodeJS.Signals | null) => onExit(slot, worker, code, signal));
+      // node:cluster emits a failed send or kill on the Worker; unhandled, it would end the primary
+      // and every worker with it. The worker's own exit, if it is going, is reported by onExit.
+      worker.on('error', (err: Error) => {
+        logger.warn({ event: 'worker-channel-error', worker: worker.process.pid, slot: slot.index, reason: err.message }, 'a message to or a signal for a worker failed');
+      });
     };
 
     const onExit = (slot: Slot, worker: Worker, code: number | null, signal: NodeJS.Signals | null) => {
