@@ -22,7 +22,7 @@ export interface RunningCli {
   /** Date.now() when each record arrived (same index). */
   readonly arrivedAt: number[];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-  /** What the process wrote to stderr so far. */
+  /** What the process wrote to stderr so far (its last 64 KiB). */
   stderr(): string;
 }
 
@@ -53,8 +53,8 @@ export function startCli(file: string, opts: { args?: readonly string[]; preload
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (c: string) => {
-    // Bounded: a test reads the start of it.
-    if (stderr.length < 64 * 1024) stderr += c;
+    // Bounded: the last 64 KiB, where a crash's stack is.
+    stderr = (stderr + c).slice(-64 * 1024);
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
   return { child, records, arrivedAt, exited, stderr: () => stderr };

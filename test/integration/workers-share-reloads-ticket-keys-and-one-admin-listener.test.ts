@@ -338,8 +338,8 @@ t.test('--workers 2: one ticket key, one admin listener, reloads decided once in
     const { code, signal } = await gw.exited;
     clearTimeout(timer);
     // A stop that goes wrong names itself: what the processes logged from SIGTERM on, and stderr.
-    const sentAt = gw.records.findIndex((r) => r['event'] === 'draining');
-    const told = `records since the stop began:\n${gw.records.slice(sentAt < 0 ? -20 : sentAt).map((r) => JSON.stringify(r)).join('\n')}\nstderr:\n${gw.stderr().slice(-4000)}`;
+    const drainingAt = gw.records.findIndex((r) => r['event'] === 'draining');
+    const told = `records since the stop began:\n${gw.records.slice(drainingAt < 0 ? -20 : drainingAt).map((r) => JSON.stringify(r)).join('\n')}\nstderr:\n${gw.stderr().slice(-4000)}`;
     if (code !== 0) t.comment(told);
     t.equal(code, 0, 'exit code 0');
     t.equal(signal, null);
