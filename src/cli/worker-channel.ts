@@ -25,9 +25,10 @@ export function isGatewayMessage<T extends { mtlsGateway: 1 }>(m: unknown): m is
 let nextId = 1;
 
 /**
- * The callback every send on the channel gets: with one, a channel that has closed reports its
- * error there instead of emitting it (on the Worker in the primary, on `process` in a worker),
- * where, unhandled, it would end the process.
+ * The callback of the sends whose failure means only that the message is lost (askWorker has one
+ * of its own that fails the question). Every send on the channel has a callback: with one, a
+ * channel that has closed reports its error there instead of emitting it (on the Worker in the
+ * primary, on `process` in a worker), where, unhandled, it would end the process.
  */
 const IGNORE_SEND_ERROR = (): void => {};
 
