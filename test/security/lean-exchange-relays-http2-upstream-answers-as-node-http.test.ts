@@ -77,7 +77,7 @@ t.test('answers of an HTTP/2 upstream are relayed byte for byte as node:http rel
 
   const request = (method: string, path: string, extra = '') => `${method} ${path} HTTP/1.1\r\nHost: orders.internal\r\nx-request-id: lean-h2-1\r\n${extra}\r\n`;
   const exchange = (payload: string, methods: string[]) =>
-    rawTlsExchange({ port: gw.port, ca: pki.root.certPem, cert: billing.chainPem, key: billing.keyPem, payload, requestMethods: methods, timeoutMs: 3000, graceMs: 50 });
+    rawTlsExchange({ port: gw.port, ca: pki.root.certPem, cert: billing.chainPem, key: billing.keyPem, payload, requestMethods: methods, expectResponses: methods.length, timeoutMs: 5_000, graceMs: 100 });
   const normalized = (raw: Buffer) => raw.toString('latin1').replace(/^Date: .*$/gim, 'Date: <date>');
 
   const cases: { name: string; payload: string; methods: string[]; lean?: false }[] = [
