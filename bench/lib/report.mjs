@@ -435,6 +435,21 @@ export function renderMarkdown(r) {
           profileComparisonMarkdown({ name: 'gateway', summary: p.summary, requests: p.requests }, { name: 'lean-work', summary: w.summary, requests: w.requests }),
       );
     }
+    const l = r.extra.profileLeanWasm;
+    if (l && p.requests > 0 && l.requests > 0) {
+      parts.push(
+        `### Gateway against lean-wasm, by area (profiled: gateway ${fx(p.rps)} req/s, lean-wasm ${fx(l.rps)} req/s)\n\n` +
+          'Self time of the profiled seconds divided by the requests served in them, the same load on each; the profiler itself inflates both.\n\n' +
+          profileComparisonMarkdown({ name: 'gateway', summary: p.summary, requests: p.requests }, { name: 'lean-wasm', summary: l.summary, requests: l.requests }),
+      );
+    }
+    if (w && l && w.requests > 0 && l.requests > 0) {
+      parts.push(
+        `### lean-work against lean-wasm, by area: what the work at the defaults costs (profiled: lean-work ${fx(w.rps)} req/s, lean-wasm ${fx(l.rps)} req/s)\n\n` +
+          'Self time of the profiled seconds divided by the requests served in them, the same load on each; the profiler itself inflates both.\n\n' +
+          profileComparisonMarkdown({ name: 'lean-work', summary: w.summary, requests: w.requests }, { name: 'lean-wasm', summary: l.summary, requests: l.requests }),
+      );
+    }
   }
   const foreign = Math.max(0, ...r.rows.map((x) => x.foreignCores));
   const notes = [...r.notes];

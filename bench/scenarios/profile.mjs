@@ -5,7 +5,8 @@
 // seconds (not start-up or warm-up). When `floor` is among the targets, the node floor is
 // profiled the same way right after, and the two are compared by area in µs per request: what the
 // gateway spends that the floor does not. `lean-work` among the targets is profiled and compared
-// the same way.
+// the same way, and so is `lean-wasm` (the floor the gateway runs on); with both, `lean-work` is
+// also compared with `lean-wasm`: what the work every request needs at the defaults costs.
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { measure } from '../lib/measure.mjs';
@@ -51,5 +52,8 @@ export async function run(ctx) {
   }
   if (ctx.mainTargets.includes('lean-work')) {
     ctx.extra.profileLeanWork = await profileOne(ctx, 'lean-work-prof', (nodeArgs) => ctx.targets.startLean('lean-work-prof', 'wasm', 'raw', { gatewayWork: true, nodeArgs }), label('lean-work, profiled'));
+  }
+  if (ctx.mainTargets.includes('lean-wasm')) {
+    ctx.extra.profileLeanWasm = await profileOne(ctx, 'lean-wasm-prof', (nodeArgs) => ctx.targets.startLean('lean-wasm-prof', 'wasm', 'raw', { nodeArgs }), label('lean-wasm, profiled'));
   }
 }
