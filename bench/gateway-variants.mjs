@@ -51,7 +51,12 @@
 // decide (nginx's CPU is its process group's, master and worker; not with --alloc or --origin h2).
 // --node-arg ARG (repeatable) starts every variant's gateway, and the node and lean floors, with
 // that Node or V8 flag (`--node-arg=--trace-gc`, `--node-arg=--perf-basic-prof`; each process
-// writes to its own log in .work/run/). --path P requests P instead of / (the origin's 100 B
+// writes to its own log in .work/run/). --perf runs one more round (all targets at once with
+// --concurrent, else one after the other; not with --alloc) with Linux perf sampling
+// every target's processes (lib/perf-symbols.mjs; the node targets started with
+// --perf-basic-prof) and prints µs per request by object (node binary, JIT code, kernel, libc) and
+// the symbols that differ most: the whole process, where V8's profiler counts native work done
+// while the event loop polls (TLS reads, handshakes) as idle. --path P requests P instead of / (the origin's 100 B
 // answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
 // POSTs a body of BYTES to /post instead (the body64k scenario's upload). --handshakes makes each
 // request a new connection with a full mTLS handshake (the hs scenario's load, ab), interleaved
@@ -73,13 +78,14 @@ import { ensurePki } from './lib/pki.mjs';
 import { killAllStarted } from './lib/procs.mjs';
 import { groupTicks, CLK_TCK } from './lib/cpu.mjs';
 import { median } from './lib/report.mjs';
+import { perfBySymbol, perfMarkdown, pidsOfGroup, recordPerf } from './lib/perf-symbols.mjs';
 import { Targets } from './lib/targets.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const checkout = join(BENCH, '..');
 const YAML = createRequire(join(checkout, 'package.json'))('yaml');
 
-const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-wasm] [--lean-work] [--fastify] [--nginx] [--node-arg=ARG ...] [--path P | --post BYTES | --handshakes] [--origin h1 | h2] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
+const USAGE = 'usage: node bench/gateway-variants.mjs [--node PATH] [--rounds N] [--duration S] [--conns N] [--rate N | --concurrent | --alloc] [--floor] [--floor-headers] [--lean] [--lean-wasm] [--lean-work] [--fastify] [--nginx] [--node-arg=ARG ...] [--perf] [--path P | --post BYTES | --handshakes] [--origin h1 | h2] [--spin-floor US ...] NAME[@DIR][=KEY=VALUE[;KEY=VALUE...]] ...\n(the header of this file says what each option measures)\n';
 let parsed;
 try {
   parsed = parseArgs({
@@ -101,6 +107,7 @@ try {
       fastify: { type: 'boolean', default: false },
       nginx: { type: 'boolean', default: false },
       'node-arg': { type: 'string', multiple: true, default: [] },
+      perf: { type: 'boolean', default: false },
       path: { type: 'string', default: '/' },
       post: { type: 'string' },
       handshakes: { type: 'boolean', default: false },
@@ -118,13 +125,19 @@ if (values.help) {
   process.exit(0);
 }
 const rounds = Number(values.rounds);
+// --perf: JavaScript named in perf's samples (each target writes /tmp/perf-PID.map).
+if (values.perf && which('perf') === null) {
+  process.stderr.write('--perf needs Linux perf on the PATH (Debian: apt-get install linux-perf; as root, or with kernel.perf_event_paranoid <= 1)\n');
+  process.exit(2);
+}
+if (values.perf) values['node-arg'].push('--perf-basic-prof');
 const durationS = Number(values.duration);
 const rate = Number(values.rate);
 const spins = values['spin-floor'].map(Number);
 // The HTTP/2 origin serves `GET /` only, and the floors forward to the HTTP/1.1 origin.
 const h2Origin = values.origin === 'h2';
 const h2Conflict = h2Origin && (values.floor || values['floor-headers'] || values.lean || values['lean-wasm'] || values['lean-work'] || values.fastify || values.nginx || spins.length > 0 || values.post !== undefined || values.path !== '/' || values.handshakes);
-if (h2Conflict || (values.origin !== 'h1' && !h2Origin) || positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.alloc && (values.concurrent || values.lean || values['lean-wasm'] || values['lean-work'] || values.fastify || values.nginx)) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
+if (h2Conflict || (values.origin !== 'h1' && !h2Origin) || positionals.length === 0 || !(rounds >= 1) || !(durationS > 0) || !(rate >= 0) || spins.some((n) => !(n >= 0)) || (values.concurrent && rate > 0) || (values.perf && values.alloc) || (values.alloc && (values.concurrent || values.lean || values['lean-wasm'] || values['lean-work'] || values.fastify || values.nginx)) || (values.handshakes && (values.concurrent || values.alloc || rate > 0 || values.post !== undefined))) {
   process.stderr.write(USAGE);
   process.exit(2);
 }
@@ -311,6 +324,7 @@ if (values.alloc) {
   for (const n of names) {
     lines.push(`| ${label(n)} | ${median(us[n]).toFixed(0)} | ${median(ratios[n]).toFixed(2)} | ${median(rps[n]).toFixed(0)} | ${us[n].map((x) => x.toFixed(0)).join(', ')} |`);
   }
+  if (values.perf) lines.push('', await perfRound(true));
 } else {
   const what = (values.handshakes ? 'full handshake per request' : postBytes > 0 ? `keep-alive POST ${postBytes} B` : values.path === '/' ? 'keep-alive GET 100 B' : `keep-alive GET ${values.path}`) + (h2 !== null ? ', HTTP/2 origin' : '');
   const label0 = rate > 0 ? `${what} at ${rate} req/s` : what;
@@ -325,12 +339,38 @@ if (values.alloc) {
   for (const n of names) {
     lines.push(`| ${label(n)} | ${median(us[n]).toFixed(0)} | ${(median(us[n]) / median(us[ref])).toFixed(2)} | ${median(rps[n]).toFixed(0)} | ${us[n].map((x) => x.toFixed(0)).join(', ')} |`);
   }
+  if (values.perf) lines.push('', await perfRound(false));
 }
 process.stdout.write(lines.join('\n') + '\n');
 // Stopped with SIGTERM (not the exit hook's SIGKILL), so that a target run under `--node` with a
 // wrapper adding `--cpu-prof` writes its profile.
 await targets.stopAll();
 process.exit(0);
+
+/**
+ * --perf: one more round with every target's process group under perf, from 0.5 s in to 0.5 s
+ * before its end; all targets loaded at once (`together`, as --concurrent) or one after the other.
+ * Returns the report (lib/perf-symbols.mjs).
+ */
+async function perfRound(together) {
+  const pids = await Promise.all(names.map((n) => pidsOfGroup(targets.get(n).pgid)));
+  const recordS = Math.max(1, durationS - 1);
+  const files = names.map((n) => join(workDir, `perf-${n}.data`));
+  const measured = async (i) => {
+    const load = gens.run({ ...spec, port: targets.get(names[i]).port, durationS });
+    await new Promise((r) => setTimeout(r, 500));
+    await recordPerf(pids[i], files[i], recordS);
+    return load;
+  };
+  const res = [];
+  if (together) res.push(...(await Promise.all(names.map((_, i) => measured(i)))));
+  else for (let i = 0; i < names.length; i++) res.push(await measured(i));
+  const runs = [];
+  for (let i = 0; i < names.length; i++) runs.push({ name: label(names[i]), perf: await perfBySymbol(files[i]), requests: res[i].rps * recordS });
+  log(`perf round: ${names.map((n, i) => `${label(n)} ${Math.round(res[i].rps)} req/s`).join(' | ')}; perf.data in ${workDir}`);
+  for (const p of pids.flat()) rmSync(`/tmp/perf-${p}.map`, { force: true });
+  return perfMarkdown(runs);
+}
 
 /** Bytes per request and the top allocating functions of a sampling heap profile (lib/heap-sample.mjs). */
 function summarizeHeap(profile, rps) {

@@ -1,0 +1,95 @@
+// Linux perf over running targets, by object and symbol: what V8's CPU profiler does not see.
+//
+// `node --cpu-prof` marks the isolate idle while the event loop polls, so native work libuv runs
+// there before any JavaScript is called (TLS record decryption, a whole handshake's OpenSSL work in
+// TLSWrap::OnStreamRead, the kernel's side of the reads) is counted as "(idle)": a third of a
+// saturated gateway's main thread under keep-alive load, two thirds under full handshakes
+// (bench/README.md, "What the CPU profiler does not see"). perf samples the whole process,
+// every thread, kernel included. JavaScript is named when the target runs with
+// `--perf-basic-prof` (gateway-variants.mjs --perf adds it).
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** Every process of a process group (nginx's master and worker; a gateway's primary and workers). */
+export async function pidsOfGroup(pgid) {
+  const { stdout } = await run('pgrep', ['-g', String(pgid)]).catch(() => ({ stdout: '' }));
+  return stdout.split('\n').filter(Boolean);
+}
+
+/** Records `pids` at `hz` for `seconds` into `file`; resolves when perf has written it. */
+export function recordPerf(pids, file, seconds, hz = 999) {
+  return new Promise((resolve, reject) => {
+    const p = spawn('perf', ['record', '-q', '-F', String(hz), '-p', pids.join(','), '-o', file, '--', 'sleep', String(seconds)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`perf record exited ${code}: ${err.trim()}`))));
+  });
+}
+
+/** A JIT symbol from a perf map, shortened: `JS:*'fn file:///x/dist/a.js:1:2` -> `js fn dist/a.js:1`. */
+function shortSymbol(dso, sym) {
+  if (!dso.startsWith('[JIT]')) return sym;
+  const m = /^JS:[*~+^']*'?(.*?) (?:file:\/\/)?(\S*?)(?::(\d+):\d+)?$/.exec(sym);
+  if (m === null) return sym;
+  const where = m[2].replace(/^.*\/(dist|bench|node_modules)\//, '$1/');
+  return `${m[1] || '(anonymous)'} ${where}${m[3] ? `:${m[3]}` : ''}`;
+}
+
+/** The object a sample ran in, by kind: the node binary (V8, OpenSSL, libuv), JIT code, the kernel, libc. */
+function dsoKind(dso) {
+  if (dso.startsWith('[JIT]')) return 'JavaScript and WebAssembly (JIT)';
+  if (dso === '[kernel.kallsyms]') return 'kernel';
+  if (dso === 'node') return 'node binary (V8, OpenSSL, libuv)';
+  if (dso.startsWith('libc.so')) return 'libc';
+  return dso.startsWith('nginx') ? 'nginx binary' : `other: ${dso}`;
+}
+
+/**
+ * { totalNs, bySymbol: Map<"kind\tsymbol", ns>, byKind: Map<kind, ns> } of one perf.data file. With
+ * cpu-clock, perf's event count is in ns of CPU.
+ */
+export async function perfBySymbol(file) {
+  const { stdout } = await run('perf', ['report', '-i', file, '--no-children', '-g', 'none', '--sort', 'dso,sym', '--stdio'], { maxBuffer: 64 * 1024 * 1024 });
+  const total = /Event count \(approx\.\): (\d+)/.exec(stdout);
+  const totalNs = total ? Number(total[1]) : 0;
+  const bySymbol = new Map();
+  const byKind = new Map();
+  for (const line of stdout.split('\n')) {
+    const m = /^\s+([\d.]+)%\s+(\[JIT\] tid \d+|\S+)\s+\[[.k]\]\s+(.*)$/.exec(line);
+    if (m === null) continue;
+    const ns = (Number(m[1]) / 100) * totalNs;
+    const kind = dsoKind(m[2]);
+    const key = `${kind}\t${shortSymbol(m[2], m[3].trim())}`;
+    bySymbol.set(key, (bySymbol.get(key) ?? 0) + ns);
+    byKind.set(kind, (byKind.get(kind) ?? 0) + ns);
+  }
+  return { totalNs, bySymbol, byKind };
+}
+
+/**
+ * Markdown: µs per request by kind of object for every target, then the `top` symbols whose cost
+ * differs most from the first target's. `runs` is [{ name, perf, requests }].
+ */
+export function perfMarkdown(runs, top = 30) {
+  const per = (r, ns) => ns / 1000 / r.requests;
+  const f = (v) => (v === undefined || v === 0 ? '–' : v.toFixed(2));
+  const kinds = [...new Set(runs.flatMap((r) => [...r.perf.byKind.keys()]))].sort((a, b) => (runs[0].perf.byKind.get(b) ?? 0) - (runs[0].perf.byKind.get(a) ?? 0));
+  const head = `| | ${runs.map((r) => r.name).join(' | ')} |\n|---|${runs.map(() => '---:').join('|')}|`;
+  const lines = ['µs of CPU per request, every thread of each target, by the object the sample ran in:', '', head];
+  for (const k of kinds) lines.push(`| ${k} | ${runs.map((r) => f(per(r, r.perf.byKind.get(k) ?? 0))).join(' | ')} |`);
+  lines.push(`| **all** | ${runs.map((r) => `**${f(per(r, r.perf.totalNs))}**`).join(' | ')} |`);
+  if (runs.length < 2) return lines.join('\n');
+  const [a, ...rest] = runs;
+  const keys = [...new Set(runs.flatMap((r) => [...r.perf.bySymbol.keys()]))];
+  const diff = (k) => Math.max(...rest.map((r) => Math.abs(per(a, a.perf.bySymbol.get(k) ?? 0) - per(r, r.perf.bySymbol.get(k) ?? 0))));
+  keys.sort((x, y) => diff(y) - diff(x));
+  lines.push('', `The ${top} symbols whose µs per request differ most from ${a.name}'s:`, '', `| object | symbol | ${runs.map((r) => r.name).join(' | ')} |`, `|---|---|${runs.map(() => '---:').join('|')}|`);
+  for (const k of keys.slice(0, top)) {
+    const [kind, sym] = k.split('\t');
+    lines.push(`| ${kind.startsWith('other: ') ? kind.slice(7) : kind.split(' ')[0]} | \`${sym.replaceAll('|', '\\|').replaceAll('`', "'")}\` | ${runs.map((r) => f(per(r, r.perf.bySymbol.get(k) ?? 0))).join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
