@@ -419,35 +419,24 @@ export function renderMarkdown(r) {
   if (r.extra.profile) {
     const p = r.extra.profile;
     parts.push(`### Gateway CPU profile, ${p.kind === 'hs' ? 'full handshake per request' : p.kind === 'post' ? 'keep-alive POST 64 KiB' : 'keep-alive GET'} (${fx(p.rps)} req/s, ${fx(p.usPerReq)} µs CPU/req while profiled)\n\n` + profileMarkdown(p.summary));
-    const f = r.extra.profileFloor;
-    if (f && p.requests > 0 && f.requests > 0) {
+    // [heading, a, b]: each pair profiled, compared by area in µs per request.
+    const g = { name: 'gateway', ...p };
+    const f = r.extra.profileFloor && { name: 'floor', ...r.extra.profileFloor };
+    const w = r.extra.profileLeanWork && { name: 'lean-work', ...r.extra.profileLeanWork };
+    const l = r.extra.profileLeanWasm && { name: 'lean-wasm', ...r.extra.profileLeanWasm };
+    const pairs = [
+      ['Gateway against the node floor, by area', g, f],
+      ['Gateway against lean-work, by area', g, w],
+      ['Gateway against lean-wasm, by area', g, l],
+      ['lean-work against lean-wasm, by area: what the work at the defaults costs', w, l],
+    ];
+    for (const [heading, a, b] of pairs) {
+      if (!a || !b || !(a.requests > 0) || !(b.requests > 0)) continue;
       parts.push(
-        `### Gateway against the node floor, by area (profiled: gateway ${fx(p.rps)} req/s, floor ${fx(f.rps)} req/s)\n\n` +
-          'Self time of the profiled seconds divided by the requests served in them, the same load on each; the profiler itself inflates both.\n\n' +
-          profileComparisonMarkdown({ name: 'gateway', summary: p.summary, requests: p.requests }, { name: 'floor', summary: f.summary, requests: f.requests }),
-      );
-    }
-    const w = r.extra.profileLeanWork;
-    if (w && p.requests > 0 && w.requests > 0) {
-      parts.push(
-        `### Gateway against lean-work, by area (profiled: gateway ${fx(p.rps)} req/s, lean-work ${fx(w.rps)} req/s)\n\n` +
-          'Self time of the profiled seconds divided by the requests served in them, the same load on each; the profiler itself inflates both.\n\n' +
-          profileComparisonMarkdown({ name: 'gateway', summary: p.summary, requests: p.requests }, { name: 'lean-work', summary: w.summary, requests: w.requests }),
-      );
-    }
-    const l = r.extra.profileLeanWasm;
-    if (l && p.requests > 0 && l.requests > 0) {
-      parts.push(
-        `### Gateway against lean-wasm, by area (profiled: gateway ${fx(p.rps)} req/s, lean-wasm ${fx(l.rps)} req/s)\n\n` +
-          'Self time of the profiled seconds divided by the requests served in them, the same load on each; the profiler itself inflates both.\n\n' +
-          profileComparisonMarkdown({ name: 'gateway', summary: p.summary, requests: p.requests }, { name: 'lean-wasm', summary: l.summary, requests: l.requests }),
-      );
-    }
-    if (w && l && w.requests > 0 && l.requests > 0) {
-      parts.push(
-        `### lean-work against lean-wasm, by area: what the work at the defaults costs (profiled: lean-work ${fx(w.rps)} req/s, lean-wasm ${fx(l.rps)} req/s)\n\n` +
-          'Self time of the profiled seconds divided by the requests served in them, the same load on each; the profiler itself inflates both.\n\n' +
-          profileComparisonMarkdown({ name: 'lean-work', summary: w.summary, requests: w.requests }, { name: 'lean-wasm', summary: l.summary, requests: l.requests }),
+        `### ${heading} (profiled: ${a.name} ${fx(a.rps)} req/s, ${b.name} ${fx(b.rps)} req/s)\n\n` +
+          'Self time of the profiled seconds divided by the requests served in them, the same load on each; the profiler itself inflates both. ' +
+          "V8's profiler files native work done while the event loop polls (TLS reads, a handshake's OpenSSL work) as idle, so this compares the JavaScript and what it calls, not the processes: `gateway-variants.mjs --perf` samples all of it.\n\n" +
+          profileComparisonMarkdown(a, b),
       );
     }
   }

@@ -7,6 +7,10 @@
 // gateway spends that the floor does not. `lean-work` among the targets is profiled and compared
 // the same way, and so is `lean-wasm` (the floor the gateway runs on); with both, `lean-work` is
 // also compared with `lean-wasm`: what the work every request needs at the defaults costs.
+// V8's profiler files native work done while the event loop polls (TLS record reads, a handshake's
+// OpenSSL work) as idle, so "busy" here is the JavaScript and what it calls, not the process's
+// CPU: `gateway-variants.mjs --perf` samples everything (bench/README.md, "What the CPU profiler
+// does not see").
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { measure } from '../lib/measure.mjs';
