@@ -125,11 +125,11 @@ if (values.help) {
   process.exit(0);
 }
 const rounds = Number(values.rounds);
-// --perf: JavaScript named in perf's samples (each target writes /tmp/perf-PID.map).
 if (values.perf && which('perf') === null) {
   process.stderr.write('--perf needs Linux perf on the PATH (Debian: apt-get install linux-perf; as root, or with kernel.perf_event_paranoid <= 1)\n');
   process.exit(2);
 }
+// --perf: JavaScript named in perf's samples (each target writes /tmp/perf-PID.map).
 if (values.perf) values['node-arg'].push('--perf-basic-prof');
 const durationS = Number(values.duration);
 const rate = Number(values.rate);

@@ -1,11 +1,11 @@
 // Linux perf over running targets, by object and symbol: what V8's CPU profiler does not see.
 //
-// `node --cpu-prof` marks the isolate idle while the event loop polls, so native work libuv runs
-// there before any JavaScript is called (TLS record decryption, a whole handshake's OpenSSL work in
-// TLSWrap::OnStreamRead, the kernel's side of the reads) is counted as "(idle)": a third of a
-// saturated gateway's main thread under keep-alive load, two thirds under full handshakes
-// (bench/README.md, "What the CPU profiler does not see"). perf samples the whole process,
-// every thread, kernel included. JavaScript is named when the target runs with
+// V8's CPU profiler (`node --cpu-prof`) filed as "(idle)" a third of a saturated gateway's main
+// thread under keep-alive load and two thirds under full handshakes (bench/README.md, "What the
+// CPU profiler does not see"): native work done while the event loop polls, before any JavaScript
+// is called (TLS record decryption, a handshake's OpenSSL work in TLSWrap::OnStreamRead, the
+// kernel's side of the reads), as Node marks the isolate idle there. perf samples the whole
+// process, every thread, kernel included. JavaScript is named when the target runs with
 // `--perf-basic-prof` (gateway-variants.mjs --perf adds it).
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -29,7 +29,7 @@ export function recordPerf(pids, file, seconds, hz = 999) {
   });
 }
 
-/** A JIT symbol from a perf map, shortened: `JS:*'fn file:///x/dist/a.js:1:2` -> `js fn dist/a.js:1`. */
+/** A JIT symbol from a perf map, shortened: `JS:*'fn file:///x/dist/a.js:1:2` -> `fn dist/a.js:1`. */
 function shortSymbol(dso, sym) {
   if (!dso.startsWith('[JIT]')) return sym;
   const m = /^JS:[*~+^']*'?(.*?) (?:file:\/\/)?(\S*?)(?::(\d+):\d+)?$/.exec(sym);
