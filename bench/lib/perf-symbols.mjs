@@ -4,8 +4,8 @@
 // thread under keep-alive load and two thirds under full handshakes (bench/README.md, "What the
 // CPU profiler does not see"): native work done while the event loop polls, before any JavaScript
 // is called (TLS record decryption, a handshake's OpenSSL work in TLSWrap::OnStreamRead, the
-// kernel's side of the reads), as Node marks the isolate idle there. perf samples the whole
-// process, every thread, kernel included. JavaScript is named when the target runs with
+// kernel's side of the reads), most likely because Node marks the isolate idle from the loop's
+// prepare phase to its check phase. perf samples the whole process, every thread, kernel included. JavaScript is named when the target runs with
 // `--perf-basic-prof` (gateway-variants.mjs --perf adds it).
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
