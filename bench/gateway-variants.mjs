@@ -54,8 +54,9 @@
 // writes to its own log in .work/run/). --perf runs one more round (all targets at once with
 // --concurrent, else one after the other; not with --alloc) with Linux perf sampling
 // every target's processes (lib/perf-symbols.mjs; the node targets started with
-// --perf-basic-prof) and prints µs per request by object (node binary, JIT code, kernel, libc) and
-// the symbols that differ most: the whole process, where V8's profiler counts native work done
+// --perf-basic-prof) and prints µs per request by object (node binary, JIT code, kernel, libc), by
+// area (V8's GC, builtins and runtime, Node's C++, OpenSSL, libuv, the kernel's TCP/IP and
+// scheduling, nginx's own code) and the symbols that differ most: the whole process, where V8's profiler counts native work done
 // while the event loop polls (TLS reads, handshakes) as idle. --path P requests P instead of / (the origin's 100 B
 // answer): /64k is the 64 KiB answer of the body64k scenario; --post BYTES
 // POSTs a body of BYTES to /post instead (the body64k scenario's upload). --handshakes makes each

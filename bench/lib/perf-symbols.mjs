@@ -48,7 +48,39 @@ function dsoKind(dso) {
 }
 
 /**
- * { totalNs, bySymbol: Map<"kind\tsymbol", ns>, byKind: Map<kind, ns> } of one perf.data file. With
+ * What a sample's symbol was doing, by name: the same areas for a Node target (V8, OpenSSL and
+ * libuv linked into the node binary) and nginx (OpenSSL in libssl/libcrypto). By symbol name only,
+ * no call graph: a kernel sample taken as interrupts are enabled again lands in
+ * `_raw_spin_unlock_irqrestore` or `finish_task_switch`, which are counted as scheduling (most are
+ * wake-ups of the process on the other end of a socket, charged to the writer).
+ */
+const NODE_AREAS = [
+  ['V8: garbage collection', /Scaveng|Heap::|heap::|MarkCompact|Sweep|ConcurrentMarking|Evacuat|MemoryAllocator|MemoryChunk|PagedSpace|NewSpace|SemiSpace|Marking|GCTracer|RecordWrite|MinorMS|Worklist|Remembered|SlotSet|FreeList|ArrayBufferSweeper/],
+  ['V8: builtins (inline caches, strings, calls)', /^Builtins_/],
+  ['OpenSSL', /^(SSL|BIO|EVP|ERR|CRYPTO|OPENSSL|OSSL|WPACKET|PACKET|ossl|tls1|tls_|tls13|ssl3|ssl_|aes|gcm|ChaCha|sha|OBJ_|ASN1|X509|RAND|BN_|bn_|ec_|EC_|rsa|RSA|evp|int_|md_|x25519|ghash)|aesni|_gcm/],
+  ['libuv', /^uv_|^uv__/],
+  ['Node C++ (TLSWrap, streams, callbacks)', /node::/],
+  ['V8: runtime and API', /v8::|Runtime_|^v8_|V8/],
+];
+const KERNEL_AREAS = [
+  ['kernel: scheduling and wake-ups', /^(_raw_spin_unlock_irq|finish_task_switch|__schedule|schedule|irqentry_exit_to_user_mode)|sched|futex|wake|switch_|pick_next|enqueue_|dequeue_|update_curr|update_load|ep_|epoll|hrtimer|ttwu|select_task/],
+  ['kernel: TCP/IP and loopback', /tcp|ip_|ipv4|skb|sock|inet|net|loopback|dev_|bbr|napi|sk_|raw_local_deliver|process_backlog|validate_xmit|release_sock|__sys_(send|recv)/],
+  ['kernel: memory', /page|fault|folio|mmap|munmap|madvise|slab|kmem|kfree|kmalloc|alloc|pte|tlb|vma|memcg|lru/],
+];
+
+/** The area of one sample: `kind` from dsoKind(), `dso` and `sym` as perf reports them. */
+function areaOf(kind, dso, sym) {
+  if (kind === 'JavaScript and WebAssembly (JIT)') return 'JavaScript and WebAssembly';
+  if (kind === 'kernel') return (KERNEL_AREAS.find(([, re]) => re.test(sym)) ?? ['kernel: system calls and other'])[0];
+  if (kind.startsWith('node binary')) return (NODE_AREAS.find(([, re]) => re.test(sym)) ?? ['node binary: other'])[0];
+  if (dso.startsWith('libssl') || dso.startsWith('libcrypto')) return 'OpenSSL';
+  if (kind === 'libc') return /mem|str/.test(sym) ? 'libc: copies (memmove, memcpy, str*)' : 'libc: malloc and other';
+  if (kind === 'nginx binary') return 'nginx';
+  return kind;
+}
+
+/**
+ * { totalNs, bySymbol: Map<"kind\tsymbol", ns>, byKind: Map<kind, ns>, byArea: Map<area, ns> } of one perf.data file. With
  * cpu-clock, perf's event count is in ns of CPU.
  */
 export async function perfBySymbol(file) {
@@ -57,6 +89,7 @@ export async function perfBySymbol(file) {
   const totalNs = total ? Number(total[1]) : 0;
   const bySymbol = new Map();
   const byKind = new Map();
+  const byArea = new Map();
   for (const line of stdout.split('\n')) {
     const m = /^\s+([\d.]+)%\s+(\[JIT\] tid \d+|\S+)\s+\[[.k]\]\s+(.*)$/.exec(line);
     if (m === null) continue;
@@ -65,12 +98,14 @@ export async function perfBySymbol(file) {
     const key = `${kind}\t${shortSymbol(m[2], m[3].trim())}`;
     bySymbol.set(key, (bySymbol.get(key) ?? 0) + ns);
     byKind.set(kind, (byKind.get(kind) ?? 0) + ns);
+    const area = areaOf(kind, m[2], m[3].trim());
+    byArea.set(area, (byArea.get(area) ?? 0) + ns);
   }
-  return { totalNs, bySymbol, byKind };
+  return { totalNs, bySymbol, byKind, byArea };
 }
 
 /**
- * Markdown: µs per request by kind of object for every target, then the `top` symbols whose cost
+ * Markdown: µs per request by kind of object for every target, then by area, then the `top` symbols whose cost
  * differs most from the first target's. `runs` is [{ name, perf, requests }].
  */
 export function perfMarkdown(runs, top = 30) {
@@ -81,6 +116,9 @@ export function perfMarkdown(runs, top = 30) {
   const lines = ['µs of CPU per request, every thread of each target, by the object the sample ran in:', '', head];
   for (const k of kinds) lines.push(`| ${k} | ${runs.map((r) => f(per(r, r.perf.byKind.get(k) ?? 0))).join(' | ')} |`);
   lines.push(`| **all** | ${runs.map((r) => `**${f(per(r, r.perf.totalNs))}**`).join(' | ')} |`);
+  const areas = [...new Set(runs.flatMap((r) => [...r.perf.byArea.keys()]))].sort((a, b) => (runs[0].perf.byArea.get(b) ?? 0) - (runs[0].perf.byArea.get(a) ?? 0));
+  lines.push('', 'The same, by area (by symbol name: see areaOf() in lib/perf-symbols.mjs):', '', head);
+  for (const k of areas) lines.push(`| ${k} | ${runs.map((r) => f(per(r, r.perf.byArea.get(k) ?? 0))).join(' | ')} |`);
   if (runs.length < 2) return lines.join('\n');
   const [a, ...rest] = runs;
   const keys = [...new Set(runs.flatMap((r) => [...r.perf.bySymbol.keys()]))];
