@@ -25,6 +25,15 @@ const ANSWERS: Record<string, string> = {
   '/orders/te-not-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked, identity\r\nContent-Length: 2\r\n\r\nok',
   '/orders/space-before-colon': 'HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok',
   '/orders/cr-in-value': 'HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n',
+  // The lean exchange relays the header lines the gateway's own client parsed without checking
+  // them again (test/security/upstream-response-parser-refuses-what-node-http-would-not-write):
+  // what an upstream could use to add a line of its own to the client's answer, end to end.
+  '/orders/ctl-in-value': 'HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n',
+  '/orders/esc-in-value': 'HTTP/1.1 200 OK\r\nX-A: \x1b[2Jb\r\nContent-Length: 0\r\n\r\n',
+  '/orders/lf-in-value': 'HTTP/1.1 200 OK\r\nX-A: a\nSet-Cookie: s=1\r\nContent-Length: 0\r\n\r\n',
+  '/orders/obs-fold': 'HTTP/1.1 200 OK\r\nX-A: a\r\n Set-Cookie: s=1\r\nContent-Length: 0\r\n\r\n',
+  '/orders/del-in-name': 'HTTP/1.1 200 OK\r\nX\x7fA: b\r\nContent-Length: 0\r\n\r\n',
+  '/orders/nul-in-name': 'HTTP/1.1 200 OK\r\nX\x00A: b\r\nContent-Length: 0\r\n\r\n',
   // A protocol switch nothing asked for (undici 7 calls it a socket error, "bad upgrade").
   '/orders/switch': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
 };
