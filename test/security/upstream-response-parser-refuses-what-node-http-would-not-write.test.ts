@@ -6,9 +6,9 @@
 // later parser (or a lenient flag) let one through, an upstream could put a CR, LF or NUL into the
 // client's answer, so this fails first. The end-to-end answer to such an upstream (502
 // GW_ERR_UPSTREAM_PROTOCOL) is test/integration/malformed-upstream-response-is-502-protocol.
-import { validateHeaderName, validateHeaderValue } from 'node:http';
 import t from 'tap';
 import { loadResponseParser, ResponseParser } from '../../src/proxy/llhttp-response-parser.js';
+import { nodeHttpWritesName, nodeHttpWritesValue } from '../helpers/node-http-rules.js';
 
 loadResponseParser();
 
@@ -32,33 +32,23 @@ function parse(head: string, split?: number): string[] | null {
   return got;
 }
 
-function accepted(check: () => void): boolean {
-  try {
-    check();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const ANSWER = (line: string): string => `HTTP/1.1 200 OK\r\n${line}\r\nContent-Length: 0\r\n\r\n`;
 
 /**
  * For every byte: `field(byte)` is the name or value with that byte inside, `line(field)` the
  * header line, `index` where the field is in the parsed list (0 name, 1 value). Returns every
  * byte on which the parser (whole, and split over two reads inside the field) and node:http's
- * `check` disagree, or where the parser read the field other than it was sent.
+ * `nodeWrites` disagree, or where the parser read the field other than it was sent.
  */
-function disagreements(field: (c: number) => string | null, line: (f: string) => string, index: 0 | 1, check: (f: string) => void): string[] {
+function disagreements(field: (c: number) => string | null, line: (f: string) => string, index: 0 | 1, nodeWrites: (f: string) => boolean): string[] {
   const wrong: string[] = [];
   for (let c = 0; c < 256; c++) {
     const f = field(c);
     if (f === null) continue;
     const head = ANSWER(line(f));
-    const nodeWrites = accepted(() => check(f));
     for (const split of [undefined, head.indexOf(f) + 1, head.indexOf(f) + 2]) {
       const got = parse(head, split);
-      if ((got !== null) !== nodeWrites) wrong.push(`0x${c.toString(16)} (split ${split}): parser ${got !== null ? 'accepts' : 'refuses'}, node:http ${nodeWrites ? 'writes' : 'refuses'}`);
+      if ((got !== null) !== nodeWrites(f)) wrong.push(`0x${c.toString(16)} (split ${split}): parser ${got !== null ? 'accepts' : 'refuses'}, node:http ${nodeWrites(f) ? 'writes' : 'refuses'}`);
       else if (got !== null && got[index] !== f) wrong.push(`0x${c.toString(16)}: read as ${JSON.stringify(got[index])}`);
     }
   }
@@ -66,13 +56,13 @@ function disagreements(field: (c: number) => string | null, line: (f: string) =>
 }
 
 t.test('a header value: every byte the parser lets through, node:http would write, unchanged', async (t) => {
-  const wrong = disagreements((c) => `a${String.fromCharCode(c)}b`, (value) => `X-A: ${value}`, 1, (value) => validateHeaderValue('x-a', value));
+  const wrong = disagreements((c) => `a${String.fromCharCode(c)}b`, (value) => `X-A: ${value}`, 1, nodeHttpWritesValue);
   t.same(wrong, [], 'the parser and node:http agree on all 256 bytes, whole and split');
 });
 
 t.test('a header name: every byte the parser lets through is a token byte, unchanged', async (t) => {
   // ':' ends the name: "X:A: v" is the header X with the value "A: v".
-  const wrong = disagreements((c) => (c === 0x3a ? null : `X${String.fromCharCode(c)}A`), (name) => `${name}: v`, 0, (name) => validateHeaderName(name));
+  const wrong = disagreements((c) => (c === 0x3a ? null : `X${String.fromCharCode(c)}A`), (name) => `${name}: v`, 0, nodeHttpWritesName);
   t.same(wrong, [], 'the parser and node:http agree on all 255 other bytes, whole and split');
 });
 
@@ -94,7 +84,7 @@ t.test('line breaks an upstream could use to start a header of its own are refus
   // which node:http writes as it is), and a value may be empty.
   const padded = parse(ANSWER('X-A: \t a b \t '));
   t.equal(padded?.[1]?.startsWith('a b'), true, 'leading whitespace is dropped, inner kept');
-  t.ok(accepted(() => validateHeaderValue('x-a', padded?.[1] ?? '\0')), 'and node:http would write what is left');
+  t.ok(nodeHttpWritesValue(padded?.[1] ?? '\0'), 'and node:http would write what is left');
   t.same(parse(ANSWER('X-A:')), ['X-A', '', 'Content-Length', '0'], 'an empty value is read as empty');
 });
 
