@@ -220,7 +220,16 @@ interface HostileUpstream {
   close(): Promise<void>;
 }
 
-async function startHostileUpstream(key: string, cert: string, ca: string, answerFor: (id: string) => string | null, keepsOpen: (id: string) => boolean, piecesOf: (id: string) => number): Promise<HostileUpstream> {
+/** How the upstream answers one case: its bytes, in how many pieces, and whether the connection stays open. */
+interface UpstreamReply {
+  readonly bytes: string;
+  readonly pieces: number;
+  readonly keepOpen: boolean;
+}
+
+const KNOWN_GOOD_REPLY: UpstreamReply = { bytes: KNOWN_GOOD, pieces: 1, keepOpen: true };
+
+async function startHostileUpstream(key: string, cert: string, ca: string, answerFor: (id: string) => UpstreamReply | null): Promise<HostileUpstream> {
   const sent = new Map<string, string>();
   const sockets = new Set<tls.TLSSocket>();
   const server = tls.createServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true }, (sock) => {
@@ -246,14 +255,13 @@ async function startHostileUpstream(key: string, cert: string, ca: string, answe
         buf = buf.slice(end + 4 + length);
         const path = /^[A-Z]+ (\S+) /.exec(head)?.[1] ?? '';
         const id = /^\/orders\/fz\/(\d+)$/.exec(path)?.[1] ?? null;
-        const bytes = path === '/orders/ok' ? KNOWN_GOOD : id !== null ? answerFor(id) : null;
-        if (bytes === null) {
+        const answer = path === '/orders/ok' ? KNOWN_GOOD_REPLY : id !== null ? answerFor(id) : null;
+        if (answer === null) {
           sock.destroy();
           return;
         }
+        const { bytes, pieces: n, keepOpen: open } = answer;
         if (id !== null) sent.set(id, bytes);
-        const n = id !== null ? piecesOf(id) : 1;
-        const open = id === null || keepsOpen(id);
         if (linger !== null) clearTimeout(linger);
         writing = writing.then(async () => {
           const size = Math.ceil(bytes.length / n);
@@ -365,9 +373,12 @@ for (const engine of enginesUnderTest()) {
       up.keyPem,
       up.chainPem,
       pki.caBundlePem,
-      (id) => (cases[Number(id)] !== undefined ? render(cases[Number(id)]!, markers[Number(id)]!) : null),
-      (id) => cases[Number(id)]?.keepOpen === true && cases[Number(id)]?.framing !== 'close' && cases[Number(id)]?.framing !== 'cl-short',
-      (id) => cases[Number(id)]?.pieces ?? 1,
+      (id) => {
+        const c = cases[Number(id)];
+        if (c === undefined) return null;
+        // A short or close-delimited body ends only when the connection does.
+        return { bytes: render(c, markers[Number(id)]!), pieces: c.pieces, keepOpen: c.keepOpen && c.framing !== 'close' && c.framing !== 'cl-short' };
+      },
     );
     t.teardown(() => upstream.close());
     const guard = guardProcess();
