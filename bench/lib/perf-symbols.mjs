@@ -51,8 +51,8 @@ function dsoKind(dso) {
  * What a sample's symbol was doing, by name: the same areas for a Node target (V8, OpenSSL and
  * libuv linked into the node binary) and nginx (OpenSSL in libssl/libcrypto). By symbol name only,
  * no call graph: a kernel sample taken as interrupts are enabled again lands in
- * `_raw_spin_unlock_irqrestore` or `finish_task_switch`, which are counted as scheduling (most are
- * wake-ups of the process on the other end of a socket, charged to the writer).
+ * `_raw_spin_unlock_irqrestore` or `finish_task_switch`, which are counted as scheduling, so that
+ * split is approximate.
  */
 const NODE_AREAS = [
   ['V8: garbage collection', /Scaveng|Heap::|heap::|MarkCompact|Sweep|ConcurrentMarking|Evacuat|MemoryAllocator|MemoryChunk|PagedSpace|NewSpace|SemiSpace|Marking|GCTracer|RecordWrite|MinorMS|Worklist|Remembered|SlotSet|FreeList|ArrayBufferSweeper/],
@@ -95,10 +95,11 @@ export async function perfBySymbol(file) {
     if (m === null) continue;
     const ns = (Number(m[1]) / 100) * totalNs;
     const kind = dsoKind(m[2]);
-    const key = `${kind}\t${shortSymbol(m[2], m[3].trim())}`;
+    const sym = m[3].trim();
+    const key = `${kind}\t${shortSymbol(m[2], sym)}`;
     bySymbol.set(key, (bySymbol.get(key) ?? 0) + ns);
     byKind.set(kind, (byKind.get(kind) ?? 0) + ns);
-    const area = areaOf(kind, m[2], m[3].trim());
+    const area = areaOf(kind, m[2], sym);
     byArea.set(area, (byArea.get(area) ?? 0) + ns);
   }
   return { totalNs, bySymbol, byKind, byArea };
@@ -111,14 +112,15 @@ export async function perfBySymbol(file) {
 export function perfMarkdown(runs, top = 30) {
   const per = (r, ns) => ns / 1000 / r.requests;
   const f = (v) => (v === undefined || v === 0 ? '–' : v.toFixed(2));
-  const kinds = [...new Set(runs.flatMap((r) => [...r.perf.byKind.keys()]))].sort((a, b) => (runs[0].perf.byKind.get(b) ?? 0) - (runs[0].perf.byKind.get(a) ?? 0));
   const head = `| | ${runs.map((r) => r.name).join(' | ')} |\n|---|${runs.map(() => '---:').join('|')}|`;
-  const lines = ['µs of CPU per request, every thread of each target, by the object the sample ran in:', '', head];
-  for (const k of kinds) lines.push(`| ${k} | ${runs.map((r) => f(per(r, r.perf.byKind.get(k) ?? 0))).join(' | ')} |`);
+  /** One row per key of `field` (byKind or byArea), the first run's largest first. */
+  const rows = (field) =>
+    [...new Set(runs.flatMap((r) => [...r.perf[field].keys()]))]
+      .sort((a, b) => (runs[0].perf[field].get(b) ?? 0) - (runs[0].perf[field].get(a) ?? 0))
+      .map((k) => `| ${k} | ${runs.map((r) => f(per(r, r.perf[field].get(k) ?? 0))).join(' | ')} |`);
+  const lines = ['µs of CPU per request, every thread of each target, by the object the sample ran in:', '', head, ...rows('byKind')];
   lines.push(`| **all** | ${runs.map((r) => `**${f(per(r, r.perf.totalNs))}**`).join(' | ')} |`);
-  const areas = [...new Set(runs.flatMap((r) => [...r.perf.byArea.keys()]))].sort((a, b) => (runs[0].perf.byArea.get(b) ?? 0) - (runs[0].perf.byArea.get(a) ?? 0));
-  lines.push('', 'The same, by area (by symbol name: see areaOf() in lib/perf-symbols.mjs):', '', head);
-  for (const k of areas) lines.push(`| ${k} | ${runs.map((r) => f(per(r, r.perf.byArea.get(k) ?? 0))).join(' | ')} |`);
+  lines.push('', 'The same, by area (by symbol name: see areaOf() in lib/perf-symbols.mjs):', '', head, ...rows('byArea'));
   if (runs.length < 2) return lines.join('\n');
   const [a, ...rest] = runs;
   const keys = [...new Set(runs.flatMap((r) => [...r.perf.bySymbol.keys()]))];
