@@ -290,7 +290,7 @@ async function startHostileUpstream(key: string, cert: string, ca: string, answe
 // ---------------------------------------------------------------------------------------------
 // The judge.
 
-/** The head lines of a response cut before it completed (`raw` from its status line on), if its head is whole. */
+/** The header lines of a response cut inside its body (`leftover`: its bytes from the status line on), or null without a whole head. */
 function cutHead(leftover: Buffer): Array<{ name: string; value: string }> | null {
   const s = leftover.toString('latin1');
   const end = s.indexOf('\r\n\r\n');
@@ -340,14 +340,13 @@ function judge(x: RawExchange, upstreamBytes: string | undefined): string[] {
   const finals = x.responses.filter((r) => !r.interim);
   if (finals.length > 1) problems.push(`${finals.length} final answers to one request`);
   for (const r of x.responses) {
-    const headers = r.headers.map((h) => ({ name: h.name, value: h.value }));
     if (!r.interim && isGatewayAnswer(r)) {
       problems.push(...judgeResponse(r).problems);
       continue;
     }
     if (r.interim && (r.status === 101 || r.status < 100)) problems.push(`relayed an interim ${r.status}`);
     if (upstreamBytes === undefined) problems.push(`a relayed answer (${r.status}) to a request the upstream never saw`);
-    else problems.push(...relayProblems(headers, upstreamBytes));
+    else problems.push(...relayProblems(r.headers, upstreamBytes));
   }
   if (finals.length === 0 && (cut || (x.parseError === null && x.leftover.length > 0))) {
     // Cut after the head was relayed: the head must be as clean as a whole answer's.
