@@ -46,7 +46,7 @@ import type { RetryReason } from '../config/schema.js';
 import { buildClientResponseHeaders, canonicalHeaderName } from '../proxy/forward-headers.js';
 import { Http1UpstreamClient } from '../proxy/http1-upstream-client.js';
 import { ForwardError, MAX_DISCARD, RetryableStatus, relayableTrailers, type UpstreamTrailers } from '../proxy/forward-request.js';
-import { RELAY_BUFFER_BYTES } from '../proxy/relay-buffer.js';
+import { headWithBody, ONE_WRITE_BYTES, RELAY_BUFFER_BYTES } from '../proxy/relay-buffer.js';
 import { rateLimitKeyOf } from '../proxy/route-forwarding.js';
 import type { Release } from '../proxy/upstream-gate.js';
 import type { UpstreamTarget } from '../proxy/upstream-target.js';
@@ -595,13 +595,14 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     }
     this.#bytesOut += chunk.length;
     const socket = this.#socket;
-    this.#corkForThisTick();
     if (this.#pending !== null) {
+      // (#writeHead corks for this tick unless `chunk` is the whole answer.)
       if (!this.#writeHead(chunk, false)) {
         this.#cut(new Error('invalid response header'));
         return true;
       }
     } else if (this.#hasBody && socket.writable) {
+      this.#corkForThisTick();
       if (this.#chunked) {
         socket.cork();
         socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
@@ -666,6 +667,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     this.#hasBody = !(this.#head || status === 204 || status === 304);
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'unknown'}\r\n`;
     let contentLength = false;
+    let declaredLength = -1;
     let date = false;
     const lines = ended ? groupedByName(list) : list;
     // An answer read by the gateway's own HTTP/1 client was parsed by llhttp (strict), which
@@ -680,7 +682,10 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
       const value = lines[i + 1]!;
       if (!parsedStrictly && (!TOKEN.test(name) || INVALID_VALUE.test(value))) return false;
       head += `${name}: ${value}\r\n`;
-      if (name.length === 14 && name.toLowerCase() === 'content-length') contentLength = true;
+      if (name.length === 14 && name.toLowerCase() === 'content-length') {
+        contentLength = true;
+        declaredLength = parsedStrictly ? Number(value) : -1;
+      }
       else if (name.length === 4 && name.toLowerCase() === 'date') date = true;
     }
     if (!date) head += `Date: ${httpDate()}\r\n`;
@@ -704,7 +709,15 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
     const socket = this.#socket;
     // (Closed, or ended by the gateway's own error answer to the connection.)
     if (!socket.writable) return true;
-    if (body === null || !this.#hasBody) socket.write(head, 'latin1');
+    if (body === null || !this.#hasBody) {
+      socket.write(head, 'latin1');
+      return true;
+    }
+    // What else this tick brings for the answer (body chunks, the last chunk) goes out with it in
+    // one write, unless `body` is all of it: a Content-Length the strict parser read, met by this
+    // first chunk, leaves nothing to wait for.
+    if (this.#chunked || declaredLength !== body.length) this.#corkForThisTick();
+    if (body.length <= ONE_WRITE_BYTES) socket.write(headWithBody(head, body, this.#chunked));
     else {
       socket.cork();
       if (this.#chunked) {

@@ -41,7 +41,7 @@ import type { TLSSocket } from 'node:tls';
 import { Dispatcher } from 'undici';
 import { TargetConnector } from './resuming-target-connect.js';
 import { ConnectionDeadline } from './connection-deadline.js';
-import { HELD_BODY_BYTES, RELAY_BUFFER_BYTES } from './relay-buffer.js';
+import { HELD_BODY_BYTES, headWithBody, ONE_WRITE_BYTES, RELAY_BUFFER_BYTES } from './relay-buffer.js';
 import { loadResponseParser, ResponseParser, type ParseResult, type ResponseEvents } from './llhttp-response-parser.js';
 import { undiciCodedError } from './upstream-errors.js';
 import type { TargetPoolSettings } from './upstream-target.js';
@@ -634,10 +634,13 @@ class Exchange {
       return;
     }
     if (typeof body === 'string' || Buffer.isBuffer(body)) {
-      c.cork();
-      c.write(this.#head, 'latin1');
-      c.write(body);
-      c.uncork();
+      if (typeof body !== 'string' && body.length <= ONE_WRITE_BYTES) c.write(headWithBody(this.#head, body, false));
+      else {
+        c.cork();
+        c.write(this.#head, 'latin1');
+        c.write(body);
+        c.uncork();
+      }
       this.#sent();
       return;
     }
@@ -684,26 +687,33 @@ class Exchange {
     if (this.#length !== null && this.#sentBytes > this.#length) return this.#abort(undiciCodedError('request body longer than its content-length', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'));
     let ok: boolean;
     const head = this.#headPending;
-    // Corked for this piece alone (the head with the first bytes, a chunk with its framing), or
-    // from the head to #release (#holding).
-    const corked = (head || this.#chunked) && !this.#holding;
-    if (corked) c.cork();
-    if (head) {
+    const hold = head && this.#length !== null && this.#length <= HELD_BODY_BYTES && this.#sentBytes < this.#length;
+    if (head && !hold && b.length <= ONE_WRITE_BYTES) {
+      // The head with the body's first bytes (a chunk with its framing), in one buffer.
       this.#headPending = false;
-      if (this.#length !== null && this.#length <= HELD_BODY_BYTES && this.#sentBytes < this.#length) {
-        this.#holding = true;
-        setImmediate(this.#release);
-      }
-      c.write(this.#head, 'latin1');
-    }
-    if (this.#chunked) {
-      c.write(`${b.length.toString(16)}\r\n`, 'latin1');
-      c.write(b);
-      ok = c.write('\r\n', 'latin1');
+      ok = c.write(headWithBody(this.#head, b, this.#chunked));
     } else {
-      ok = c.write(b);
+      // Corked for this piece alone (the head with the first bytes, a chunk with its framing), or
+      // from the head to #release (#holding).
+      const corked = (head || this.#chunked) && !this.#holding;
+      if (corked) c.cork();
+      if (head) {
+        this.#headPending = false;
+        if (hold) {
+          this.#holding = true;
+          setImmediate(this.#release);
+        }
+        c.write(this.#head, 'latin1');
+      }
+      if (this.#chunked) {
+        c.write(`${b.length.toString(16)}\r\n`, 'latin1');
+        c.write(b);
+        ok = c.write('\r\n', 'latin1');
+      } else {
+        ok = c.write(b);
+      }
+      if (corked && !this.#holding) c.uncork();
     }
-    if (corked && !this.#holding) c.uncork();
     // The body keeps flowing while less than RELAY_BUFFER_BYTES wait for the upstream; 'drain' resumes it.
     if (!ok && c.writableLength >= RELAY_BUFFER_BYTES) this.#body?.pause();
   };
