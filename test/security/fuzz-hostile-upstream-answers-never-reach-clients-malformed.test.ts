@@ -24,8 +24,6 @@
 // Seeded: the seed is printed; FUZZ_SEED replays it, FUZZ_RUNS sets the requests per engine
 // (default 240).
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import tls from 'node:tls';
 import fc from 'fast-check';
 import t from 'tap';
 import { judgeResponse } from '../helpers/documented-answer.js';
@@ -34,6 +32,7 @@ import { FLEET_ROUTES_YAML } from '../helpers/fleet.js';
 import { nodeHttpWritesName, nodeHttpWritesValue } from '../helpers/node-http-rules.js';
 import { distinctFaults, guardProcess, mapLimit } from '../helpers/process-guard.js';
 import { rawTlsExchange, show, type RawExchange, type RawResponse } from '../helpers/raw-tls-request.js';
+import { startRawTlsUpstream } from '../helpers/raw-tls-upstream.js';
 
 const SEED = process.env['FUZZ_SEED'] !== undefined ? Number(process.env['FUZZ_SEED']) : Math.floor(Math.random() * 0x7fffffff);
 const RUNS = Math.max(1, Number(process.env['FUZZ_RUNS'] ?? 240));
@@ -231,11 +230,7 @@ const KNOWN_GOOD_REPLY: UpstreamReply = { bytes: KNOWN_GOOD, pieces: 1, keepOpen
 
 async function startHostileUpstream(key: string, cert: string, ca: string, answerFor: (id: string) => UpstreamReply | null): Promise<HostileUpstream> {
   const sent = new Map<string, string>();
-  const sockets = new Set<tls.TLSSocket>();
-  const server = tls.createServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true }, (sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => undefined);
+  const server = await startRawTlsUpstream({ key, cert, ca }, (sock) => {
     let buf = '';
     let linger: NodeJS.Timeout | null = null;
     let writing: Promise<void> = Promise.resolve();
@@ -275,16 +270,7 @@ async function startHostileUpstream(key: string, cert: string, ca: string, answe
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as AddressInfo).port,
-    sent,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  return { port: server.port, sent, close: () => server.close() };
 }
 
 // ---------------------------------------------------------------------------------------------
