@@ -507,8 +507,12 @@ class Connection implements ResponseEvents {
     this.#x?.data(chunk);
   }
 
-  onComplete(trailers: string[]): void {
+  onComplete(trailers: string[], keepAlive: boolean): void {
     this.#trailers = trailers;
+    // The head said keep-alive and the trailer section took it back: the parser now refuses the
+    // next answer, which would fail another client's request (test/security/upstream-answer-
+    // cannot-poison-the-next-request-on-a-pooled-connection).
+    if (!keepAlive) this.#keepAlive = false;
   }
 
   #completed(rest: number): void {

@@ -14,8 +14,13 @@ export interface ResponseEvents {
   /** The status line and headers are in; `headers` is the raw name/value list (latin1). */
   onHeaders(status: number, headers: string[], keepAlive: boolean): boolean;
   onBody(chunk: Buffer): void;
-  /** The message is complete; `trailers` is the raw name/value list of a chunked body's trailer section. */
-  onComplete(trailers: string[]): void;
+  /**
+   * The message is complete; `trailers` is the raw name/value list of a chunked body's trailer
+   * section. `keepAlive`: llhttp's own verdict now, which a trailer section can turn (a trailer
+   * `Connection: close` or `Transfer-Encoding`): when false, llhttp refuses any byte that follows
+   * ("Data after `Connection: close`"), so the connection cannot carry another exchange.
+   */
+  onComplete(trailers: string[], keepAlive: boolean): void;
 }
 
 /** A parse failure: `code` is llhttp's (HPE_*), or the one the caller's limit set. */
@@ -156,7 +161,7 @@ export class ResponseParser implements LlhttpCallbacks {
     this.#headerBytes = 0;
     this.#completed = true;
     try {
-      this.#events.onComplete(trailers);
+      this.#events.onComplete(trailers, llhttp().llhttp_should_keep_alive(this.#ptr) === 1);
     } catch (err) {
       this.#completed = false;
       return this.#fail(err);

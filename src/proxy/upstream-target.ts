@@ -17,6 +17,7 @@ import { Http1UpstreamClient } from './http1-upstream-client.js';
 import { Http2UpstreamClient } from './http2-upstream-client.js';
 import { OutlierRecord } from './outlier-detector.js';
 import { TargetConnector } from './resuming-target-connect.js';
+import { installUndiciTrailerGuard } from './undici-trailer-guard.js';
 import type { UpstreamOcspCheck } from './upstream-ocsp.js';
 
 /** What a target's requests go through: undici's Pool, the gateway's own HTTP/1.1 client, or its HTTP/2 session. */
@@ -115,6 +116,7 @@ export class UpstreamTarget {
     this.#generation = s;
     if (s.protocol === 'http2') return new Http2UpstreamClient(this.origin, s);
     if (s.http1Client === 'lean') return new Http1UpstreamClient(this.origin, s);
+    installUndiciTrailerGuard();
     return new Pool(this.origin, {
       connections: s.connections,
       pipelining: 1,

@@ -31,6 +31,7 @@ interface LlhttpExports {
   llhttp_get_method(ptr: number): number;
   llhttp_get_http_major(ptr: number): number;
   llhttp_get_http_minor(ptr: number): number;
+  llhttp_should_keep_alive(ptr: number): number;
   malloc(size: number): number;
   free(ptr: number): void;
 }
