@@ -28,9 +28,10 @@ export const HELD_BODY_BYTES = 64 * 1024;
 /**
  * A head and a body of at most this many bytes go out as one buffer (headWithBody) rather than as
  * two writes under cork, which node:net turns into a writev: that path builds arrays and per-chunk
- * requests for what is one TLS record either way. About 0.3 µs per 100 B answer on Node 24 (both
- * ends of a loopback TLS pair, one write per turn; bench/README.md, "One write for a head and a
- * small body"). One TLS record's worth: past it, the copy is no longer cheap next to the record.
+ * requests for what is one TLS record either way. 0.4 µs less per 100 B answer on Node 24 (both
+ * ends of a loopback TLS pair, one write per turn: bench/write-shapes.mjs; bench/README.md, "One
+ * write for a head and a small body"). One TLS record's worth: past it, the copy is no longer
+ * cheap next to the record.
  */
 export const ONE_WRITE_BYTES = 16 * 1024;
 
