@@ -30,7 +30,9 @@
  *    client), idle connections closed after keepAlive (shortened by an upstream's
  *    `Keep-Alive: timeout=N`, less a 2 s margin, as undici does).
  * A connection is reused only after a complete response to a completely sent request, when both
- * sides keep it alive and the upstream sent nothing more; anything else closes it. Interim (1xx)
+ * sides keep it alive (llhttp's verdict once the trailers are read too), and not before the end of
+ * that turn of the event loop, the upstream having sent nothing more meanwhile; anything else
+ * closes it. Interim (1xx)
  * answers are dropped (101 is a protocol error: nothing here asks to switch protocols).
  * One thing undici does not do: an idempotent request without a body that a kept-alive connection
  * closed under before any byte of its answer (the keep-alive race) is sent once more on a new
@@ -148,6 +150,18 @@ export class Http1UpstreamClient extends Dispatcher {
   readonly #idle: Connection[] = [];
   /** Requests waiting for a connection, in order. */
   #queue: Exchange[] = [];
+  /**
+   * Connections whose answer completed in this turn of the event loop: they carry no request
+   * before its check phase (#settled). An upstream that writes more after its answer (a second
+   * response: a desync attempt, or a bug that answers twice) has it read in the same turn as a
+   * rule, often from the same socket read, since TLS hands each record over as its own chunk. On
+   * a connection that waits here those bytes are bytes nobody asked for, which close it; handed to
+   * a waiting request at once, they were taken for that request's answer, another client's
+   * (test/security/response-written-after-an-answer-is-not-taken-for-the-next-request). undici
+   * waits a turn before it reuses a connection for the same reason.
+   */
+  readonly #settling: Connection[] = [];
+  #settleScheduled = false;
   /** Connections serving an exchange now. */
   #busy = 0;
   /** Requests sent again on a new connection after a kept-alive one closed under them (see Connection#failOrReplay). */
@@ -174,7 +188,7 @@ export class Http1UpstreamClient extends Dispatcher {
 
   /** Connections open or opening, idle ones among them, and requests waiting (tests, status). */
   get stats(): { readonly connections: number; readonly idle: number; readonly queued: number; readonly replayed: number } {
-    return { connections: this.#connections.size, idle: this.#idle.length, queued: this.#queue.length, replayed: this.#replayed };
+    return { connections: this.#connections.size, idle: this.#idle.length + this.#settling.length, queued: this.#queue.length, replayed: this.#replayed };
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -190,7 +204,9 @@ export class Http1UpstreamClient extends Dispatcher {
     const x = new Exchange(this, opts, handler, head.head, head.length, head.chunked);
     const idle = this.#idle.pop();
     if (idle !== undefined) this.#start(idle, x);
-    else if (this.#connections.size < this.#settings.connections) this.#connect(x);
+    // A connection that answered in this turn serves one waiting request at the turn's end, rather
+    // than a new connection now; requests beyond those open connections as before.
+    else if (this.#connections.size < this.#settings.connections && this.#queue.length >= this.#settling.length) this.#connect(x);
     else this.#queue.push(x);
     return true;
   }
@@ -228,12 +244,28 @@ export class Http1UpstreamClient extends Dispatcher {
     c.idle();
   }
 
+  /** `c` answered and stays open: it serves again from the end of this turn (#settling). */
+  answered(c: Connection): void {
+    this.#busy--;
+    this.#settling.push(c);
+    if (this.#settleScheduled) return;
+    this.#settleScheduled = true;
+    setImmediate(this.#settled);
+  }
+
+  readonly #settled = (): void => {
+    this.#settleScheduled = false;
+    for (const c of this.#settling.splice(0)) this.free(c, false);
+  };
+
   /** `c` closed (busy: in the middle of an exchange, which failed or completed without reuse). */
   gone(c: Connection, busy: boolean): void {
     if (busy) this.#busy--;
     this.#connections.delete(c);
     const i = this.#idle.indexOf(c);
     if (i >= 0) this.#idle.splice(i, 1);
+    const j = this.#settling.indexOf(c);
+    if (j >= 0) this.#settling.splice(j, 1);
     // A request that waits gets a connection in place of this one.
     if (this.#queue.length > 0 && this.#connections.size < this.#settings.connections) {
       const next = this.#nextWaiting();
@@ -531,7 +563,7 @@ class Connection implements ResponseEvents {
     }
     x.complete(trailers);
     if (reuse) {
-      this.#client.free(this, true);
+      this.#client.answered(this);
       return;
     }
     this.#close(true);
