@@ -18,7 +18,8 @@
 //     them that the gateway does not set itself appears in this request's upstream answer (no
 //     line made up from broken framing, nothing from another request's answer), and the second
 //     response an upstream appends is never relayed as an answer to anyone (as the body of a
-//     close-delimited answer it is that answer's body, and relayed as such);
+//     close-delimited answer it is that answer's body, and relayed as such); it is always sent
+//     with the answer's last byte (UpstreamReply.appendedAt says why);
 //   - after every batch a known-good request still gets its own answer (no pooled connection left
 //     out of step).
 // Seeded: the seed is printed; FUZZ_SEED replays it, FUZZ_RUNS sets the requests per engine
@@ -224,6 +225,15 @@ interface UpstreamReply {
   readonly bytes: string;
   readonly pieces: number;
   readonly keepOpen: boolean;
+  /**
+   * Where the appended response starts, which no piece boundary may fall on. A second response
+   * written only after the answer was complete, a write of its own 2 ms later, reaches a connection
+   * the gateway may by then have given the next request; no HTTP/1.1 client can tell it from that
+   * request's answer (docs/security.md, "What an HTTP/1.1 upstream can still do"). Sent with the
+   * answer's last byte, in the same write, it must never be relayed (FUZZ_SEED=4444 FUZZ_RUNS=1328
+   * found the former: case 1322's answer ended exactly at its first piece's end).
+   */
+  readonly appendedAt?: number;
 }
 
 const KNOWN_GOOD_REPLY: UpstreamReply = { bytes: KNOWN_GOOD, pieces: 1, keepOpen: true };
@@ -255,14 +265,15 @@ async function startHostileUpstream(key: string, cert: string, ca: string, answe
           sock.destroy();
           return;
         }
-        const { bytes, pieces: n, keepOpen: open } = answer;
+        const { bytes, pieces: n, keepOpen: open, appendedAt } = answer;
         if (id !== null) sent.set(id, bytes);
         if (linger !== null) clearTimeout(linger);
         writing = writing.then(async () => {
           const size = Math.ceil(bytes.length / n);
+          const cut = (i: number) => (i * size === appendedAt ? i * size + 1 : Math.min(i * size, bytes.length));
           for (let i = 0; i < n && !sock.destroyed; i++) {
             if (i > 0) await new Promise((r) => setTimeout(r, 2));
-            sock.write(Buffer.from(bytes.slice(i * size, (i + 1) * size), 'latin1'));
+            sock.write(Buffer.from(bytes.slice(cut(i), cut(i + 1)), 'latin1'));
           }
           if (open) arm();
           else sock.end();
@@ -362,7 +373,8 @@ for (const engine of enginesUnderTest()) {
         const c = cases[Number(id)];
         if (c === undefined) return null;
         // A short or close-delimited body ends only when the connection does.
-        return { bytes: render(c, markers[Number(id)]!), pieces: c.pieces, keepOpen: c.keepOpen && c.framing !== 'close' && c.framing !== 'cl-short' };
+        const bytes = render(c, markers[Number(id)]!);
+        return { bytes, pieces: c.pieces, keepOpen: c.keepOpen && c.framing !== 'close' && c.framing !== 'cl-short', ...(c.smuggle ? { appendedAt: bytes.length - SMUGGLED.length } : {}) };
       },
     );
     t.teardown(() => upstream.close());
