@@ -631,6 +631,10 @@ class Exchange {
     this.#chunked = chunked;
     this.headersTimeout = opts.headersTimeout ?? client.settings.responseTimeout;
     this.bodyTimeout = opts.bodyTimeout ?? client.settings.idleTimeout;
+    // As undici's Request: a streamed body's error is heard from the start, also while the request
+    // waits for a connection (kept, it fails the request when it runs: #abortedEarly).
+    const body = opts.body as Body | Buffer | string | null | undefined;
+    if (body != null && typeof body !== 'string' && !Buffer.isBuffer(body)) body.on('error', this.#onBodyError);
   }
 
   get done(): boolean {
@@ -687,7 +691,6 @@ class Exchange {
     this.#body = body;
     body.on('data', this.#onBodyData);
     body.once('end', this.#onBodyEnd);
-    body.once('error', this.#onBodyError);
     body.once('close', this.#onBodyClose);
     // A body that ended before it was handed over has no 'end' to come.
     if (body.readableEnded === true) this.#onBodyEnd();

@@ -473,6 +473,8 @@ t.test('lean upstream client', async (t) => {
     t.ok(restSentAt > 0 && firstByteAt[slowIndex]! < restSentAt, `its first bytes were upstream ${restSentAt - firstByteAt[slowIndex]!} ms before the rest was sent`);
 
     // Cut in the turn it began: nothing more of it is sent, its connection closes, the next request is clean.
+    // (After the turn that completed /slow, whose connection serves again only from that turn's end.)
+    await new Promise((r) => setImmediate(r));
     const cut = new Readable({ read() {} });
     cut.push(piece(2048, 122));
     process.nextTick(() => cut.destroy(new Error('the client left')));
@@ -485,6 +487,21 @@ t.test('lean upstream client', async (t) => {
     t.equal(o4.body, '4', 'the next request is read as sent');
     t.same(gotBodies.slice(bodiesBefore), [4], 'the upstream never read the cut request as a whole one');
     t.equal(timedConnections, connectionsBefore + 1, 'the next request came on a new connection');
+  });
+
+  await t.test('a streamed body that fails while its request waits for a connection fails that request, not the process', async (t) => {
+    // As undici's Request, which listens for the body's error from the start: one connection, busy
+    // with the first request, so the second waits in the queue when its body fails.
+    const c5 = new Http1UpstreamClient(`https://127.0.0.1:${port}`, settings);
+    t.teardown(() => c5.close());
+    const first = send(c5, {});
+    const failing = new Readable({ read() {} });
+    const second = send(c5, { method: 'POST', path: '/queued', body: failing, headers: ['content-length', '10'] });
+    t.equal(c5.stats.queued, 1, 'the second request waits');
+    process.nextTick(() => failing.destroy(new Error('the client left while queued')));
+    t.equal((await first).error, null);
+    t.equal((await second).error?.message, 'the client left while queued');
+    t.equal((await send(c5, {})).error, null, 'the connection serves the next request');
   });
 
   await t.test('close() waits for the request in flight, then refuses', async (t) => {
