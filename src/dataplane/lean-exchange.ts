@@ -685,8 +685,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
       if (name.length === 14 && name.toLowerCase() === 'content-length') {
         contentLength = true;
         declaredLength = parsedStrictly ? Number(value) : -1;
-      }
-      else if (name.length === 4 && name.toLowerCase() === 'date') date = true;
+      } else if (name.length === 4 && name.toLowerCase() === 'date') date = true;
     }
     if (!date) head += `Date: ${httpDate()}\r\n`;
     // node:http keeps an HTTP/1.0 connection only when the answer's length is known.
