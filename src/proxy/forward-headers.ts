@@ -169,6 +169,20 @@ function latin1(v: Buffer | string): string {
 }
 
 /** Builds the client response header list from the upstream client's raw headers (Buffers or latin1 strings). */
+/**
+ * The answer's Content-Length is beyond 2^53 - 1: llhttp takes up to 2^64 - 1, but no client can
+ * hold that as a number (node:http's and undici's refuse such an answer), so relayed, it reaches
+ * the client as a broken answer. Both HTTP/1.1 relays answer 502 GW_ERR_UPSTREAM_PROTOCOL instead
+ * (found by the upstream fuzzer, FUZZ_SEED=8080; test/integration/malformed-upstream-response-is-502-protocol).
+ */
+export function contentLengthBeyondSafe(rawHeaders: readonly (Buffer | string)[]): boolean {
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const value = rawHeaders[i + 1]!;
+    if (value.length > 15 && rawHeaders[i]!.length === 14 && latin1(rawHeaders[i]!).toLowerCase() === 'content-length' && Number(latin1(value).trim()) > Number.MAX_SAFE_INTEGER) return true;
+  }
+  return false;
+}
+
 export function buildClientResponseHeaders(rawHeaders: readonly (Buffer | string)[], requestId: string): string[] {
   let extra: Set<string> | null = null;
   for (let i = 0; i < rawHeaders.length; i += 2) {

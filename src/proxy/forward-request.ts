@@ -6,9 +6,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { buildClientResponseHeaders } from './forward-headers.js';
+import { buildClientResponseHeaders, contentLengthBeyondSafe } from './forward-headers.js';
 import { responseGone } from './client-response.js';
 import { RELAY_BUFFER_BYTES } from './relay-buffer.js';
+import { undiciCodedError } from './upstream-errors.js';
 
 export interface ForwardOptions {
   readonly method: string;
@@ -84,7 +85,8 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
   readonly #signal: AbortSignal | undefined;
   readonly #retryStatus: ((status: number) => boolean) | undefined;
   /** Set when a retried status is being read and dropped. */
-  #discard: RetryableStatus | null = null;
+  /** An answer not relayed: a status to retry, or one refused as a protocol fault (contentLengthBeyondSafe). */
+  #discard: Error | null = null;
   #discarded = 0;
   #connected = false;
   readonly #resolve: (result: ForwardResult) => void;
@@ -154,6 +156,11 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void): boolean {
     if (statusCode < 200) return true;
+    if (contentLengthBeyondSafe(rawHeaders)) {
+      this.#discard = undiciCodedError('the upstream answered a Content-Length beyond 2^53 - 1', 'HPE_INVALID_CONTENT_LENGTH');
+      this.#abort?.(this.#discard);
+      return true;
+    }
     if (this.#retryStatus !== undefined && this.#retryStatus(statusCode)) {
       this.#discard = new RetryableStatus(statusCode);
       return true;
