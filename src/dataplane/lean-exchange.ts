@@ -43,12 +43,11 @@ import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { RetryReason } from '../config/schema.js';
-import { buildClientResponseHeaders, canonicalHeaderName, contentLengthBeyondSafe } from '../proxy/forward-headers.js';
+import { buildClientResponseHeaders, canonicalHeaderName, unreadableContentLength } from '../proxy/forward-headers.js';
 import { Http1UpstreamClient } from '../proxy/http1-upstream-client.js';
 import { ForwardError, MAX_DISCARD, RetryableStatus, relayableTrailers, type UpstreamTrailers } from '../proxy/forward-request.js';
 import { headWithBody, ONE_WRITE_BYTES, RELAY_BUFFER_BYTES } from '../proxy/relay-buffer.js';
 import { rateLimitKeyOf } from '../proxy/route-forwarding.js';
-import { undiciCodedError } from '../proxy/upstream-errors.js';
 import type { Release } from '../proxy/upstream-gate.js';
 import type { UpstreamTarget } from '../proxy/upstream-target.js';
 import type { ParsedRequestHead } from '../request/llhttp-request-parser.js';
@@ -396,7 +395,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   #corked = false;
   #bytesOut = 0;
   /** The answer's status is retried: its body is read and dropped, then the proxy retries. */
-  /** An answer not relayed: a status to retry, or one refused as a protocol fault (contentLengthBeyondSafe). */
+  /** An answer not relayed: a status to retry, or one refused as a protocol fault (unreadableContentLength). */
   #discard: Error | null = null;
   #discarded = 0;
   /** The retry of #discard holds a slot of the upstream's retry budget (the proxy's to end). */
@@ -569,9 +568,10 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
 
   onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void): boolean {
     if (statusCode < 200 || this.#done) return true;
-    if (contentLengthBeyondSafe(rawHeaders)) {
-      this.#discard = undiciCodedError('the upstream answered a Content-Length beyond 2^53 - 1', 'HPE_INVALID_CONTENT_LENGTH');
-      this.#abort?.(this.#discard);
+    const unreadable = unreadableContentLength(rawHeaders);
+    if (unreadable !== null) {
+      this.#discard = unreadable;
+      this.#abort?.(unreadable);
       return true;
     }
     if (this.#plan.statusRetry && this.#retries(statusCode)) {

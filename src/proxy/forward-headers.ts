@@ -3,6 +3,7 @@
  * carry identity or client address upstream are always the gateway's own: whatever the client sent
  * under those names is removed before the gateway's values are added.
  */
+import { undiciCodedError } from './upstream-errors.js';
 
 /** Request headers the client may never pass upstream (lower-case, "_" read as "-"). */
 const DROP_ON_REQUEST: ReadonlySet<string> = new Set([
@@ -172,15 +173,18 @@ function latin1(v: Buffer | string): string {
 /**
  * The answer's Content-Length is beyond 2^53 - 1: llhttp takes up to 2^64 - 1, but no client can
  * hold that as a number (node:http's and undici's refuse such an answer), so relayed, it reaches
- * the client as a broken answer. Both HTTP/1.1 relays answer 502 GW_ERR_UPSTREAM_PROTOCOL instead
- * (found by the upstream fuzzer, FUZZ_SEED=8080; test/integration/malformed-upstream-response-is-502-protocol).
+ * the client as a broken answer. Both HTTP/1.1 relays refuse the answer with this error instead,
+ * before its head is written: 502 GW_ERR_UPSTREAM_PROTOCOL (found by the upstream fuzzer,
+ * FUZZ_SEED=8080; test/integration/malformed-upstream-response-is-502-protocol). Null otherwise.
  */
-export function contentLengthBeyondSafe(rawHeaders: readonly (Buffer | string)[]): boolean {
+export function unreadableContentLength(rawHeaders: readonly (Buffer | string)[]): Error | null {
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const value = rawHeaders[i + 1]!;
-    if (value.length > 15 && rawHeaders[i]!.length === 14 && latin1(rawHeaders[i]!).toLowerCase() === 'content-length' && Number(latin1(value).trim()) > Number.MAX_SAFE_INTEGER) return true;
+    if (value.length > 15 && rawHeaders[i]!.length === 14 && latin1(rawHeaders[i]!).toLowerCase() === 'content-length' && Number(latin1(value).trim()) > Number.MAX_SAFE_INTEGER) {
+      return undiciCodedError('the upstream answered a Content-Length beyond 2^53 - 1', 'HPE_INVALID_CONTENT_LENGTH');
+    }
   }
-  return false;
+  return null;
 }
 
 export function buildClientResponseHeaders(rawHeaders: readonly (Buffer | string)[], requestId: string): string[] {

@@ -6,10 +6,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { buildClientResponseHeaders, contentLengthBeyondSafe } from './forward-headers.js';
+import { buildClientResponseHeaders, unreadableContentLength } from './forward-headers.js';
 import { responseGone } from './client-response.js';
 import { RELAY_BUFFER_BYTES } from './relay-buffer.js';
-import { undiciCodedError } from './upstream-errors.js';
 
 export interface ForwardOptions {
   readonly method: string;
@@ -85,7 +84,7 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
   readonly #signal: AbortSignal | undefined;
   readonly #retryStatus: ((status: number) => boolean) | undefined;
   /** Set when a retried status is being read and dropped. */
-  /** An answer not relayed: a status to retry, or one refused as a protocol fault (contentLengthBeyondSafe). */
+  /** An answer not relayed: a status to retry, or one refused as a protocol fault (unreadableContentLength). */
   #discard: Error | null = null;
   #discarded = 0;
   #connected = false;
@@ -156,9 +155,10 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
 
   onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void): boolean {
     if (statusCode < 200) return true;
-    if (contentLengthBeyondSafe(rawHeaders)) {
-      this.#discard = undiciCodedError('the upstream answered a Content-Length beyond 2^53 - 1', 'HPE_INVALID_CONTENT_LENGTH');
-      this.#abort?.(this.#discard);
+    const unreadable = unreadableContentLength(rawHeaders);
+    if (unreadable !== null) {
+      this.#discard = unreadable;
+      this.#abort?.(unreadable);
       return true;
     }
     if (this.#retryStatus !== undefined && this.#retryStatus(statusCode)) {
