@@ -202,13 +202,20 @@ export class Http1UpstreamClient extends Dispatcher {
       return false;
     }
     const x = new Exchange(this, opts, handler, head.head, head.length, head.chunked);
-    const idle = this.#idle.pop();
+    const idle = this.#takeIdle();
     if (idle !== undefined) this.#start(idle, x);
     // A connection that answered in this turn serves one waiting request at the turn's end, rather
     // than a new connection now; requests beyond those open connections as before.
     else if (this.#connections.size < this.#settings.connections && this.#queue.length >= this.#settling.length) this.#connect(x);
     else this.#queue.push(x);
     return true;
+  }
+
+  /** The most recently used idle connection that can still carry a request (one that cannot is closed). */
+  #takeIdle(): Connection | undefined {
+    let c: Connection | undefined;
+    while ((c = this.#idle.pop()) !== undefined && !c.usable) c.destroy(null);
+    return c;
   }
 
   #start(c: Connection, x: Exchange): void {
@@ -427,11 +434,22 @@ class Connection implements ResponseEvents {
     this.#socket?.resume();
   }
 
-  /** Closes the connection; `err` fails the exchange on it, if any, once it closed. */
+  /**
+   * Closes the connection; `err` fails the exchange on it, if any, once it closed. A connection
+   * without an exchange leaves the pool now, not at its socket's 'close': that event comes at the
+   * end of the event-loop turn, and a request dispatched meanwhile (its bytes read in the same
+   * turn as the idle timer fired) would be written on a destroyed socket and fail
+   * (test/integration/a-request-never-goes-out-on-an-upstream-connection-its-idle-timeout-closed).
+   */
   destroy(err: Error | null): void {
     if (err !== null) this.#error ??= err;
+    if (this.#x === null && this.#opening === null) return this.#close(false);
     if (this.#socket !== null) this.#socket.destroy();
-    else if (this.#opening === null) this.#shut(false);
+  }
+
+  /** Can carry a request now: up, not closed, its socket not destroyed. */
+  get usable(): boolean {
+    return !this.#closed && this.#socket !== null && !this.#socket.destroyed;
   }
 
   // ---- socket events -------------------------------------------------------------------------
