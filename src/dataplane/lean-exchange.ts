@@ -1048,7 +1048,7 @@ const RESOLVED = Promise.resolve();
 const NONE: ReadonlySet<UpstreamTarget> = new Set();
 
 /** What a request that failed inside serve() leaves on its connection (closed by then). */
-const GONE: LeanExchangeInProgress = Object.freeze({ clientGone: () => undefined, drained: () => undefined, body: () => undefined, bodyEnd: () => undefined, timeout: () => false, answerStarted: true });
+const GONE: LeanExchangeInProgress = Object.freeze({ clientGone: () => undefined, drained: () => undefined, body: () => undefined, bodyEnd: () => undefined, closeAfter: () => undefined, timeout: () => false, answerStarted: true });
 const NO_RELEASE: Release = () => undefined;
 
 /**

@@ -64,6 +64,8 @@ export interface LeanExchangeInProgress {
   body(chunk: Buffer): void;
   /** The request's body is whole. */
   bodyEnd(): void;
+  /** The connection closes after this answer (its head says so if not yet written). */
+  closeAfter(): void;
   /** The socket's timeout fired; false: not the exchange's (the connection's own handling follows). */
   timeout(): boolean;
   /** Something of the answer may be on the wire (its head arrived from the upstream): no other answer can follow. */
@@ -217,6 +219,11 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
   #parserHasBytes = false;
   /** The request's body is still arriving. */
   #inBody = false;
+  /**
+   * The last request's trailer section said `Connection: close` (llhttp's verdict at its end):
+   * nothing after it is read, and the connection closes once it is answered (RFC 9112 9.6).
+   */
+  #closeAfter = false;
   #keepAliveTimerSet = false;
   /** Idle between requests: the deadline running is the keep-alive timeout. */
   #idle = false;
@@ -257,7 +264,7 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
   // ---- socket events -------------------------------------------------------------------------
 
   readonly #onData = (data: Buffer): void => {
-    if (this.#done) return;
+    if (this.#done || this.#closeAfter) return;
     if (this.#held !== null || (this.#lean !== null && !this.#inBody) || (this.#res !== null && !this.#inBody && this.#req?.complete === true)) {
       this.#hold(data);
       return;
@@ -288,7 +295,7 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
       // A request completed (its onComplete ran). What follows waits for its response.
       this.#parserHasBytes = false;
       this.#arm(0);
-      if (r.rest === 0) return;
+      if (r.rest === 0 || this.#closeAfter) return;
       offset = data.length - r.rest;
       if (this.#res !== null || this.#lean !== null) return this.#hold(data.subarray(offset));
     }
@@ -516,8 +523,9 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
     }
   }
 
-  onComplete(trailers: string[]): void {
+  onComplete(trailers: string[], keepAlive: boolean): void {
     this.#inBody = false;
+    if (!keepAlive) this.#closeAfterAnswer();
     this.#lean?.bodyEnd();
     const req = this.#req;
     if (req === null) return;
@@ -526,6 +534,21 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
     if (!req._readableState.ended) req.push(null);
     // The request read to its end: nothing of it holds the connection any more once answered.
     if (this.#res === null) this.#req = null;
+  }
+
+  /**
+   * The request's own trailer section closed the connection (its head kept it): llhttp refuses
+   * anything after it, so a request read next would be a 400, and the answer to this one, said
+   * kept alive, would leave the client to reuse a connection that refuses it. The answer says
+   * close when its head is still to be written; an answer already whole closes the connection now.
+   */
+  #closeAfterAnswer(): void {
+    this.#closeAfter = true;
+    this.#leanKeepAlive = false;
+    this.#lean?.closeAfter();
+    const res = this.#res;
+    if (res !== null && !res.headersSent) res.shouldKeepAlive = false;
+    if (this.#lean === null && res === null && this.#leanHead === null) this.#socket.destroySoon();
   }
 
   #upgrade(rest: Buffer): void {
@@ -565,7 +588,7 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
   /** node:http's resOnFinish after the response let go of the socket: close, or wait for the next request. */
   #afterResponse(last: boolean): void {
     const socket = this.#socket;
-    if (last || this.#owner.closing) {
+    if (last || this.#closeAfter || this.#owner.closing) {
       socket.destroySoon();
       return;
     }

@@ -39,8 +39,12 @@ export interface RequestEvents {
   /** The head is in. True: the owner takes the connection over (no body is parsed; execute() returns `upgrade`). */
   onRequest(head: ParsedRequestHead): boolean;
   onBody(chunk: Buffer): void;
-  /** The message is complete; `trailers` is the raw name/value list of a chunked body's trailer section. */
-  onComplete(trailers: string[]): void;
+  /**
+   * The message is complete; `trailers` is the raw name/value list of a chunked body's trailer
+   * section. `keepAlive` is llhttp's verdict at the message's end, which the trailer section can
+   * take back (`Connection: close` there): false, llhttp refuses every later byte.
+   */
+  onComplete(trailers: string[], keepAlive: boolean): void;
 }
 
 /** A request the parser refuses: `code` is llhttp's (HPE_*); `status` the answer it calls for (400, or 431 for a head over a limit). */
@@ -184,8 +188,9 @@ export class RequestParser implements LlhttpCallbacks {
       const trailers = this.#trailers;
       this.#trailers = [];
       trimValues(trailers);
+      const keepAlive = llhttp().llhttp_should_keep_alive(this.#ptr) === 1;
       try {
-        this.#events.onComplete(trailers);
+        this.#events.onComplete(trailers, keepAlive);
       } catch (err) {
         return { kind: 'error', error: err instanceof Error ? err : new Error(String(err)) };
       }
