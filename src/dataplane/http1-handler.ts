@@ -19,9 +19,10 @@ import { admit, type Admission } from './admit.js';
 import { clientSocketOf } from './client-socket.js';
 import { connectionFacts, MAX_REVOCATION_WAITS, revocationPending, type ConnectionFacts } from './connection-context.js';
 import { hasBody, requestHead } from './http1-request.js';
-import { LeanExchanges } from './lean-exchange.js';
+import { leanExchangeOn, LeanExchanges } from './lean-exchange.js';
 import { elapsedMs, revocationLog, refusalDecision } from './log-records.js';
-import { proxyHttp } from './proxy-http.js';
+import { refuseMidRequest } from './mid-request-refusal.js';
+import { proxiedRequestId, proxyHttp } from './proxy-http.js';
 import { respondError, respondErrorOnSocket } from './respond-error.js';
 
 export class Http1Handler {
@@ -165,8 +166,18 @@ export class Http1Handler {
       socket.destroy();
       return;
     }
+    const reason = err.code ?? err.message;
+    // A request admitted and sent on, whose own bytes the parser refused (its body's framing, its
+    // trailers, the request timeout inside its body): answered under its id, and its own record,
+    // written as it ends with the connection, is the refusal (mid-request-refusal.ts).
+    const current = leanExchangeOn(socket)?.requestId ?? (inProgress !== null && inProgress !== undefined ? proxiedRequestId(inProgress) : undefined);
+    if (current !== undefined) {
+      refuseMidRequest(socket, { status: ERRORS[code].status, code, reason });
+      respondErrorOnSocket(socket, code, current);
+      return;
+    }
     const requestId = randomUUID();
-    this.#logger.info({ reqId: requestId, status: ERRORS[code].status, code, reason: err.code ?? err.message, peer: { address: socket.remoteAddress } }, 'request refused');
+    this.#logger.info({ reqId: requestId, status: ERRORS[code].status, code, reason, peer: { address: socket.remoteAddress } }, 'request refused');
     const status = respondErrorOnSocket(socket, code, requestId);
     this.#metrics.request('', 'refused', status, 0);
   }

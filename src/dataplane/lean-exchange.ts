@@ -169,11 +169,12 @@ function leanHeadFacts(headers: readonly string[]): LeanHeadFacts | null {
 const inProgress = new WeakMap<object, LeanExchange>();
 
 /**
- * The drain's view of a connection's lean exchange, if it has one in progress: `closeAfter()` makes
- * the connection close after its answer (`Connection: close` when the head is still to be
- * written), as the drain does with node:http's response.
+ * The view of a connection's lean exchange, if it has one in progress: for the drain,
+ * `closeAfter()` makes the connection close after its answer (`Connection: close` when the head is
+ * still to be written), as the drain does with node:http's response; for the 'clientError'
+ * handler, the id of the request it answers (mid-request-refusal.ts).
  */
-export function leanExchangeOn(socket: object): { closeAfter(): void } | undefined {
+export function leanExchangeOn(socket: object): { closeAfter(): void; readonly requestId: string } | undefined {
   return inProgress.get(socket);
 }
 
@@ -547,6 +548,10 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
 
   drained(): void {
     this.#resumeUpstream?.();
+  }
+
+  get requestId(): string {
+    return this.#requestId;
   }
 
   closeAfter(): void {

@@ -24,6 +24,7 @@ import { elapsedMicros, elapsedMs, ServedRecord, type Attempt } from './log-reco
 import { startGrpcDeadline } from './grpc-deadline-timer.js';
 import { firstBodyBytes, watchBodyStall } from './request-body-watch.js';
 import { respondError } from './respond-error.js';
+import { midRequestRefusal } from './mid-request-refusal.js';
 
 /**
  * Proxies one admitted request. One object per request carries its state (no closure is made per
@@ -31,6 +32,14 @@ import { respondError } from './respond-error.js';
  * retires it meanwhile. `rateLimited`: the route's rate limit has taken its token for the request
  * already (a lean exchange that had it did).
  */
+/** The id of the request each response answers, for the 'clientError' handler (proxiedRequestId). */
+const requestIds = new WeakMap<ServerResponse, string>();
+
+/** The id of the proxied request `res` answers, if it is one. */
+export function proxiedRequestId(res: object): string | undefined {
+  return requestIds.get(res as ServerResponse);
+}
+
 export function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics, onFailure: ProxyFailureHandler, rateLimited = false): void {
   void new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics, onFailure).run(null, rateLimited);
 }
@@ -209,6 +218,7 @@ class ProxiedRequest {
     this.#upstream = a.upstream;
     this.#upstreamPath = a.forwarding.rewrite === null ? a.path : a.forwarding.rewrite(a.path);
     this.#body = hasBody(raw) ? raw : null;
+    requestIds.set(res, requestId);
   }
 
   /** The record's leading fields; optional ones are left out, as the log shows them. */
@@ -256,6 +266,13 @@ class ProxiedRequest {
     this.#res.destroy();
     const attempts = this.#attempts;
     const durationMs = elapsedMs(this.#started);
+    // The connection closed because the parser refused the request's own bytes (mid-request-refusal.ts).
+    const refusal = this.#raw.socket !== null ? midRequestRefusal(this.#raw.socket) : undefined;
+    if (refusal !== undefined) {
+      this.#a.context.log.info({ ...this.#access(), status: refusal.status, code: refusal.code, reason: refusal.reason, durationMs, ...(attempts !== null ? { attempts } : {}) }, 'request refused');
+      this.#metrics.request(this.#a.route, 'refused', refusal.status, durationMs / 1000);
+      return;
+    }
     this.#a.context.log.info({ ...this.#access(), status: 499, clientAborted: true, durationMs, ...(attempts !== null ? { attempts } : {}) }, 'request');
     this.#metrics.request(this.#a.route, this.#a.decision, 499, durationMs / 1000);
   }
