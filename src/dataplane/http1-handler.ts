@@ -25,28 +25,6 @@ import { refuseMidRequest } from './mid-request-refusal.js';
 import { proxiedRequestId, proxyHttp } from './proxy-http.js';
 import { respondError, respondErrorOnSocket } from './respond-error.js';
 
-/**
- * `100 Continue` for an admitted request, ahead of its answer. A pipelined request's response
- * waits in node:http's queue until the one before it finished, and node:http buffers what is
- * written to it meanwhile; when its answer then comes first with a Buffer body, node:http puts that
- * answer's head in front of a buffered 100 (OutgoingMessage#_send unshifts a head it cannot join
- * to its data), and the client read the 100 as the answer's body
- * (test/security/a-100-continue-never-lands-inside-an-answer). So a queued response's 100 is
- * written on the socket as the response takes it (ServerResponse#assignSocket emits 'socket'
- * before it flushes what waited), and node:http is told it was sent (`_sent100`, which
- * writeContinue sets), or it would close a connection whose 100 it thinks never went out.
- */
-function writeContinueInTurn(res: ServerResponse): void {
-  if (res.socket !== null) {
-    res.writeContinue();
-    return;
-  }
-  (res as ServerResponse & { _sent100: boolean })._sent100 = true;
-  res.once('socket', (socket: Socket) => {
-    if (!socket.destroyed) socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
-  });
-}
-
 export class Http1Handler {
   readonly #runtime: Runtime;
   readonly #logger: Logger;
@@ -93,6 +71,17 @@ export class Http1Handler {
 
   /** The server's request listener (and `checkExpectation`'s). */
   readonly onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue = false, waits = 0): void => {
+    // An HTTP/1.1 request pipelined behind one still being answered (node:http hands every request
+    // it parsed over at once; its response waits in node:http's queue, without a socket): taken up
+    // when its response takes the socket, one at a time, as the lean engine does. Taken up at once,
+    // it went upstream even when the answer ahead then closed the connection (its own answer lost),
+    // its 100 Continue could land inside that answer, and one connection could hold several of an
+    // upstream's slots (test/security/a-100-continue-never-lands-inside-an-answer,
+    // fuzz-lean-engine-serves-what-node-http-serves). A connection that closes first drops it unread.
+    if (res.socket === null) {
+      res.once('socket', () => this.onRequest(req, res, expectsContinue, waits));
+      return;
+    }
     let requestId = '';
     try {
       requestId = requestIdFor(req.headers['x-request-id']);
@@ -111,7 +100,7 @@ export class Http1Handler {
       const a = admit(snapshot, connection, requestHead(req));
       if (a.kind !== 'forward') return this.#refuse(req, res, a, connection, requestId, started);
       // Only now, with the request admitted, is the client told to send its body.
-      if (expectsContinue) writeContinueInTurn(res);
+      if (expectsContinue) res.writeContinue();
       proxyHttp(snapshot, req, res, a, requestId, started, this.#metrics, this.#proxyFailed);
     } catch (err) {
       this.#internalFailure(res, requestId || randomUUID(), err);

@@ -1,13 +1,13 @@
 // A pipelined request with `Expect: 100-continue` queued behind a request still being answered:
 // its `100 Continue` must reach the client before its own answer's head, never inside an answer.
 // Found by test/security/fuzz-lean-engine-serves-what-node-http-serves (2026-12-05): under
-// `server.engine: node` the gateway wrote the 100 as soon as it admitted the request; node:http
-// buffers it (the response is not yet the socket's), and when the upstream's answer came first
-// with a Buffer body, node:http put that answer's head in front of the buffered 100
-// (OutgoingMessage#_send unshifts a head it cannot join to its data): the client read
-// `HTTP/1.1 100 Continue` as the first bytes of the answer's body, and the stream after it was
-// garbage. Now a queued response's 100 is written on the socket as the response takes it, ahead of
-// anything it buffered, and the connection stays kept alive. Both engines.
+// `server.engine: node` the gateway took the pipelined request up as soon as node:http parsed it
+// and wrote its 100 then; node:http buffers writes to a response not yet the socket's, and when
+// the upstream's answer came first with a Buffer body, node:http put that answer's head in front of
+// the buffered 100 (OutgoingMessage#_send unshifts a head it cannot join to its data): the client
+// read `HTTP/1.1 100 Continue` as the first bytes of the answer's body, and the stream after it was
+// garbage. Now a pipelined request is taken up when its response's turn comes, on either engine,
+// and its 100 goes out then, ahead of its answer; the connection stays kept alive.
 import t from 'tap';
 import { DEFAULT_ROUTES_YAML, startStack } from '../helpers/harness.js';
 import { rawTlsExchange } from '../helpers/raw-tls-request.js';
