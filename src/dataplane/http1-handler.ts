@@ -181,7 +181,7 @@ export class Http1Handler {
     // A request admitted and sent on, whose own bytes the parser refused (its body's framing, its
     // trailers, the request timeout inside its body): answered under its id, and its own record,
     // written as it ends with the connection, is the refusal (mid-request-refusal.ts).
-    const current = leanExchangeOn(socket)?.requestId ?? (inProgress !== null && inProgress !== undefined ? proxiedRequestId(inProgress) : undefined);
+    const current = leanExchangeOn(socket)?.requestId ?? (inProgress ? proxiedRequestId(inProgress) : undefined);
     if (current !== undefined) {
       refuseMidRequest(socket, { status: ERRORS[code].status, code, reason });
       respondErrorOnSocket(socket, code, current);

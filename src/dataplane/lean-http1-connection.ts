@@ -220,8 +220,9 @@ class LeanHttp1Connection implements RequestEvents, LeanExchangeConnection {
   /** The request's body is still arriving. */
   #inBody = false;
   /**
-   * The last request's trailer section said `Connection: close` (llhttp's verdict at its end):
-   * nothing after it is read, and the connection closes once it is answered (RFC 9112 9.6).
+   * llhttp's verdict at the end of the last request was "close" (its head said so, or its trailer
+   * section took the head's keep-alive back): nothing after it is read, and the connection closes
+   * once it is answered (RFC 9112 9.6).
    */
   #closeAfter = false;
   #keepAliveTimerSet = false;

@@ -26,12 +26,6 @@ import { firstBodyBytes, watchBodyStall } from './request-body-watch.js';
 import { respondError } from './respond-error.js';
 import { midRequestRefusal } from './mid-request-refusal.js';
 
-/**
- * Proxies one admitted request. One object per request carries its state (no closure is made per
- * request on the common path), and the upstream stays open for this request even if a reload
- * retires it meanwhile. `rateLimited`: the route's rate limit has taken its token for the request
- * already (a lean exchange that had it did).
- */
 /** The id of the request each response answers, for the 'clientError' handler (proxiedRequestId). */
 const requestIds = new WeakMap<ServerResponse, string>();
 
@@ -40,6 +34,12 @@ export function proxiedRequestId(res: object): string | undefined {
   return requestIds.get(res as ServerResponse);
 }
 
+/**
+ * Proxies one admitted request. One object per request carries its state (no closure is made per
+ * request on the common path), and the upstream stays open for this request even if a reload
+ * retires it meanwhile. `rateLimited`: the route's rate limit has taken its token for the request
+ * already (a lean exchange that had it did).
+ */
 export function proxyHttp(snapshot: RuntimeSnapshot, raw: IncomingMessage, res: ServerResponse, a: Forward, requestId: string, started: bigint, metrics: GatewayMetrics, onFailure: ProxyFailureHandler, rateLimited = false): void {
   void new ProxiedRequest(snapshot, raw, res, a, requestId, started, metrics, onFailure).run(null, rateLimited);
 }
