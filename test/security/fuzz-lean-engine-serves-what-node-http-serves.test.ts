@@ -34,6 +34,8 @@ interface Req {
   readonly headers: readonly string[];
   readonly body: { readonly kind: 'none' } | { readonly kind: 'length'; readonly data: string } | { readonly kind: 'chunked'; readonly chunks: readonly string[]; readonly ext: string; readonly trailers: readonly string[] };
   readonly expect: boolean;
+  /** How the framing and Expect lines and Host are spelled (case, leading zeros, a port): all valid. */
+  readonly spelling: { readonly lower: boolean; readonly upperValues: boolean; readonly zeros: number; readonly host: number };
 }
 
 interface Case {
@@ -43,8 +45,13 @@ interface Case {
   readonly cuts: readonly number[];
 }
 
-const TARGETS = ['/orders/echo', '/orders/echo?x=1&y=%20z', '/orders/chunked', '/orders/empty', '/orders/not-modified', '/orders/a/../echo', '/orders/%65cho', '/orders/fails'];
-const HEADERS = ['Accept: */*', 'Accept-Encoding: gzip, br', 'User-Agent: fuzz/1.0', 'X-Custom: one', 'X-Custom: two', 'Cookie: a=1', 'Cookie: b=2', 'Content-Type: text/plain', 'Cache-Control: no-cache', 'X-Empty:', 'X-Spaces:   padded   ', 'TE: trailers', 'Via: 1.1 edge', 'Forwarded: for=192.0.2.1'];
+const TARGETS = ['/orders/echo', '/orders/echo?x=1&y=%20z', '/orders/chunked', '/orders/empty', '/orders/not-modified', '/orders/a/../echo', '/orders/%65cho', '/orders/fails', 'https://orders.internal/orders/echo', '/orders//echo', '/orders/echo?', '/orders/echo?a=%2F&b=%00'];
+const HEADERS = [
+  'Accept: */*', 'Accept-Encoding: gzip, br', 'User-Agent: fuzz/1.0', 'X-Custom: one', 'X-Custom: two', 'Cookie: a=1', 'Cookie: b=2', 'Content-Type: text/plain', 'Cache-Control: no-cache', 'X-Empty:', 'X-Spaces:   padded   ', 'TE: trailers', 'Via: 1.1 edge', 'Forwarded: for=192.0.2.1',
+  'X-Tab:\tv\t', 'x-lower: v', `X-Long: ${'v'.repeat(4000)}`, 'Accept-Language: en;q=0.9, fr', 'Authorization: Bearer t0k3n', 'Cookie: c=3; d=4', 'X-Latin: caf\u00e9', 'Range: bytes=0-1', 'If-None-Match: "e"',
+];
+/** Host as written: the usual, with the default port, in capitals, none (HTTP/1.0 only). */
+const HOSTS = ['orders.internal', 'orders.internal:443', 'ORDERS.INTERNAL'];
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH'];
 
 const text = fc.string({ unit: fc.constantFrom('a', 'b', 'z', '0', ' ', '\n', '\u00e9', '\u0000'), maxLength: 40 });
@@ -60,11 +67,14 @@ const reqArb: fc.Arbitrary<Req> = fc
     ext: fc.constantFrom('', ';a=b', ';name="quoted value"'),
     trailers: fc.subarray(['X-Sum: 5', 'X-Trailer: t']),
     expect: fc.boolean(),
+    spelling: fc.record({ lower: fc.boolean(), upperValues: fc.boolean(), zeros: fc.constantFrom(0, 0, 2), host: fc.constantFrom(0, 0, 1, 2, 3) }),
   })
-  .map(({ method, target, http10, headers, bodyKind, data, chunks, ext, trailers, expect }) => {
+  .map(({ method, target, http10, headers, bodyKind, data, chunks, ext, trailers, expect, spelling }) => {
     const v10 = http10;
     const body: Req['body'] = bodyKind === 'length' ? { kind: 'length', data } : bodyKind === 'chunked' && !v10 ? { kind: 'chunked', chunks, ext, trailers } : { kind: 'none' };
-    return { method, target, http10: v10, headers: v10 ? headers.filter((h) => !h.startsWith('TE:')) : headers, body, expect: expect && !v10 && body.kind !== 'none' };
+    // No Host only on HTTP/1.0, where it is optional.
+    const host = spelling.host === 3 && !v10 ? 0 : spelling.host;
+    return { method, target, http10: v10, headers: v10 ? headers.filter((h) => !h.startsWith('TE:')) : headers, body, expect: expect && !v10 && body.kind !== 'none', spelling: { ...spelling, host } };
   });
 const caseArb: fc.Arbitrary<Case> = fc.record({
   requests: fc.array(reqArb, { minLength: 1, maxLength: 3 }),
@@ -77,18 +87,21 @@ function wire(c: Case, run = 0): { bytes: Buffer; methods: string[] } {
   const parts: string[] = [];
   c.requests.forEach((r, i) => {
     const last = i === c.requests.length - 1;
-    let head = `${r.method} ${r.target} HTTP/1.${r.http10 ? 0 : 1}\r\nHost: orders.internal\r\nX-Run: ${run}\r\n`;
+    const sp = r.spelling;
+    const name = (n: string) => (sp.lower ? n.toLowerCase() : n);
+    const value = (v: string) => (sp.upperValues ? v.toUpperCase() : v);
+    let head = `${r.method} ${r.target} HTTP/1.${r.http10 ? 0 : 1}\r\n${sp.host === 3 ? '' : `${name('Host')}: ${HOSTS[sp.host]}\r\n`}X-Run: ${run}\r\n`;
     // HTTP/1.0 keeps the connection only when asked (and node:http then needs the answer's length).
-    if (r.http10 && !(last && c.close)) head += 'Connection: keep-alive\r\n';
-    if (last && c.close && !r.http10) head += 'Connection: close\r\n';
+    if (r.http10 && !(last && c.close)) head += `${name('Connection')}: ${value('keep-alive')}\r\n`;
+    if (last && c.close && !r.http10) head += `${name('Connection')}: ${value('close')}\r\n`;
     for (const h of r.headers) head += `${h}\r\n`;
-    if (r.expect) head += 'Expect: 100-continue\r\n';
+    if (r.expect) head += `${name('Expect')}: ${value('100-continue')}\r\n`;
     let body = '';
     if (r.body.kind === 'length') {
-      head += `Content-Length: ${Buffer.byteLength(r.body.data, 'utf8')}\r\n`;
+      head += `${name('Content-Length')}: ${'0'.repeat(sp.zeros)}${Buffer.byteLength(r.body.data, 'utf8')}\r\n`;
       body = Buffer.from(r.body.data, 'utf8').toString('latin1');
     } else if (r.body.kind === 'chunked') {
-      head += 'Transfer-Encoding: chunked\r\n';
+      head += `${name('Transfer-Encoding')}: ${value('chunked')}\r\n`;
       for (const ch of r.body.chunks) {
         const b = Buffer.from(ch, 'utf8');
         body += `${b.length.toString(16)}${r.body.ext}\r\n${b.toString('latin1')}\r\n`;
@@ -110,13 +123,18 @@ interface Seen {
 /** Header names whose values say how a request or answer was framed or which request it was. */
 const VARYING = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'x-request-id', 'date', 'x-forwarded-for', 'x-forwarded-client-cert', 'x-run']);
 
+interface Served {
+  readonly client: { readonly responses: ReadonlyArray<{ readonly status: number; readonly interim: boolean; readonly headers: readonly string[] }>; readonly [k: string]: unknown };
+  readonly upstream: readonly string[];
+}
+
 /**
  * What the client read. Whether the gateway closed is compared only when the client waited for the
  * close (a final `Connection: close`): otherwise the client stops listening shortly after its last
  * answer, and a close that follows it (an HTTP/1.0 answer's) may land either side of that moment on
  * a busy machine; each answer's `Connection` header says what the gateway meant either way.
  */
-function answers(x: RawExchange, waitedForClose: boolean): unknown {
+function answers(x: RawExchange, waitedForClose: boolean): Served['client'] {
   return {
     responses: x.responses.map((r) => ({
       status: r.status,
@@ -127,6 +145,29 @@ function answers(x: RawExchange, waitedForClose: boolean): unknown {
     parseError: x.parseError,
     closed: waitedForClose ? x.ending === 'closed' : null,
   };
+}
+
+/**
+ * The one difference the engines may show on valid traffic, by design: a request with a body that
+ * the gateway refuses itself (a target it will not route, as absolute-form) closes the connection
+ * after its answer rather than read a body that could be gigabytes, unless node:http has read it
+ * already by then (one packet). Where both refused such a request, the answers are compared up to
+ * that refusal, without its Connection header, and the upstream on the requests the lean engine
+ * sent (node:http may have served the ones pipelined behind).
+ */
+function refusedUpload(c: Case, lean: Served, node: Served): [Served, Served] {
+  const finals = (x: Served) => x.client.responses.map((r, i) => ({ r, i })).filter(({ r }) => !r.interim);
+  const lf = finals(lean);
+  const nf = finals(node);
+  const k = c.requests.findIndex((q, i) => q.body.kind !== 'none' && [lf[i], nf[i]].every((f) => f !== undefined && f.r.status >= 400 && !f.r.headers.includes('x-upstream: yes')));
+  if (k < 0) return [lean, node];
+  const cut = (x: Served, at: number): Served['client'] => ({
+    responses: x.client.responses.slice(0, at + 1).map((r, i) => (i === at ? { ...r, headers: r.headers.filter((h) => !h.startsWith('connection:')) } : r)),
+  });
+  return [
+    { client: cut(lean, lf[k]!.i), upstream: lean.upstream },
+    { client: cut(node, nf[k]!.i), upstream: node.upstream.filter((u) => lean.upstream.includes(u)) },
+  ];
 }
 
 t.test('the lean engine serves what node:http serves', async (t) => {
@@ -194,11 +235,13 @@ t.test('the lean engine serves what node:http serves', async (t) => {
     fc.asyncProperty(caseArb, async (c) => {
       const lean = await run(s.gw.port, c);
       const viaNode = await run(node.port, c);
-      const same = JSON.stringify(lean.client) === JSON.stringify(viaNode.client) && JSON.stringify(lean.upstream) === JSON.stringify(viaNode.upstream);
+      const [l, n] = refusedUpload(c, lean, viaNode);
+      const same = JSON.stringify(l.client) === JSON.stringify(n.client) && JSON.stringify(l.upstream) === JSON.stringify(n.upstream);
       if (!same && findings++ < 5) {
-        t.comment(`difference on ${JSON.stringify(wire(c, currentRun).bytes.toString('latin1'))}`);
-        t.comment(`lean: ${JSON.stringify(lean)}`);
-        t.comment(`node: ${JSON.stringify(viaNode)}`);
+        const brief = (x: unknown) => JSON.stringify(x).replace(/v{100,}/g, (m) => `v{${m.length}}`).replace(/"(content-security-policy|cross-origin-[a-z-]+|origin-agent-cluster|referrer-policy|strict-transport-security|x-content-type-options|x-dns-prefetch-control|x-download-options|x-frame-options|x-permitted-cross-domain-policies|x-xss-protection): [^"]*",/g, '');
+        t.comment(`difference on ${brief(wire(c, currentRun).bytes.toString('latin1'))}`);
+        t.comment(`lean: ${brief(lean)}`);
+        t.comment(`node: ${brief(viaNode)}`);
       }
       return true;
     }),
