@@ -5,7 +5,8 @@
 // generated connection's worth of requests sent to each in turn: methods, targets, HTTP/1.0 and
 // 1.1, header sets with repeats, bodies (none, Content-Length, chunked with extensions and
 // trailers), `Expect: 100-continue`, pipelining, a `Connection: close` on the last request, and
-// the bytes cut into pieces at generated places. Compared:
+// the bytes cut into pieces at generated places; the upstream answers with a length, chunked, with
+// trailers, 103 Early Hints first, 100 KB, `Connection: close`, 204, 304 or 503. Compared:
 //   - what the upstream read, request by request: method, target, body bytes, and every header
 //     but the framing ones (the engines frame a body differently: undici sends a body it read whole
 //     with its length) and the per-request ids;
@@ -45,7 +46,10 @@ interface Case {
   readonly cuts: readonly number[];
 }
 
-const TARGETS = ['/orders/echo', '/orders/echo?x=1&y=%20z', '/orders/chunked', '/orders/empty', '/orders/not-modified', '/orders/a/../echo', '/orders/%65cho', '/orders/fails', 'https://orders.internal/orders/echo', '/orders//echo', '/orders/echo?', '/orders/echo?a=%2F&b=%00'];
+const TARGETS = [
+  '/orders/echo', '/orders/echo?x=1&y=%20z', '/orders/chunked', '/orders/empty', '/orders/not-modified', '/orders/a/../echo', '/orders/%65cho', '/orders/fails', 'https://orders.internal/orders/echo', '/orders//echo', '/orders/echo?', '/orders/echo?a=%2F&b=%00',
+  '/orders/big', '/orders/hints', '/orders/trailers', '/orders/upstream-closes',
+];
 const HEADERS = [
   'Accept: */*', 'Accept-Encoding: gzip, br', 'User-Agent: fuzz/1.0', 'X-Custom: one', 'X-Custom: two', 'Cookie: a=1', 'Cookie: b=2', 'Content-Type: text/plain', 'Cache-Control: no-cache', 'X-Empty:', 'X-Spaces:   padded   ', 'TE: trailers', 'Via: 1.1 edge', 'Forwarded: for=192.0.2.1',
   'X-Tab:\tv\t', 'x-lower: v', `X-Long: ${'v'.repeat(4000)}`, 'Accept-Language: en;q=0.9, fr', 'Authorization: Bearer t0k3n', 'Cookie: c=3; d=4', 'X-Latin: caf\u00e9', 'Range: bytes=0-1', 'If-None-Match: "e"',
@@ -199,6 +203,19 @@ t.test('the lean engine serves what node:http serves', async (t) => {
         if (url.startsWith('/orders/empty')) return void res.writeHead(204, { 'x-upstream': 'yes' }).end();
         if (url.startsWith('/orders/not-modified')) return void res.writeHead(304, { etag: '"e"', 'x-upstream': 'yes' }).end();
         if (url.startsWith('/orders/fails')) return void res.writeHead(503, { 'content-length': '4', 'x-upstream': 'yes' }).end('down');
+        if (url.startsWith('/orders/big')) return void res.writeHead(200, { 'content-length': String(100_000), 'x-upstream': 'yes' }).end(Buffer.alloc(100_000, summary.length % 26 + 97));
+        if (url.startsWith('/orders/hints')) {
+          res.writeEarlyHints({ link: '</a.css>; rel=preload' });
+          return void res.writeHead(200, { 'content-length': String(Buffer.byteLength(summary)), 'x-upstream': 'yes' }).end(summary);
+        }
+        // (node:http refuses a Trailer header on an answer without a chunked body, as a HEAD's.)
+        if (url.startsWith('/orders/trailers') && req.method !== 'HEAD') {
+          res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-sum', 'x-upstream': 'yes' });
+          res.write(summary);
+          res.addTrailers({ 'x-sum': String(summary.length) });
+          return void res.end();
+        }
+        if (url.startsWith('/orders/upstream-closes')) return void res.writeHead(200, { 'content-length': String(Buffer.byteLength(summary)), connection: 'close', 'x-upstream': 'yes' }).end(summary);
         res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(summary)), 'x-upstream': 'yes', 'set-cookie': ['a=1', 'b=2'] }).end(summary);
       });
     },
