@@ -17,7 +17,8 @@
 // pipelined requests up one at a time on either engine).
 // Only valid requests are generated: where node:http and the lean engine differ on purpose
 // (docs/configuration.md, `server.engine`) the traffic is malformed or timed out, and the front-door
-// fuzzer covers those. Seeded: the seed is printed; FUZZ_SEED replays it, FUZZ_RUNS sets the number
+// fuzzer covers those; the one such difference valid traffic shows (a refused request with a body,
+// refusedUpload) is compared around. Seeded: the seed is printed; FUZZ_SEED replays it, FUZZ_RUNS sets the number
 // of connections (default 120).
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
