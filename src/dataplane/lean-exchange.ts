@@ -395,8 +395,7 @@ class LeanExchange implements Dispatcher.DispatchHandler, LeanExchangeInProgress
   #headWritten = false;
   #corked = false;
   #bytesOut = 0;
-  /** The answer's status is retried: its body is read and dropped, then the proxy retries. */
-  /** An answer not relayed: a status to retry, or one refused as a protocol fault (unreadableContentLength). */
+  /** An answer not relayed, its body read and dropped: a status the proxy then retries, or one refused as a protocol fault (unreadableContentLength). */
   #discard: Error | null = null;
   #discarded = 0;
   /** The retry of #discard holds a slot of the upstream's retry budget (the proxy's to end). */

@@ -169,7 +169,6 @@ function latin1(v: Buffer | string): string {
   return typeof v === 'string' ? v : v.toString('latin1');
 }
 
-/** Builds the client response header list from the upstream client's raw headers (Buffers or latin1 strings). */
 /**
  * The answer's Content-Length is beyond 2^53 - 1: llhttp takes up to 2^64 - 1, but no client can
  * hold that as a number (node:http's and undici's refuse such an answer), so relayed, it reaches
@@ -187,6 +186,7 @@ export function unreadableContentLength(rawHeaders: readonly (Buffer | string)[]
   return null;
 }
 
+/** Builds the client response header list from the upstream client's raw headers (Buffers or latin1 strings). */
 export function buildClientResponseHeaders(rawHeaders: readonly (Buffer | string)[], requestId: string): string[] {
   let extra: Set<string> | null = null;
   for (let i = 0; i < rawHeaders.length; i += 2) {

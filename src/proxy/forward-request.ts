@@ -83,8 +83,7 @@ export class ForwardExchange implements Dispatcher.DispatchHandler {
   readonly #requestId: string;
   readonly #signal: AbortSignal | undefined;
   readonly #retryStatus: ((status: number) => boolean) | undefined;
-  /** Set when a retried status is being read and dropped. */
-  /** An answer not relayed: a status to retry, or one refused as a protocol fault (unreadableContentLength). */
+  /** An answer not relayed, its body read and dropped: a status to retry, or one refused as a protocol fault (unreadableContentLength). */
   #discard: Error | null = null;
   #discarded = 0;
   #connected = false;
