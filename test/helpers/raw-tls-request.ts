@@ -82,6 +82,19 @@ export interface RawExchangeOptions extends RawClientCredentials {
   readonly endAfterWrite?: boolean;
 }
 
+/** `b` cut at the given offsets (any order, repeats and out-of-range ones ignored): the pieces, none empty. */
+export function cutAt(b: Buffer, offsets: readonly number[]): Buffer[] {
+  const points = [...new Set(offsets)].filter((p) => p > 0 && p < b.length).sort((x, y) => x - y);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const p of points) {
+    out.push(b.subarray(prev, p));
+    prev = p;
+  }
+  if (prev < b.length) out.push(b.subarray(prev));
+  return out;
+}
+
 /** Strings are sent as latin1, so "\u00ff" is the single byte 0xff and any byte can be written. */
 export function toBytes(s: string | Buffer): Buffer {
   return typeof s === 'string' ? Buffer.from(s, 'latin1') : s;

@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import t from 'tap';
 import { DEFAULT_ROUTES_YAML, enginesUnderTest, gatewayYaml, startGateway, startStack, type TestGateway } from '../helpers/harness.js';
-import { rawTlsExchange, type RawExchange } from '../helpers/raw-tls-request.js';
+import { cutAt, rawTlsExchange, type RawExchange } from '../helpers/raw-tls-request.js';
 
 const SEED = process.env['FUZZ_SEED'] !== undefined ? Number(process.env['FUZZ_SEED']) : Math.floor(Math.random() * 0x7fffffff);
 const RUNS = Math.max(1, Number(process.env['FUZZ_RUNS'] ?? 120));
@@ -234,14 +234,7 @@ t.test('the lean engine serves what node:http serves', async (t) => {
     seen = [];
     currentRun++;
     const { bytes, methods } = wire(c, currentRun);
-    const at = [...new Set(c.cuts.map((f) => Math.floor(f * bytes.length)).filter((n) => n > 0 && n < bytes.length))].sort((a, b) => a - b);
-    const pieces: Buffer[] = [];
-    let from = 0;
-    for (const n of at) {
-      pieces.push(bytes.subarray(from, n));
-      from = n;
-    }
-    pieces.push(bytes.subarray(from));
+    const pieces = cutAt(bytes, c.cuts.map((f) => Math.floor(f * bytes.length)));
     const x = await rawTlsExchange({ port, ca: s.pki.root.certPem, cert: billing.certPem, key: billing.keyPem, payload: pieces, pieceDelayMs: 2, requestMethods: methods, ...(c.close ? {} : { expectResponses: methods.length, graceMs: 30 }), timeoutMs: 4_000 });
     // node:http hands pipelined requests to the gateway at once, the lean engine one at a time:
     // the upstream may read them in another order, so they are compared as a multiset.

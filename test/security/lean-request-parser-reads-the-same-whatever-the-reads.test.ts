@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { MAX_CHUNK_EXTENSION_BYTES, RequestParser, type RequestParseError } from '../../src/request/llhttp-request-parser.js';
 import { framingCorpus, framingPieces } from '../helpers/framing-corpus.js';
+import { cutAt as cutAtOffsets } from '../helpers/raw-tls-request.js';
 
 interface Reading {
   requests: { method: string; url: string; version: string; headers: string[]; body: string; trailers: string[]; complete: boolean }[];
@@ -74,17 +75,8 @@ function read(cuts: readonly Buffer[], limits = LIMITS): Reading {
 
 const whole = (b: Buffer) => [b];
 const bytes = (b: Buffer) => Array.from({ length: b.length }, (_, i) => b.subarray(i, i + 1));
-const cutAt = (b: Buffer, at: readonly number[]) => {
-  const points = [...new Set(at.map((x) => x % (b.length + 1)))].sort((x, y) => x - y);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(b.subarray(prev, p));
-    prev = p;
-  }
-  out.push(b.subarray(prev));
-  return out.filter((x) => x.length > 0);
-};
+/** Cut at each offset taken modulo the length + 1 (generated offsets land anywhere in the stream). */
+const cutAt = (b: Buffer, at: readonly number[]) => cutAtOffsets(b, at.map((x) => x % (b.length + 1)));
 
 t.test('every framing case reads the same whole, byte by byte and in random cuts', async (t) => {
   const seed = process.env['FUZZ_SEED'] !== undefined ? Number(process.env['FUZZ_SEED']) : Math.floor(Math.random() * 0x7fffffff);
